@@ -1,0 +1,7 @@
+#include <cstdio>
+
+int main()
+{
+    std::puts("hako " HAKO_VERSION);
+    return 0;
+}

@@ -1,0 +1,140 @@
+#include "memory/guest_memory.h"
+
+#include <algorithm>
+#include <sys/mman.h>
+
+namespace hako::memory {
+
+void GuestSpan::copy_to(std::span<uint8_t> out) const
+{
+    std::memcpy(out.data(), m_host, std::min(out.size(), m_size));
+}
+
+void GuestSpan::copy_from(std::span<uint8_t const> in) const
+{
+    std::memcpy(m_host, in.data(), std::min(in.size(), m_size));
+}
+
+void GuestSpan::fill(uint8_t value) const { std::memset(m_host, value, m_size); }
+
+static Result<void> check_layout(std::vector<GuestMemory::Region>& regions)
+{
+    std::sort(regions.begin(), regions.end(), [](auto const& a, auto const& b) { return a.base < b.base; });
+    for (size_t i = 0; i < regions.size(); ++i) {
+        auto const& r = regions[i];
+        auto end = r.base.checked_add(r.size);
+        if (r.size == 0 || !end)
+            return Error(ErrorKind::InvalidArgument, fmt::format("Bad guest memory region at {}", r.base));
+        if (i + 1 < regions.size() && *end > regions[i + 1].base)
+            return Error(ErrorKind::InvalidArgument, fmt::format("Guest memory regions overlap at {}", regions[i + 1].base));
+    }
+    return ok();
+}
+
+Result<GuestMemory> GuestMemory::create(std::vector<RegionSpec> const& specs)
+{
+    std::vector<Region> regions;
+    for (auto const& s : specs)
+        regions.push_back(Region { s.base, s.size, s.kind, nullptr });
+    TRY(check_layout(regions));
+    GuestMemory mem(std::move(regions), true);
+    for (auto& r : mem.m_regions) {
+        if ((r.base.value() | r.size) & 0xfff)
+            return Error(ErrorKind::InvalidArgument, fmt::format("Guest memory region at {} is not page-aligned", r.base));
+        // SAFETY: a fresh private anonymous mapping owned by this GuestMemory; unmapped in unmap().
+        void* p = ::mmap(nullptr, r.size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED)
+            return Error::from_errno(ErrorKind::OutOfRange, fmt::format("Cannot map {} MiB of guest memory", r.size >> 20));
+        r.host = static_cast<uint8_t*>(p);
+    }
+    return mem;
+}
+
+Result<GuestMemory> GuestMemory::from_buffers(std::vector<std::pair<GuestAddr, std::span<uint8_t>>> buffers)
+{
+    std::vector<Region> regions;
+    for (auto& [base, buf] : buffers)
+        regions.push_back(Region { base, buf.size(), RegionKind::Ram, buf.data() });
+    TRY(check_layout(regions));
+    return GuestMemory(std::move(regions), false);
+}
+
+GuestMemory::GuestMemory(GuestMemory&& other) noexcept
+    : m_regions(std::move(other.m_regions)), m_owned(other.m_owned)
+{
+    other.m_regions.clear();
+}
+
+GuestMemory& GuestMemory::operator=(GuestMemory&& other) noexcept
+{
+    if (this != &other) {
+        unmap();
+        m_regions = std::move(other.m_regions);
+        m_owned = other.m_owned;
+        other.m_regions.clear();
+    }
+    return *this;
+}
+
+GuestMemory::~GuestMemory() { unmap(); }
+
+void GuestMemory::unmap()
+{
+    if (m_owned) {
+        for (auto& r : m_regions) {
+            if (r.host)
+                ::munmap(r.host, r.size);
+        }
+    }
+    m_regions.clear();
+}
+
+uint64_t GuestMemory::ram_size() const
+{
+    uint64_t total = 0;
+    for (auto const& r : m_regions) {
+        if (r.kind == RegionKind::Ram)
+            total += r.size;
+    }
+    return total;
+}
+
+GuestMemory::Region const* GuestMemory::find(GuestAddr addr, uint64_t len) const
+{
+    // Regions are few (RAM below and above the PCI hole, firmware): a linear scan is fastest.
+    for (auto const& r : m_regions) {
+        if (addr < r.base)
+            continue;
+        uint64_t off = addr.value() - r.base.value();
+        if (range_within(off, len, r.size))
+            return &r;
+    }
+    return nullptr;
+}
+
+bool GuestMemory::is_valid_range(GuestAddr addr, uint64_t len) const { return find(addr, len) != nullptr; }
+
+Result<GuestSpan> GuestMemory::span(GuestAddr addr, uint64_t len) const
+{
+    auto const* r = find(addr, len);
+    if (!r)
+        return Error(ErrorKind::OutOfRange, fmt::format("Guest range {}+{:#x} is outside guest memory", addr, len));
+    // SAFETY: find() proved [addr, addr+len) lies inside region r, whose mapping is r.size bytes long.
+    return GuestSpan(r->host + (addr.value() - r->base.value()), static_cast<size_t>(len));
+}
+
+Result<void> GuestMemory::read(GuestAddr addr, std::span<uint8_t> out) const
+{
+    auto s = TRY(span(addr, out.size()));
+    s.copy_to(out);
+    return ok();
+}
+
+Result<void> GuestMemory::write(GuestAddr addr, std::span<uint8_t const> in) const
+{
+    auto s = TRY(span(addr, in.size()));
+    s.copy_from(in);
+    return ok();
+}
+
+} // namespace hako::memory
