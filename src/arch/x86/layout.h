@@ -78,3 +78,16 @@ constexpr RamLayout ram_layout(uint64_t memory)
 }
 
 } // namespace hako::arch::x86
+
+namespace hako::arch::x86 {
+
+// The ACPI PM register block (FADT), at PORT_ACPI_PM_BASE like QEMU's PIIX4 PM: offsets from the base.
+constexpr uint16_t PM1A_EVT_OFFSET = 0x00; // PM1_STS (2) + PM1_EN (2)
+constexpr uint16_t PM1A_CNT_OFFSET = 0x04; // PM1_CNT (2): SCI_EN, SLP_TYP (bits 10-12), SLP_EN (bit 13)
+constexpr uint16_t PM_TMR_OFFSET = 0x08;   // 24-bit PM timer at 3.579545 MHz (4)
+constexpr uint16_t GPE0_OFFSET = 0x20;     // GPE0_STS (2) + GPE0_EN (2)
+constexpr uint16_t PM_BLOCK_SIZE = 0x40;
+constexpr uint8_t SLP_TYP_S5 = 0;          // the _S5 package in hako's DSDT says SLP_TYP 0 (QEMU's PIIX4 does too)
+constexpr uint8_t RESET_REG_VALUE = 0x06;  // FADT RESET_REG: write 6 to port 0xCF9
+
+} // namespace hako::arch::x86
