@@ -1,0 +1,134 @@
+#include "kvm/vm.h"
+
+#include <cstring>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+
+#include "base/log.h"
+#include "kvm/system.h"
+#include "kvm/vcpu.h"
+
+namespace hako::kvm {
+
+// Where KVM puts the real-mode TSS and identity map for Intel's unrestricted-guest workaround: just below the
+// firmware at the top of 4 GiB (as QEMU does), inside the PCI hole so it never shadows RAM or a device.
+constexpr uint64_t TSS_ADDR = 0xfeffd000;
+constexpr uint64_t IDENTITY_MAP_ADDR = 0xfeffc000;
+
+Result<void> Vm::map_memory(memory::GuestMemory const& mem)
+{
+    uint32_t slot = 0;
+    for (auto const& r : mem.regions()) {
+        kvm_userspace_memory_region region {};
+        region.slot = slot++;
+        region.flags = r.kind == memory::RegionKind::Rom ? KVM_MEM_READONLY : 0;
+        region.guest_phys_addr = r.base.value();
+        region.memory_size = r.size;
+        // SAFETY: the mapping belongs to `mem`, which the machine keeps alive for as long as this VM exists.
+        region.userspace_addr = reinterpret_cast<uint64_t>(r.host);
+        if (::ioctl(m_fd.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0)
+            return Error::from_errno(ErrorKind::Kvm, fmt::format("KVM_SET_USER_MEMORY_REGION at {}", r.base));
+    }
+    return ok();
+}
+
+Result<void> Vm::create_irqchip_and_pit()
+{
+    if (::ioctl(m_fd.get(), KVM_SET_TSS_ADDR, TSS_ADDR) < 0)
+        return Error::from_errno(ErrorKind::Kvm, "KVM_SET_TSS_ADDR");
+    uint64_t identity = IDENTITY_MAP_ADDR;
+    if (m_system.check_extension(KVM_CAP_SET_IDENTITY_MAP_ADDR) > 0
+        && ::ioctl(m_fd.get(), KVM_SET_IDENTITY_MAP_ADDR, &identity) < 0)
+        return Error::from_errno(ErrorKind::Kvm, "KVM_SET_IDENTITY_MAP_ADDR");
+    if (::ioctl(m_fd.get(), KVM_CREATE_IRQCHIP, 0) < 0)
+        return Error::from_errno(ErrorKind::Kvm, "KVM_CREATE_IRQCHIP");
+    kvm_pit_config pit {};
+    pit.flags = KVM_PIT_SPEAKER_DUMMY; // port 0x61 handled in the kernel, no speaker
+    if (::ioctl(m_fd.get(), KVM_CREATE_PIT2, &pit) < 0)
+        return Error::from_errno(ErrorKind::Kvm, "KVM_CREATE_PIT2");
+    return ok();
+}
+
+void Vm::set_irq_line(uint32_t gsi, bool level)
+{
+    kvm_irq_level irq {};
+    irq.irq = gsi;
+    irq.level = level ? 1 : 0;
+    if (::ioctl(m_fd.get(), KVM_IRQ_LINE, &irq) < 0)
+        HAKO_WARN_RATELIMITED("KVM_IRQ_LINE {} failed: {}", gsi, std::strerror(errno));
+}
+
+template<typename T>
+static std::vector<uint8_t> bytes_of(T const& v)
+{
+    std::vector<uint8_t> out(sizeof(T));
+    std::memcpy(out.data(), &v, sizeof(T));
+    return out;
+}
+
+Result<void> Vm::save_reset_state()
+{
+    for (uint32_t chip : { KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_IRQCHIP_IOAPIC }) {
+        kvm_irqchip c {};
+        c.chip_id = chip;
+        if (::ioctl(m_fd.get(), KVM_GET_IRQCHIP, &c) < 0)
+            return Error::from_errno(ErrorKind::Kvm, "KVM_GET_IRQCHIP");
+        auto& dst = chip == KVM_IRQCHIP_PIC_MASTER ? m_saved_pic_master
+            : chip == KVM_IRQCHIP_PIC_SLAVE        ? m_saved_pic_slave
+                                                   : m_saved_ioapic;
+        dst = bytes_of(c);
+    }
+    kvm_pit_state2 pit {};
+    if (::ioctl(m_fd.get(), KVM_GET_PIT2, &pit) < 0)
+        return Error::from_errno(ErrorKind::Kvm, "KVM_GET_PIT2");
+    m_saved_pit = bytes_of(pit);
+    return ok();
+}
+
+Result<void> Vm::reset_platform()
+{
+    for (auto const* saved : { &m_saved_pic_master, &m_saved_pic_slave, &m_saved_ioapic }) {
+        kvm_irqchip c {};
+        std::memcpy(&c, saved->data(), sizeof c);
+        if (::ioctl(m_fd.get(), KVM_SET_IRQCHIP, &c) < 0)
+            return Error::from_errno(ErrorKind::Kvm, "KVM_SET_IRQCHIP");
+    }
+    kvm_pit_state2 pit {};
+    std::memcpy(&pit, m_saved_pit.data(), sizeof pit);
+    if (::ioctl(m_fd.get(), KVM_SET_PIT2, &pit) < 0)
+        return Error::from_errno(ErrorKind::Kvm, "KVM_SET_PIT2");
+    return ok();
+}
+
+Result<std::unique_ptr<Vcpu>> Vm::create_vcpu(uint32_t id)
+{
+    int fd = ::ioctl(m_fd.get(), KVM_CREATE_VCPU, id);
+    if (fd < 0)
+        return Error::from_errno(ErrorKind::Kvm, fmt::format("KVM_CREATE_VCPU {}", id));
+    auto size = TRY(m_system.vcpu_mmap_size());
+    return Vcpu::create(*this, id, UniqueFd(fd), size);
+}
+
+Result<void> Vm::add_ioeventfd(int fd, uint64_t addr, uint32_t len, bool pio)
+{
+    kvm_ioeventfd io {};
+    io.addr = addr;
+    io.len = len;
+    io.fd = fd;
+    io.flags = pio ? KVM_IOEVENTFD_FLAG_PIO : 0;
+    if (::ioctl(m_fd.get(), KVM_IOEVENTFD, &io) < 0)
+        return Error::from_errno(ErrorKind::Kvm, "KVM_IOEVENTFD");
+    return ok();
+}
+
+Result<void> Vm::add_irqfd(int fd, uint32_t gsi)
+{
+    kvm_irqfd irqfd {};
+    irqfd.fd = static_cast<uint32_t>(fd);
+    irqfd.gsi = gsi;
+    if (::ioctl(m_fd.get(), KVM_IRQFD, &irqfd) < 0)
+        return Error::from_errno(ErrorKind::Kvm, "KVM_IRQFD");
+    return ok();
+}
+
+} // namespace hako::kvm
