@@ -14,10 +14,10 @@ Result<System> System::open(std::string const& path)
     UniqueFd fd(::open(path.c_str(), O_RDWR | O_CLOEXEC));
     if (!fd.valid()) {
         if (errno == ENOENT)
-            return Error(ErrorKind::NotFound,
+            return Error(ErrorKind::Kvm,
                 fmt::format("{} does not exist: load the kvm module (kvm_intel, kvm_amd or kvm_pvm)", path));
         if (errno == EACCES || errno == EPERM)
-            return Error(ErrorKind::Permission,
+            return Error(ErrorKind::Kvm,
                 fmt::format("No permission to open {}: run as root or join the kvm group", path));
         return Error::from_errno(ErrorKind::Kvm, fmt::format("Cannot open {}", path));
     }

@@ -68,7 +68,7 @@ static std::vector<uint8_t> bytes_of(T const& v)
 
 Result<void> Vm::save_reset_state()
 {
-    for (uint32_t chip : { KVM_IRQCHIP_PIC_MASTER, KVM_IRQCHIP_PIC_SLAVE, KVM_IRQCHIP_IOAPIC }) {
+    for (uint32_t chip : { 0u /* KVM_IRQCHIP_PIC_MASTER */, 1u /* KVM_IRQCHIP_PIC_SLAVE */, 2u /* KVM_IRQCHIP_IOAPIC */ }) {
         kvm_irqchip c {};
         c.chip_id = chip;
         if (::ioctl(m_fd.get(), KVM_GET_IRQCHIP, &c) < 0)

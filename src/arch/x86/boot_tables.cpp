@@ -35,13 +35,12 @@ Result<void> write_boot_tables(memory::GuestMemory const& mem, CpuMode mode)
     if (mode != CpuMode::Long64)
         return ok();
     constexpr uint64_t PRESENT_RW = 0x3, PAGE_SIZE_2M = 0x80;
+    // PML4 and PDPT pages start clean: after a reset they may hold whatever the guest left there.
+    TRY(mem.span(GuestAddr(PML4_ADDR), 0x1000)).fill(0);
+    TRY(mem.span(GuestAddr(PDPT_ADDR), 0x1000)).fill(0);
     TRY(mem.write_obj<uint64_t>(GuestAddr(PML4_ADDR), PDPT_ADDR | PRESENT_RW));
-    auto pdpt = TRY(mem.span(GuestAddr(PDPT_ADDR), 0x1000));
-    pdpt.fill(0);
-    auto pd = TRY(mem.span(GuestAddr(PD_ADDR), 4 * 0x1000));
     for (uint64_t i = 0; i < 4; ++i)
         TRY(mem.write_obj<uint64_t>(GuestAddr(PDPT_ADDR + i * 8), (PD_ADDR + i * 0x1000) | PRESENT_RW));
-    (void)pd;
     for (uint64_t i = 0; i < 4 * 512; ++i)
         TRY(mem.write_obj<uint64_t>(GuestAddr(PD_ADDR + i * 8), (i << 21) | PRESENT_RW | PAGE_SIZE_2M));
     return ok();

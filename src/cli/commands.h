@@ -1,0 +1,14 @@
+// The CLI's subcommands. Each registers its options on the app and returns the function that runs it.
+#pragma once
+
+#include <functional>
+
+#include <CLI/CLI.hpp>
+
+namespace hako::cli {
+
+/// `hako run`: runs one VM in the foreground. The returned function runs the parsed command (if it was chosen)
+/// and returns the process exit status.
+std::function<int()> register_run_command(CLI::App& app);
+
+} // namespace hako::cli

@@ -1,0 +1,130 @@
+// `hako run`: run one VM in the foreground with its serial console on the terminal.
+#include <fstream>
+#include <memory>
+#include <string>
+#include <unistd.h>
+
+#include "base/checked.h"
+#include "base/log.h"
+#include "cli/commands.h"
+#include "cli/size.h"
+#include "vmm/config.h"
+#include "vmm/machine.h"
+
+namespace hako::cli {
+
+using vmm::exit_status::BAD_INPUT;
+using vmm::exit_status::KVM_UNAVAILABLE;
+using vmm::exit_status::USAGE;
+
+namespace {
+
+struct RunOptions {
+    unsigned cpus { 1 };
+    std::string memory { "256M" };
+    std::string kernel, initrd, cmdline, firmware, debugcon, on_reboot { "restart" };
+    bool cmdline_given { false };
+    bool debug_exit { false };
+    int verbose { 0 };
+};
+
+uint64_t host_memory_bytes()
+{
+    std::ifstream meminfo("/proc/meminfo");
+    std::string key;
+    uint64_t kib = 0;
+    while (meminfo >> key >> kib) {
+        if (key == "MemTotal:")
+            return kib * 1024;
+        meminfo.ignore(256, '\n');
+    }
+    return 0;
+}
+
+int fail(int status, std::string const& message)
+{
+    fmt::print(stderr, "hako: {}\n", message);
+    return status;
+}
+
+int run(RunOptions const& o)
+{
+    init_logging(o.verbose);
+    vmm::VmConfig config;
+    if (o.cpus == 0)
+        return fail(USAGE, "--cpus must be at least 1");
+    config.cpus = o.cpus;
+
+    auto memory = parse_memory_size(o.memory);
+    if (!memory)
+        return fail(USAGE, fmt::format("--memory '{}' is not a size (examples: 512M, 2G)", o.memory));
+    constexpr uint64_t MIN_MEMORY = 8 * MiB;
+    if (*memory < MIN_MEMORY)
+        return fail(USAGE, fmt::format("--memory {} is too small: at least 8M", o.memory));
+    if (*memory % (2 * MiB) != 0)
+        return fail(USAGE, fmt::format("--memory {} must be a multiple of 2M", o.memory));
+    uint64_t const host = host_memory_bytes();
+    if (host && *memory > host)
+        return fail(USAGE, fmt::format("--memory {} is more than this host has ({} MiB)", o.memory, host >> 20));
+    config.memory = *memory;
+
+    if (!o.kernel.empty())
+        config.kernel = o.kernel;
+    if (!o.initrd.empty())
+        config.initrd = o.initrd;
+    if (!o.firmware.empty())
+        config.firmware = o.firmware;
+    if (!o.debugcon.empty())
+        config.debugcon = o.debugcon;
+    if (o.kernel.empty() && o.firmware.empty())
+        return fail(USAGE, "Nothing to boot: give --kernel FILE or --firmware FILE");
+    if (o.kernel.empty() && (!o.initrd.empty() || o.cmdline_given))
+        return fail(USAGE, "--initrd and --cmdline need --kernel");
+    if (!o.kernel.empty() && !o.firmware.empty())
+        return fail(USAGE, "--kernel with --firmware is not supported yet: give one of them");
+    config.cmdline = o.cmdline;
+    config.debug_exit = o.debug_exit;
+    config.on_reboot = o.on_reboot == "exit" ? vmm::OnReboot::Exit : vmm::OnReboot::Restart;
+
+    auto machine = vmm::build_machine(config);
+    if (!machine) {
+        auto const& e = machine.error();
+        int status = e.kind() == ErrorKind::Kvm || e.kind() == ErrorKind::Unsupported ? KVM_UNAVAILABLE
+            : e.kind() == ErrorKind::InvalidArgument                                   ? USAGE
+                                                                                       : BAD_INPUT;
+        return fail(status, e.message());
+    }
+    return (*machine)->run();
+}
+
+} // namespace
+
+std::function<int()> register_run_command(CLI::App& app)
+{
+    auto o = std::make_shared<RunOptions>();
+    auto* cmd = app.add_subcommand("run", "Run a virtual machine in the foreground, its serial console on this terminal");
+    cmd->add_option("--cpus", o->cpus, "Number of vCPUs (1 up to KVM's limit)")->capture_default_str();
+    cmd->add_option("--memory", o->memory, "Guest RAM, e.g. 512M or 2G (RAM above 3G is mapped above 4 GiB)")
+        ->capture_default_str();
+    cmd->add_option("--kernel", o->kernel, "Kernel to boot directly: bzImage, ELF vmlinux with a PVH note, or multiboot");
+    cmd->add_option("--initrd", o->initrd, "Initial ramdisk (multiboot: comma-separated modules)");
+    cmd->add_option("--cmdline", o->cmdline, "Kernel command line")->each([o](std::string const&) { o->cmdline_given = true; });
+    cmd->add_option("--firmware", o->firmware, "BIOS image (e.g. SeaBIOS bios.bin), run from the reset vector");
+    cmd->add_flag("--debug-exit", o->debug_exit,
+        "isa-debug-exit at port 0xf4: a guest write of v exits hako with status (v << 1) | 1");
+    cmd->add_option("--debugcon", o->debugcon, "Write bytes the guest sends to ports 0xe9 and 0x402 to FILE");
+    cmd->add_option("--on-reboot", o->on_reboot, "What a guest reset does")
+        ->check(CLI::IsMember({ "restart", "exit" }))
+        ->capture_default_str();
+    cmd->add_flag("-v,--verbose", o->verbose, "More log output (repeat for debug)");
+    cmd->footer("Console: Ctrl-a x quits, Ctrl-a h shows help (when stdin is a terminal).\n"
+                "Exit status: 0 guest powered off, (v<<1)|1 debug-exit value v, 2 usage, 4 bad input file,\n"
+                "6 KVM unavailable, 8 guest stopped by an emulation failure, 10 internal error.");
+    return [cmd, o]() -> int {
+        if (!cmd->parsed())
+            return USAGE;
+        return run(*o);
+    };
+}
+
+} // namespace hako::cli

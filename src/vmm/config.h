@@ -1,0 +1,35 @@
+// VmConfig: everything `hako run` was asked for, validated by the CLI before a machine is built.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace hako::vmm {
+
+enum class OnReboot { Restart, Exit };
+
+struct VmConfig {
+    unsigned cpus { 1 };
+    uint64_t memory { 256ull << 20 };
+    std::optional<std::string> kernel;
+    std::optional<std::string> initrd; // multiboot: comma-separated module list
+    std::string cmdline;
+    std::optional<std::string> firmware;
+    bool debug_exit { false };
+    std::optional<std::string> debugcon;
+    OnReboot on_reboot { OnReboot::Restart };
+    std::string kvm_device { "/dev/kvm" };
+};
+
+/// Exit statuses of `hako run`. A debug-exit write of v gives (v << 1) | 1, always odd; hako's own are even.
+namespace exit_status {
+constexpr int POWER_OFF = 0;      // the guest powered off (or rebooted with --on-reboot exit, or Ctrl-a x)
+constexpr int USAGE = 2;          // bad command line
+constexpr int BAD_INPUT = 4;      // bad host input: missing/corrupt kernel, ROM, initrd, bad size
+constexpr int KVM_UNAVAILABLE = 6; // no /dev/kvm, no permission, missing capability
+constexpr int GUEST_CRASHED = 8;  // KVM could not run the guest any further (emulation failure, entry failure)
+constexpr int INTERNAL = 10;      // a host-side failure while running (KVM_RUN error...)
+} // namespace exit_status
+
+} // namespace hako::vmm

@@ -1,0 +1,236 @@
+#include "vmm/machine.h"
+
+#include <csignal>
+#include <linux/kvm.h>
+#include <pthread.h>
+
+#include "base/log.h"
+#include "vmm/console.h"
+
+namespace hako::vmm {
+
+// The signal that kicks a vCPU thread out of KVM_RUN; its handler does nothing, KVM_RUN returns EINTR.
+constexpr int KICK_SIGNAL = SIGUSR1;
+
+static void install_kick_handler()
+{
+    static bool installed = false;
+    if (installed)
+        return;
+    struct sigaction sa {};
+    sa.sa_handler = [](int) {};
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; // no SA_RESTART: KVM_RUN must return
+    sigaction(KICK_SIGNAL, &sa, nullptr);
+    installed = true;
+}
+
+Machine::~Machine()
+{
+    stop_vcpus();
+}
+
+int Machine::run()
+{
+    install_kick_handler();
+    start_vcpus();
+    m_loop->run();
+    stop_vcpus();
+    m_console.reset(); // restores the terminal
+    return m_exit_status;
+}
+
+void Machine::start_vcpus()
+{
+    m_stop_vcpus = false;
+    for (auto& v : m_vcpus) {
+        v->clear_exit_request();
+        m_threads.emplace_back([this, vcpu = v.get()] {
+            // Block everything but the kick signal: the event loop thread handles the rest.
+            sigset_t set;
+            sigfillset(&set);
+            sigdelset(&set, KICK_SIGNAL);
+            pthread_sigmask(SIG_SETMASK, &set, nullptr);
+            vcpu_loop(*vcpu);
+        });
+    }
+}
+
+void Machine::stop_vcpus()
+{
+    m_stop_vcpus = true;
+    for (size_t i = 0; i < m_threads.size(); ++i) {
+        m_vcpus[i]->request_exit();
+        pthread_kill(m_threads[i].native_handle(), KICK_SIGNAL);
+    }
+    for (auto& t : m_threads)
+        t.join();
+    m_threads.clear();
+}
+
+void Machine::request(bus::SystemEvent event, uint32_t code)
+{
+    // Called on a vCPU thread (inside a device access): hand the work to the event loop.
+    m_loop->post([this, event, code] {
+        if (m_stopping)
+            return;
+        switch (event) {
+        case bus::SystemEvent::DebugExit:
+            m_exit_status = static_cast<int>((code << 1) | 1);
+            m_stopping = true;
+            m_loop->stop();
+            break;
+        case bus::SystemEvent::PowerOff:
+            HAKO_INFO("guest powered off");
+            m_exit_status = exit_status::POWER_OFF;
+            m_stopping = true;
+            m_loop->stop();
+            break;
+        case bus::SystemEvent::Reset:
+            if (m_config.on_reboot == OnReboot::Exit) {
+                HAKO_INFO("guest reset: exiting (--on-reboot exit)");
+                m_exit_status = exit_status::POWER_OFF;
+                m_stopping = true;
+                m_loop->stop();
+            } else {
+                reset();
+            }
+            break;
+        }
+    });
+}
+
+void Machine::fail(int status)
+{
+    m_loop->post([this, status] {
+        if (m_stopping)
+            return;
+        m_exit_status = status;
+        m_stopping = true;
+        m_loop->stop();
+    });
+}
+
+Result<void> Machine::reset_vcpus()
+{
+    auto entry = TRY(m_load_boot());
+    for (auto& v : m_vcpus)
+        TRY(v->reset(entry, v->id() == 0));
+    return ok();
+}
+
+void Machine::reset()
+{
+    HAKO_INFO("guest reset");
+    stop_vcpus();
+    auto r = m_vm->reset_platform();
+    if (r)
+        r = reset_vcpus();
+    if (!r) {
+        HAKO_ERROR("Reset failed: {}", r.error().message());
+        m_exit_status = exit_status::INTERNAL;
+        m_stopping = true;
+        m_loop->stop();
+        return;
+    }
+    start_vcpus();
+}
+
+static std::string hex_bytes(std::vector<uint8_t> const& bytes)
+{
+    std::string s;
+    for (auto b : bytes)
+        s += fmt::format("{}{:02x}", s.empty() ? "" : " ", b);
+    return s;
+}
+
+void Machine::handle_emulation_failure(kvm::Vcpu& vcpu, kvm::VcpuExit const& exit)
+{
+    auto snap = vcpu.snapshot();
+    std::vector<uint8_t> bytes = exit.insn_bytes;
+    std::string where = "unknown RIP";
+    if (snap) {
+        char const* mode = snap->cs_long ? "64-bit" : (snap->cr0 & 1) ? (snap->cs_32bit ? "32-bit protected" : "16-bit protected") : "real";
+        where = fmt::format("RIP {:#x} (CS {:#06x} base {:#x}, {} mode)", snap->rip, snap->cs_selector, snap->cs_base, mode);
+        if (bytes.empty()) {
+            // KVM did not hand us the bytes: read them through the guest's page tables.
+            auto phys = vcpu.translate(snap->cs_base + snap->rip);
+            if (phys) {
+                bytes.resize(15);
+                for (size_t n = 15; n > 0; --n) {
+                    bytes.resize(n);
+                    if (m_memory->read(memory::GuestAddr(*phys), bytes))
+                        break;
+                }
+            }
+        }
+    }
+    if (exit.code == KVM_INTERNAL_ERROR_EMULATION) {
+        HAKO_ERROR("Guest stopped: KVM could not emulate the instruction at {} on vCPU {}: bytes [{}]", where,
+            vcpu.id(), hex_bytes(bytes));
+        if (!m_hardware_virt)
+            HAKO_ERROR("This host's /dev/kvm has no VT-x/AMD-V (a software backend such as PVM): guest kernel code "
+                       "runs in KVM's instruction emulator, which does not handle that instruction");
+    } else {
+        HAKO_ERROR("Guest stopped: KVM internal error (suberror {}) at {} on vCPU {}", exit.code, where, vcpu.id());
+    }
+}
+
+void Machine::vcpu_loop(kvm::Vcpu& vcpu)
+{
+    while (!m_stop_vcpus.load(std::memory_order_acquire)) {
+        auto r = vcpu.run();
+        if (!r) {
+            HAKO_ERROR("{}", r.error().message());
+            fail(exit_status::INTERNAL);
+            return;
+        }
+        auto& exit = *r;
+        using Reason = kvm::VcpuExit::Reason;
+        switch (exit.reason) {
+        case Reason::Io:
+        case Reason::Mmio: {
+            auto& bus = exit.reason == Reason::Io ? m_pio : m_mmio;
+            for (uint32_t i = 0; i < exit.count; ++i) {
+                auto chunk = exit.data.subspan(static_cast<size_t>(i) * exit.size, exit.size);
+                if (exit.is_write)
+                    bus.write(exit.addr, chunk);
+                else
+                    bus.read(exit.addr, chunk);
+            }
+            break;
+        }
+        case Reason::Hlt:
+        case Reason::Interrupted:
+            break;
+        case Reason::Shutdown:
+            HAKO_INFO("vCPU {}: triple fault", vcpu.id());
+            request(bus::SystemEvent::Reset, 0);
+            return;
+        case Reason::SystemEvent:
+            if (exit.code == KVM_SYSTEM_EVENT_SHUTDOWN)
+                request(bus::SystemEvent::PowerOff, 0);
+            else if (exit.code == KVM_SYSTEM_EVENT_RESET)
+                request(bus::SystemEvent::Reset, 0);
+            else {
+                HAKO_ERROR("Guest stopped: KVM system event {} on vCPU {}", exit.code, vcpu.id());
+                fail(exit_status::GUEST_CRASHED);
+            }
+            return;
+        case Reason::InternalError:
+            handle_emulation_failure(vcpu, exit);
+            fail(exit_status::GUEST_CRASHED);
+            return;
+        case Reason::FailEntry:
+            HAKO_ERROR("Guest stopped: KVM could not enter vCPU {} (hardware reason {:#x})", vcpu.id(), exit.code);
+            fail(exit_status::GUEST_CRASHED);
+            return;
+        case Reason::Other:
+            HAKO_ERROR("Guest stopped: unhandled KVM exit {} on vCPU {}", exit.code, vcpu.id());
+            fail(exit_status::GUEST_CRASHED);
+            return;
+        }
+    }
+}
+
+} // namespace hako::vmm

@@ -1,0 +1,73 @@
+// Machine: one running VM. Built by build_machine() (vm_builder.cpp, where every device is wired explicitly),
+// run by run(): the calling thread becomes the event loop, each vCPU gets a thread.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "arch/x86/boot.h"
+#include "base/event_loop.h"
+#include "bus/bus.h"
+#include "bus/system_control.h"
+#include "kvm/system.h"
+#include "kvm/vcpu.h"
+#include "kvm/vm.h"
+#include "memory/guest_memory.h"
+#include "vmm/config.h"
+
+namespace hako::vmm {
+
+class Console;
+
+class Machine final : public bus::SystemControl {
+public:
+    ~Machine() override;
+
+    /// Runs the VM until it powers off, exits through debug-exit or fails. Returns the process exit status.
+    int run();
+
+    /// SystemControl: called by devices on vCPU threads.
+    void request(bus::SystemEvent event, uint32_t code) override;
+
+private:
+    friend class MachineBuilder;
+    Machine() = default;
+
+    void start_vcpus();
+    void stop_vcpus();
+    void vcpu_loop(kvm::Vcpu& vcpu);
+    void handle_emulation_failure(kvm::Vcpu& vcpu, kvm::VcpuExit const& exit);
+    void fail(int status);
+    void reset();
+    /// Puts every vCPU in its reset state, the BSP at the boot entry.
+    Result<void> reset_vcpus();
+
+    VmConfig m_config;
+    std::unique_ptr<EventLoop> m_loop;
+    std::unique_ptr<kvm::System> m_system;
+    // Destruction order matters: vCPUs, then the VM, then the memory KVM maps.
+    std::unique_ptr<memory::GuestMemory> m_memory;
+    std::unique_ptr<kvm::Vm> m_vm;
+    std::vector<std::unique_ptr<kvm::Vcpu>> m_vcpus;
+    bus::Bus m_pio { bus::Bus::Kind::Pio };
+    bus::Bus m_mmio { bus::Bus::Kind::Mmio };
+    std::vector<std::shared_ptr<bus::Device>> m_devices;
+    std::unique_ptr<Console> m_console;
+    // Set by the builder: (re)loads the kernel or firmware and the boot tables into guest memory (at build time
+    // and on every reset, as the guest may have overwritten them) and returns the boot CPU's entry state.
+    std::function<Result<arch::x86::BootEntry>()> m_load_boot;
+
+    std::vector<std::thread> m_threads;
+    std::atomic<bool> m_stop_vcpus { false };
+    std::atomic<bool> m_stopping { false };
+    int m_exit_status { exit_status::POWER_OFF };
+    bool m_hardware_virt { true };
+};
+
+/// Builds a machine from a validated configuration. Errors are one line, suitable for the user.
+[[nodiscard]] Result<std::unique_ptr<Machine>> build_machine(VmConfig const& config);
+
+} // namespace hako::vmm
