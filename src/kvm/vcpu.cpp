@@ -241,10 +241,14 @@ Result<VcpuExit> Vcpu::run()
     case KVM_EXIT_SYSTEM_EVENT:
         exit.reason = VcpuExit::Reason::SystemEvent;
         exit.code = m_run->system_event.type;
+        exit.event = exit.code == KVM_SYSTEM_EVENT_SHUTDOWN ? VcpuExit::Event::Shutdown
+            : exit.code == KVM_SYSTEM_EVENT_RESET           ? VcpuExit::Event::Reset
+                                                            : VcpuExit::Event::Other;
         break;
     case KVM_EXIT_INTERNAL_ERROR:
         exit.reason = VcpuExit::Reason::InternalError;
         exit.code = m_run->internal.suberror;
+        exit.emulation_failure = m_run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION;
         if (m_run->internal.suberror == KVM_INTERNAL_ERROR_EMULATION && m_run->emulation_failure.ndata >= 3
             && (m_run->emulation_failure.flags & KVM_INTERNAL_ERROR_EMULATION_FLAG_INSTRUCTION_BYTES)) {
             auto n = std::min<uint32_t>(m_run->emulation_failure.insn_size, sizeof m_run->emulation_failure.insn_bytes);

@@ -29,6 +29,9 @@ struct VcpuExit {
     uint32_t count { 0 };  // accesses (string I/O)
     std::span<uint8_t> data;
     uint32_t code { 0 };   // raw exit reason, system event type, internal error suberror or entry failure reason
+    enum class Event { None, Shutdown, Reset, Other };
+    Event event { Event::None };        // SystemEvent exits: what the guest asked for
+    bool emulation_failure { false };   // InternalError exits: KVM's instruction emulator gave up
     std::vector<uint8_t> insn_bytes; // emulation failures: the instruction bytes if KVM gave them
 };
 

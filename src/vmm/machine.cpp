@@ -1,7 +1,6 @@
 #include "vmm/machine.h"
 
 #include <csignal>
-#include <linux/kvm.h>
 #include <pthread.h>
 
 #include "base/log.h"
@@ -165,7 +164,7 @@ void Machine::handle_emulation_failure(kvm::Vcpu& vcpu, kvm::VcpuExit const& exi
             }
         }
     }
-    if (exit.code == KVM_INTERNAL_ERROR_EMULATION) {
+    if (exit.emulation_failure) {
         HAKO_ERROR("Guest stopped: KVM could not emulate the instruction at {} on vCPU {}: bytes [{}]", where,
             vcpu.id(), hex_bytes(bytes));
         if (!m_hardware_virt)
@@ -208,9 +207,9 @@ void Machine::vcpu_loop(kvm::Vcpu& vcpu)
             request(bus::SystemEvent::Reset, 0);
             return;
         case Reason::SystemEvent:
-            if (exit.code == KVM_SYSTEM_EVENT_SHUTDOWN)
+            if (exit.event == kvm::VcpuExit::Event::Shutdown)
                 request(bus::SystemEvent::PowerOff, 0);
-            else if (exit.code == KVM_SYSTEM_EVENT_RESET)
+            else if (exit.event == kvm::VcpuExit::Event::Reset)
                 request(bus::SystemEvent::Reset, 0);
             else {
                 HAKO_ERROR("Guest stopped: KVM system event {} on vCPU {}", exit.code, vcpu.id());

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Enforces the layering of docs/architecture.md: which src/ directories may include which, and that raw memory
+# casts stay in src/memory/ and src/kvm/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+status=0
+allowed() {
+  case "$1" in
+    base) echo "base" ;;
+    memory) echo "base memory" ;;
+    arch) echo "base memory arch" ;;
+    bus) echo "base bus" ;;
+    devices) echo "base memory bus arch devices" ;;
+    kvm) echo "base memory arch kvm" ;;
+    vmm) echo "base memory arch bus devices kvm vmm" ;;
+    cli) echo "base memory arch bus devices kvm vmm cli" ;;
+  esac
+}
+for f in $(find src -name '*.h' -o -name '*.cpp'); do
+  layer=$(echo "$f" | cut -d/ -f2)
+  ok=$(allowed "$layer")
+  for inc in $(grep -oE '^#include "[a-z_]+/' "$f" | sed -E 's/#include "([a-z_]+)\//\1/'); do
+    if ! echo " $ok " | grep -q " $inc "; then
+      echo "check-layers: $f ($layer) includes $inc/"
+      status=1
+    fi
+  done
+  if [ "$layer" != memory ] && [ "$layer" != kvm ] && grep -n 'reinterpret_cast' "$f" >/dev/null; then
+    echo "check-layers: $f uses reinterpret_cast outside src/memory and src/kvm"
+    status=1
+  fi
+done
+if grep -rn '#include <linux/kvm.h>' src --include='*.cpp' --include='*.h' | grep -v '^src/kvm/'; then
+  echo "check-layers: <linux/kvm.h> outside src/kvm"
+  status=1
+fi
+[ $status -eq 0 ] && echo "check-layers: layering and raw-memory rules hold"
+exit $status

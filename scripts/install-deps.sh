@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs everything hako needs to build and test on Debian 12, from Debian's archive only. Idempotent.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  g++ gcc make cmake ninja-build pkg-config
+  libfmt-dev libspdlog-dev libcli11-dev
+  # tests: unit (GoogleTest), sanitizer and libFuzzer builds (clang), test guests (gcc, 32-bit freestanding)
+  googletest libgtest-dev clang libclang-rt-14-dev
+  # guests and references: Debian kernel pieces, busybox initramfs, SeaBIOS, iPXE, QEMU as the reference VMM
+  qemu-system-x86 qemu-utils seabios ipxe-qemu busybox-static cpio xz-utils zstd
+  acpica-tools
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+echo "install-deps: installing ${missing[*]}"
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
