@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Runs hako's whole test suite: layering/docs checks, unit tests (plain and ASan+UBSan), libFuzzer targets,
+# and guest tests that run the real hako binary (and QEMU as the reference) on /dev/kvm.
+# Usage: scripts/test.sh            (everything; what CI runs through .ci/run)
+#        HAKO_TEST_QUICK=1 scripts/test.sh   (skip the sanitizer and fuzz builds)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+JOBS=${HAKO_JOBS:-$(nproc)}
+export HAKO_CACHE=${HAKO_CACHE:-/var/tmp/hako}
+
+scripts/install-deps.sh || exit 1
+scripts/fetch-guests.sh || exit 1
+
+passed=0
+failed=0
+failures=()
+note() { printf '\n=== %s ===\n' "$*"; }
+
+# step NAME CMD...: a check that counts as one test.
+step() {
+  local name=$1; shift
+  if "$@"; then passed=$((passed + 1)); else failed=$((failed + 1)); failures+=("$name"); fi
+}
+
+# run_ctest NAME BUILD_DIR [ctest args]: runs ctest and adds its counts.
+run_ctest() {
+  local name=$1 dir=$2; shift 2
+  local log
+  log=$(mktemp)
+  ctest --test-dir "$dir" --output-on-failure -j "$JOBS" "$@" 2>&1 | tee "$log"
+  local line total nfail
+  line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$log" | tail -n 1)
+  if [ -z "$line" ]; then
+    failed=$((failed + 1)); failures+=("$name: ctest did not finish")
+  else
+    total=$(echo "$line" | sed -E 's/.* out of ([0-9]+).*/\1/')
+    nfail=$(echo "$line" | sed -E 's/.*tests passed, ([0-9]+) tests failed.*/\1/')
+    passed=$((passed + total - nfail)); failed=$((failed + nfail))
+    [ "$nfail" -eq 0 ] || failures+=("$name: $nfail failed")
+  fi
+  rm -f "$log"
+}
+
+note "static checks"
+step check-layers scripts/check-layers.sh
+step check-docs scripts/check-docs.sh
+
+note "build (RelWithDebInfo)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null && ninja -C build -j "$JOBS" || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+note "unit and guest tests"
+run_ctest "build" build
+
+if [ -z "${HAKO_TEST_QUICK:-}" ]; then
+  note "build with ASan+UBSan"
+  if cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DHAKO_SANITIZE=ON -DHAKO_GUESTS=OFF >/dev/null \
+      && ninja -C build-asan -j "$JOBS"; then
+    ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+      run_ctest "asan" build-asan -L unit
+  else
+    failed=$((failed + 1)); failures+=("asan build")
+  fi
+  note "libFuzzer targets (clang)"
+  if CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHAKO_FUZZ=ON \
+      -DHAKO_TESTS=OFF -DHAKO_GUESTS=OFF >/dev/null && ninja -C build-fuzz -j "$JOBS"; then
+    run_ctest "fuzz" build-fuzz -L fuzz
+  else
+    failed=$((failed + 1)); failures+=("fuzz build")
+  fi
+fi
+
+note "summary"
+for f in "${failures[@]}"; do echo "FAILED: $f"; done
+echo "${passed} passed, ${failed} failed"
+[ "$failed" -eq 0 ]
