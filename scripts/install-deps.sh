@@ -10,7 +10,7 @@ PACKAGES=(
   googletest libgtest-dev clang libclang-rt-14-dev
   # guests and references: Debian kernel pieces, busybox initramfs, SeaBIOS, iPXE, QEMU as the reference VMM
   qemu-system-x86 qemu-utils seabios ipxe-qemu busybox-static cpio xz-utils zstd
-  acpica-tools
+  acpica-tools python3 time
 )
 
 missing=()

@@ -1,4 +1,5 @@
 // `hako run`: run one VM in the foreground with its serial console on the terminal.
+#include <ctime>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -26,6 +27,7 @@ struct RunOptions {
     bool cmdline_given { false };
     bool debug_exit { false };
     int verbose { 0 };
+    int64_t start_ns { 0 };
 };
 
 uint64_t host_memory_bytes()
@@ -51,6 +53,7 @@ int run(RunOptions const& o)
 {
     init_logging(o.verbose);
     vmm::VmConfig config;
+    config.start_ns = o.start_ns;
     if (o.cpus == 0)
         return fail(USAGE, "--cpus must be at least 1");
     config.cpus = o.cpus;
@@ -102,6 +105,9 @@ int run(RunOptions const& o)
 std::function<int()> register_run_command(CLI::App& app)
 {
     auto o = std::make_shared<RunOptions>();
+    timespec ts {};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    o->start_ns = static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
     auto* cmd = app.add_subcommand("run", "Run a virtual machine in the foreground, its serial console on this terminal");
     cmd->add_option("--cpus", o->cpus, "Number of vCPUs (1 up to KVM's limit)")->capture_default_str();
     cmd->add_option("--memory", o->memory, "Guest RAM, e.g. 512M or 2G (RAM above 3G is mapped above 4 GiB)")

@@ -20,6 +20,7 @@ struct VmConfig {
     std::optional<std::string> debugcon;
     OnReboot on_reboot { OnReboot::Restart };
     std::string kvm_device { "/dev/kvm" };
+    int64_t start_ns { 0 }; // CLOCK_MONOTONIC at main(), for the "first KVM_RUN" startup figure
 };
 
 /// Exit statuses of `hako run`. A debug-exit write of v gives (v << 1) | 1, always odd; hako's own are even.

@@ -1,6 +1,7 @@
 #include "vmm/machine.h"
 
 #include <csignal>
+#include <ctime>
 #include <pthread.h>
 
 #include "base/log.h"
@@ -177,6 +178,13 @@ void Machine::handle_emulation_failure(kvm::Vcpu& vcpu, kvm::VcpuExit const& exi
 
 void Machine::vcpu_loop(kvm::Vcpu& vcpu)
 {
+    if (vcpu.id() == 0 && m_config.start_ns && !m_reported_first_run) {
+        m_reported_first_run = true;
+        timespec ts {};
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        auto now = static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+        HAKO_INFO("first KVM_RUN {:.2f} ms after start", static_cast<double>(now - m_config.start_ns) / 1e6);
+    }
     while (!m_stop_vcpus.load(std::memory_order_acquire)) {
         auto r = vcpu.run();
         if (!r) {

@@ -65,6 +65,7 @@ private:
     std::atomic<bool> m_stopping { false };
     int m_exit_status { exit_status::POWER_OFF };
     bool m_hardware_virt { true };
+    bool m_reported_first_run { false };
 };
 
 /// Builds a machine from a validated configuration. Errors are one line, suitable for the user.
