@@ -8,7 +8,7 @@
 #include "base/checked.h"
 #include "base/log.h"
 #include "cli/commands.h"
-#include "cli/size.h"
+#include "base/size.h"
 #include "vmm/config.h"
 #include "vmm/machine.h"
 

@@ -1,8 +1,8 @@
-#include "cli/size.h"
+#include "base/size.h"
 
 #include <cctype>
 
-namespace hako::cli {
+namespace hako {
 
 std::optional<uint64_t> parse_memory_size(std::string_view text)
 {
@@ -34,4 +34,4 @@ std::optional<uint64_t> parse_memory_size(std::string_view text)
     return value << shift;
 }
 
-} // namespace hako::cli
+} // namespace hako

@@ -5,9 +5,9 @@
 #include <optional>
 #include <string_view>
 
-namespace hako::cli {
+namespace hako {
 
 /// Parses "<number>[K|M|G|T][iB|B]" (binary units); a bare number without a suffix means MiB, as QEMU's -m.
 std::optional<uint64_t> parse_memory_size(std::string_view text);
 
-} // namespace hako::cli
+} // namespace hako
