@@ -24,6 +24,7 @@ struct RunOptions {
     unsigned cpus { 1 };
     std::string memory { "256M" };
     std::string kernel, initrd, cmdline, firmware, debugcon, on_reboot { "restart" };
+    std::vector<std::string> fw_cfg;
     bool cmdline_given { false };
     bool debug_exit { false };
     int verbose { 0 };
@@ -86,6 +87,29 @@ int run(RunOptions const& o)
     if (!o.kernel.empty() && !o.firmware.empty())
         return fail(USAGE, "--kernel with --firmware is not supported yet: give one of them");
     config.cmdline = o.cmdline;
+    for (auto const& spec : o.fw_cfg) {
+        // name=NAME,file=PATH (QEMU's -fw_cfg syntax).
+        vmm::VmConfig::FwCfgFile f;
+        size_t start = 0;
+        while (start < spec.size()) {
+            size_t comma = spec.find(',', start);
+            std::string part = spec.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+            if (part.rfind("name=", 0) == 0)
+                f.name = part.substr(5);
+            else if (part.rfind("file=", 0) == 0)
+                f.path = part.substr(5);
+            else
+                return fail(USAGE, fmt::format("--fw-cfg '{}': expected name=NAME,file=PATH", spec));
+            if (comma == std::string::npos)
+                break;
+            start = comma + 1;
+        }
+        if (f.name.empty() || f.path.empty())
+            return fail(USAGE, fmt::format("--fw-cfg '{}': expected name=NAME,file=PATH", spec));
+        if (f.name.size() >= 56)
+            return fail(USAGE, fmt::format("--fw-cfg name '{}' is longer than fw_cfg's 55 characters", f.name));
+        config.fw_cfg_files.push_back(std::move(f));
+    }
     config.debug_exit = o.debug_exit;
     config.on_reboot = o.on_reboot == "exit" ? vmm::OnReboot::Exit : vmm::OnReboot::Restart;
 
@@ -116,6 +140,7 @@ std::function<int()> register_run_command(CLI::App& app)
     cmd->add_option("--initrd", o->initrd, "Initial ramdisk (multiboot: comma-separated modules)");
     cmd->add_option("--cmdline", o->cmdline, "Kernel command line")->each([o](std::string const&) { o->cmdline_given = true; });
     cmd->add_option("--firmware", o->firmware, "BIOS image (e.g. SeaBIOS bios.bin), run from the reset vector");
+    cmd->add_option("--fw-cfg", o->fw_cfg, "Add a fw_cfg file for the firmware: name=NAME,file=PATH (repeatable)");
     cmd->add_flag("--debug-exit", o->debug_exit,
         "isa-debug-exit at port 0xf4: a guest write of v exits hako with status (v << 1) | 1");
     cmd->add_option("--debugcon", o->debugcon, "Write bytes the guest sends to ports 0xe9 and 0x402 to FILE");

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace hako::vmm {
 
@@ -16,6 +17,11 @@ struct VmConfig {
     std::optional<std::string> initrd; // multiboot: comma-separated module list
     std::string cmdline;
     std::optional<std::string> firmware;
+    struct FwCfgFile {
+        std::string name; // fw_cfg file name, e.g. opt/org.example/config or genroms/boot.bin
+        std::string path; // host file with the contents
+    };
+    std::vector<FwCfgFile> fw_cfg_files;
     bool debug_exit { false };
     std::optional<std::string> debugcon;
     OnReboot on_reboot { OnReboot::Restart };
