@@ -48,13 +48,15 @@ keep_log=0
 [ -n "$log" ] || log=$tmpdir/serial.log
 cleanup() { exec 3>&- 2>/dev/null; rm -rf "$tmpdir"; }
 trap cleanup EXIT
-: >"$log"
+: >"$log" 2>/dev/null || { mkdir -p "$(dirname "$log")" && : >"$log"; } || exit 2
 
 [ $cmdline_now -eq 1 ] && cmdline="${cmdline:+$cmdline }now=$(date +%s)"
 
 case $vmm in
     hako)
-        cmd=("${HAKO:-build/hako}" run --kernel "$guest" --cmdline "$cmdline" --debug-exit --cpus "$cpus"
+        hako_bin=${HAKO:-build/hako}
+        [ -x "$hako_bin" ] || { echo "run-guest-test: FAIL: no hako binary at $hako_bin (set HAKO)" >&2; exit 1; }
+        cmd=("$hako_bin" run --kernel "$guest" --cmdline "$cmdline" --debug-exit --cpus "$cpus"
              --memory "$memory")
         ;;
     qemu)
@@ -113,11 +115,12 @@ for e in "${expects[@]}"; do
 done
 
 if [ $failed -ne 0 ]; then
-    echo "----- serial log ($log) -----"
+    echo "----- serial log -----"
     cat -v "$log"
     echo "-----------------------------"
     exit 1
 fi
 echo "run-guest-test: ok (exit status $status)"
+[ $keep_log -eq 1 ] && echo "run-guest-test: serial log in $log"
 [ $keep_log -eq 1 ] || rm -f "$log"
 exit 0
