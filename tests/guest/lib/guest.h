@@ -1,0 +1,297 @@
+/* The hako test-guest library: everything a freestanding 32-bit multiboot test guest uses.
+ *
+ * A guest is one .c file with `int guest_main(void)`. The library's entry (entry.S) sets up a stack, its own GDT,
+ * the IDT, COM1 and the multiboot info, then calls guest_main(); returning 0 prints "PASS" and exits through
+ * isa-debug-exit with code 0 (VMM exit status 1). fail() prints "FAIL: <reason>" and exits with the given code.
+ *
+ * Everything here runs at CPL0 in 32-bit protected mode without paging. On the project's PVM hosts that is
+ * emulated instruction by instruction (~0.5 us each): keep loops short.
+ */
+#ifndef HAKO_GUEST_H
+#define HAKO_GUEST_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define NORETURN __attribute__((noreturn))
+#define PACKED __attribute__((packed))
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- Port I/O, MMIO, CPU instructions ---- */
+static inline void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
+static inline void outw(uint16_t port, uint16_t v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port)); }
+static inline void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port)); }
+static inline uint8_t inb(uint16_t port) { uint8_t v; __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+static inline uint16_t inw(uint16_t port) { uint16_t v; __asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+static inline uint32_t inl(uint16_t port) { uint32_t v; __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port)); return v; }
+
+static inline uint32_t mmio_read32(uintptr_t addr) { return *(volatile uint32_t*)addr; }
+static inline void mmio_write32(uintptr_t addr, uint32_t v) { *(volatile uint32_t*)addr = v; }
+
+static inline void cli(void) { __asm__ volatile("cli" ::: "memory"); }
+static inline void sti(void) { __asm__ volatile("sti" ::: "memory"); }
+static inline void hlt(void) { __asm__ volatile("hlt" ::: "memory"); }
+static inline void cpu_relax(void) { __asm__ volatile("pause" ::: "memory"); }
+static inline void barrier(void) { __asm__ volatile("" ::: "memory"); }
+
+struct cpuid_regs {
+    uint32_t eax, ebx, ecx, edx;
+};
+static inline struct cpuid_regs cpuid(uint32_t leaf, uint32_t subleaf)
+{
+    struct cpuid_regs r;
+    __asm__ volatile("cpuid" : "=a"(r.eax), "=b"(r.ebx), "=c"(r.ecx), "=d"(r.edx) : "a"(leaf), "c"(subleaf));
+    return r;
+}
+static inline uint64_t rdmsr(uint32_t msr)
+{
+    uint32_t lo, hi;
+    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr));
+    return ((uint64_t)hi << 32) | lo;
+}
+static inline void wrmsr(uint32_t msr, uint64_t v)
+{
+    __asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)v), "d"((uint32_t)(v >> 32)));
+}
+
+/* ---- String helpers (the compiler may also emit calls to memcpy/memset) ---- */
+void* memset(void* dst, int c, size_t n);
+void* memcpy(void* dst, const void* src, size_t n);
+int memcmp(const void* a, const void* b, size_t n);
+size_t strlen(const char* s);
+int strcmp(const char* a, const char* b);
+int strncmp(const char* a, const char* b, size_t n);
+/* Parses a decimal or 0x-prefixed hex number; returns false on junk or 32-bit overflow. */
+bool parse_u32(const char* s, size_t len, uint32_t* out);
+
+/* ---- COM1 16550 (polling output) and printf ---- */
+#define COM1 0x3f8
+#define UART_RBR 0 /* DLAB=0, read */
+#define UART_THR 0 /* DLAB=0, write */
+#define UART_IER 1
+#define UART_IIR 2 /* read */
+#define UART_FCR 2 /* write */
+#define UART_LCR 3
+#define UART_MCR 4
+#define UART_LSR 5
+#define UART_MSR 6
+#define UART_SCR 7
+#define UART_LSR_DR 0x01
+#define UART_LSR_THRE 0x20
+#define UART_LSR_TEMT 0x40
+#define UART_IER_RDI 0x01
+#define UART_IER_THRI 0x02
+#define UART_MCR_DTR 0x01
+#define UART_MCR_RTS 0x02
+#define UART_MCR_OUT2 0x08
+
+void serial_init(void);           /* 115200 8N1, FIFOs on and cleared, interrupts off */
+void serial_putc(char c);         /* polls LSR.THRE; "\n" becomes "\r\n" */
+void serial_puts(const char* s);
+int vprintf(const char* fmt, va_list ap); /* %s %d %u %x %c %p, %llx, width/zero-pad for d/u/x */
+int printf(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- Exit ---- */
+#define DEBUG_EXIT_PORT 0xf4
+#define EXIT_CODE_EXCEPTION 126
+NORETURN void exit_guest(uint32_t code); /* VMM exits with status (code << 1) | 1 */
+NORETURN void pass(void);               /* prints "PASS", exit_guest(0) */
+NORETURN void fail(uint32_t code, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prints "check: <what>" and fails with `code` unless `ok`. */
+void check(bool ok, uint32_t code, const char* what);
+
+/* ---- Multiboot v1 info and command line ---- */
+#define MULTIBOOT_BOOTLOADER_MAGIC 0x2BADB002
+#define MB_INFO_MEMORY (1u << 0)
+#define MB_INFO_CMDLINE (1u << 2)
+#define MB_INFO_MMAP (1u << 6)
+struct mb_info {
+    uint32_t flags;
+    uint32_t mem_lower, mem_upper;
+    uint32_t boot_device;
+    uint32_t cmdline;
+    uint32_t mods_count, mods_addr;
+    uint32_t syms[4];
+    uint32_t mmap_length, mmap_addr;
+} PACKED;
+struct mb_mmap_entry {
+    uint32_t size; /* of the rest of the entry: the next entry is at +size+4 */
+    uint64_t addr;
+    uint64_t len;
+    uint32_t type; /* 1 = RAM */
+} PACKED;
+
+extern uint32_t g_mb_magic;
+extern const struct mb_info* g_mb_info; /* NULL when the magic was wrong */
+const char* mb_cmdline(void);           /* "" if none */
+/* Finds `key=value` as a whitespace-separated token; copies value (NUL-terminated) into out. */
+bool cmdline_get(const char* key, char* out, size_t out_size);
+bool cmdline_get_u32(const char* key, uint32_t* out);
+/* Calls fn for each mmap entry; returns the number of entries, -1 if the loader gave no mmap. */
+int mb_mmap_foreach(void (*fn)(const struct mb_mmap_entry* e, void* ctx), void* ctx);
+
+/* ---- ACPI ---- */
+struct acpi_rsdp {
+    char signature[8]; /* "RSD PTR " */
+    uint8_t checksum;
+    char oem_id[6];
+    uint8_t revision;
+    uint32_t rsdt_address;
+    uint32_t length; /* revision >= 2 from here on */
+    uint64_t xsdt_address;
+    uint8_t extended_checksum;
+    uint8_t reserved[3];
+} PACKED;
+struct acpi_sdt_header {
+    char signature[4];
+    uint32_t length;
+    uint8_t revision;
+    uint8_t checksum;
+    char oem_id[6];
+    char oem_table_id[8];
+    uint32_t oem_revision;
+    uint32_t creator_id;
+    uint32_t creator_revision;
+} PACKED;
+
+bool acpi_checksum_ok(const void* p, uint32_t len);
+/* Scans the first KiB of the EBDA and 0xE0000-0xFFFFF; checks the checksum (and the extended one for rev >= 2). */
+const struct acpi_rsdp* acpi_find_rsdp(void);
+/* Walks the XSDT (if rev >= 2 and below 4 GiB) or the RSDT; returns the table with a valid checksum, or NULL.
+ * Prints why it could not when `verbose`. */
+const struct acpi_sdt_header* acpi_find_table(const char* sig, bool verbose);
+
+#define MADT_MAX_CPUS 64
+#define MADT_MAX_OVERRIDES 16
+struct madt_info {
+    uint32_t lapic_addr;
+    uint32_t flags;
+    uint32_t cpu_count;                  /* enabled LAPIC entries */
+    uint8_t apic_ids[MADT_MAX_CPUS];
+    uint32_t ioapic_count;
+    uint32_t ioapic_addr;                /* the first IOAPIC */
+    uint32_t ioapic_gsi_base;
+    uint32_t override_count;
+    struct {
+        uint8_t source_irq;
+        uint32_t gsi;
+        uint16_t flags;
+    } overrides[MADT_MAX_OVERRIDES];
+};
+/* Finds and parses the MADT ("APIC"); returns false (with a message) if absent or malformed. */
+bool madt_parse(struct madt_info* out);
+/* ISA IRQ -> GSI through the interrupt source overrides; *flags gets the MPS INTI flags (0 = bus default). */
+uint32_t madt_irq_to_gsi(const struct madt_info* m, uint8_t irq, uint16_t* flags);
+
+/* ---- Local APIC (xAPIC MMIO), IOAPIC, 8259 PIC ---- */
+#define LAPIC_DEFAULT_BASE 0xFEE00000u
+#define LAPIC_ID 0x20
+#define LAPIC_VERSION 0x30
+#define LAPIC_TPR 0x80
+#define LAPIC_EOI 0xB0
+#define LAPIC_SVR 0xF0
+#define LAPIC_ESR 0x280
+#define LAPIC_ICR_LOW 0x300
+#define LAPIC_ICR_HIGH 0x310
+#define LAPIC_LVT_TIMER 0x320
+#define LAPIC_LVT_LINT0 0x350
+#define LAPIC_LVT_LINT1 0x360
+#define LAPIC_LVT_ERROR 0x370
+#define LAPIC_SVR_ENABLE 0x100
+#define LAPIC_ICR_DELIVERY_PENDING (1u << 12)
+#define LAPIC_ICR_LEVEL_ASSERT (1u << 14)
+#define LAPIC_ICR_TRIGGER_LEVEL (1u << 15)
+#define LAPIC_DM_FIXED 0x000
+#define LAPIC_DM_NMI 0x400
+#define LAPIC_DM_INIT 0x500
+#define LAPIC_DM_STARTUP 0x600
+#define LAPIC_DM_EXTINT 0x700
+#define LAPIC_LVT_MASKED (1u << 16)
+#define SPURIOUS_VECTOR 0xFF
+
+extern uint32_t g_lapic_base;
+uint32_t lapic_read(uint32_t reg);
+void lapic_write(uint32_t reg, uint32_t v);
+void lapic_enable(void);          /* IA32_APIC_BASE global enable, SVR enable with vector 0xFF, TPR 0 */
+uint8_t lapic_id(void);
+void lapic_eoi(void);
+/* Writes ICR (high then low) and waits, bounded, for the delivery status to clear; false on timeout. */
+bool lapic_send_ipi(uint8_t dest_apic_id, uint32_t icr_low);
+
+#define IOAPIC_DEFAULT_BASE 0xFEC00000u
+#define IOAPIC_REG_ID 0x00
+#define IOAPIC_REG_VER 0x01
+#define IOAPIC_REDTBL(n) (0x10 + 2 * (n))
+#define IOAPIC_RTE_MASKED (1u << 16)
+#define IOAPIC_RTE_LEVEL (1u << 15)
+#define IOAPIC_RTE_ACTIVE_LOW (1u << 13)
+extern uint32_t g_ioapic_base;
+uint32_t ioapic_read(uint32_t reg);
+void ioapic_write(uint32_t reg, uint32_t v);
+uint32_t ioapic_max_redir(void);
+/* Programs the redirection entry for `gsi`: fixed delivery, physical destination `dest`; polarity and trigger from
+ * the MPS INTI flags (bits 0-1 polarity, 2-3 trigger; 0 = ISA default: high, edge). */
+void ioapic_route(uint32_t gsi, uint8_t vector, uint8_t dest, uint16_t inti_flags);
+void ioapic_mask(uint32_t gsi);
+
+#define PIC1_CMD 0x20
+#define PIC1_DATA 0x21
+#define PIC2_CMD 0xA0
+#define PIC2_DATA 0xA1
+void pic_remap(uint8_t base1, uint8_t base2); /* ICW1-4, leaves all IRQs masked */
+void pic_mask_all(void);
+void pic_unmask(uint8_t irq);                 /* also unmasks the cascade for irq >= 8 */
+void pic_eoi(uint8_t irq);
+
+/* One way to get an ISA IRQ delivered: through the IOAPIC (default) or the 8259 (cmdline irq=pic, which also sets
+ * LAPIC LINT0 to ExtINT). Returns the vector the IRQ arrives on; the handler must call irq_eoi(). */
+enum irq_mode { IRQ_MODE_IOAPIC, IRQ_MODE_PIC };
+enum irq_mode irq_mode_from_cmdline(void);
+bool irq_setup(enum irq_mode mode, const struct madt_info* madt, uint8_t irq, uint8_t* vector_out);
+void irq_eoi(enum irq_mode mode, uint8_t irq);
+#define IRQ_VECTOR_BASE 0x20 /* ISA IRQ n -> vector 0x20 + n, both modes */
+
+/* ---- IDT ---- */
+struct int_frame {
+    uint32_t edi, esi, ebp, esp_dummy, ebx, edx, ecx, eax; /* pusha */
+    uint32_t vector, error_code;
+    uint32_t eip, cs, eflags;                              /* pushed by the CPU */
+};
+typedef void (*int_handler)(struct int_frame* f);
+void idt_init(void); /* every vector has a stub; exceptions fail the test, unhandled interrupts are counted */
+void idt_set_handler(uint8_t vector, int_handler fn);
+extern volatile uint32_t g_unhandled_interrupts;
+
+/* ---- CMOS / RTC ---- */
+#define CMOS_INDEX 0x70
+#define CMOS_DATA 0x71
+uint8_t cmos_read(uint8_t reg);  /* keeps NMI enabled (bit 7 clear) */
+void cmos_write(uint8_t reg, uint8_t v);
+
+/* ---- QEMU fw_cfg ---- */
+#define FW_CFG_PORT_SEL 0x510
+#define FW_CFG_PORT_DATA 0x511
+#define FW_CFG_PORT_DMA 0x514
+#define FW_CFG_SIGNATURE 0x00
+#define FW_CFG_ID 0x01
+#define FW_CFG_RAM_SIZE 0x03
+#define FW_CFG_NB_CPUS 0x05
+#define FW_CFG_FILE_DIR 0x19
+#define FW_CFG_ID_DMA (1u << 1)
+bool fw_cfg_present(void);                        /* the signature reads "QEMU" */
+void fw_cfg_read_pio(uint16_t key, void* buf, uint32_t len);
+bool fw_cfg_dma_supported(void);                  /* FW_CFG_ID bit 1 and the DMA port reads "QEMU CFG" */
+bool fw_cfg_read_dma(uint16_t key, void* buf, uint32_t len); /* false on the DMA error bit or a timeout */
+/* Looks `name` up in the file directory (read through PIO); returns false if absent. */
+bool fw_cfg_find_file(const char* name, uint16_t* key, uint32_t* size);
+
+/* ---- Byte order ---- */
+static inline uint32_t bswap32(uint32_t v) { return __builtin_bswap32(v); }
+static inline uint16_t bswap16(uint16_t v) { return __builtin_bswap16(v); }
+
+/* The guest's entry point, called with interrupts off after the library is set up. */
+int guest_main(void);
+
+#endif

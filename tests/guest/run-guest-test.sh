@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Boots one test guest under hako or QEMU and checks the VMM's exit status and serial output.
+#
+# usage: run-guest-test.sh <hako|qemu> <guest.elf> <expected-exit-status> [options] [-- <vmm args>]
+#   --cpus N             vCPUs (default 1)
+#   --memory MIB         guest RAM in MiB (default 64)
+#   --cmdline TEXT       guest command line (multiboot); may be repeated, joined with spaces
+#   --cmdline-now        append now=$(date +%s) to the command line, taken right before the VMM starts
+#   --stdin-text TEXT    feed TEXT (printf escapes allowed, e.g. 'ping\n') on the VMM's stdin once the guest has
+#                        printed the --stdin-after marker (default "READY")
+#   --stdin-after TEXT   the marker to wait for before feeding stdin
+#   --expect-output TEXT the serial log must contain TEXT (may be repeated)
+#   --reboot             allow guest resets (QEMU: no -no-reboot)
+#   --timeout SECONDS    default 120
+#   --log FILE           where the serial log goes (default: a temp file, removed on success)
+#   -- ARGS...           extra arguments for the VMM
+# Environment: HAKO (default build/hako), QEMU (default qemu-system-x86_64).
+# The VMM exits with (code << 1) | 1 when the guest writes code to isa-debug-exit (0xf4): PASS is status 1.
+set -u
+
+usage() { sed -n '2,20p' "$0" >&2; exit 2; }
+[ $# -ge 3 ] || usage
+vmm=$1 guest=$2 expected=$3
+shift 3
+cpus=1 memory=64 cmdline="" cmdline_now=0 stdin_text="" have_stdin=0 stdin_after="READY" reboot=0
+timeout_s=120 log="" expects=() extra=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        --cpus) cpus=$2; shift 2 ;;
+        --memory) memory=$2; shift 2 ;;
+        --cmdline) cmdline="${cmdline:+$cmdline }$2"; shift 2 ;;
+        --cmdline-now) cmdline_now=1; shift ;;
+        --stdin-text) stdin_text=$2; have_stdin=1; shift 2 ;;
+        --stdin-after) stdin_after=$2; shift 2 ;;
+        --expect-output) expects+=("$2"); shift 2 ;;
+        --reboot) reboot=1; shift ;;
+        --timeout) timeout_s=$2; shift 2 ;;
+        --log) log=$2; shift 2 ;;
+        --) shift; extra=("$@"); break ;;
+        *) echo "run-guest-test: unknown option $1" >&2; usage ;;
+    esac
+done
+[ -f "$guest" ] || { echo "run-guest-test: no guest image $guest" >&2; exit 2; }
+
+tmpdir=$(mktemp -d "${TMPDIR:-/tmp}/hako-guest.XXXXXX")
+keep_log=0
+[ -n "$log" ] && keep_log=1
+[ -n "$log" ] || log=$tmpdir/serial.log
+cleanup() { exec 3>&- 2>/dev/null; rm -rf "$tmpdir"; }
+trap cleanup EXIT
+: >"$log" 2>/dev/null || { mkdir -p "$(dirname "$log")" && : >"$log"; } || exit 2
+
+[ $cmdline_now -eq 1 ] && cmdline="${cmdline:+$cmdline }now=$(date +%s)"
+
+case $vmm in
+    hako)
+        hako_bin=${HAKO:-build/hako}
+        [ -x "$hako_bin" ] || { echo "run-guest-test: FAIL: no hako binary at $hako_bin (set HAKO)" >&2; exit 1; }
+        cmd=("$hako_bin" run --kernel "$guest" --cmdline "$cmdline" --debug-exit --cpus "$cpus"
+             --memory "$memory")
+        ;;
+    qemu)
+        cmd=("${QEMU:-qemu-system-x86_64}" -accel kvm -cpu host,-arch-capabilities -M pc -m "$memory" -smp "$cpus"
+             -nographic -net none -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$guest"
+             -append "$cmdline")
+        [ $reboot -eq 1 ] || cmd+=(-no-reboot)
+        ;;
+    *) echo "run-guest-test: VMM must be hako or qemu, not $vmm" >&2; exit 2 ;;
+esac
+cmd+=("${extra[@]}")
+echo "run-guest-test: ${cmd[*]}"
+
+fifo=$tmpdir/stdin
+mkfifo "$fifo"
+exec 3<>"$fifo" # keeps a writer open, so the VMM never sees EOF on stdin before we are done
+timeout --kill-after=10 "$timeout_s" "${cmd[@]}" <"$fifo" >"$log" 2>&1 &
+pid=$!
+
+fed=0
+if [ $have_stdin -eq 1 ]; then
+    # Wait for the marker (bounded by the VMM's own timeout: stop when it exits).
+    while kill -0 "$pid" 2>/dev/null; do
+        if grep -qF -- "$stdin_after" "$log"; then
+            printf "$stdin_text" >&3
+            fed=1
+            break
+        fi
+        sleep 0.1
+    done
+fi
+wait "$pid"
+status=$?
+exec 3>&-
+
+failed=0
+if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+    echo "run-guest-test: FAIL: timed out after ${timeout_s} s"
+    failed=1
+elif [ "$status" -ne "$expected" ]; then
+    echo "run-guest-test: FAIL: VMM exit status $status, expected $expected"
+    if [ $((status & 1)) -eq 1 ] && [ "$status" -gt 1 ]; then
+        echo "run-guest-test: (the guest reported failure code $((status >> 1)))"
+    fi
+    failed=1
+fi
+if [ $have_stdin -eq 1 ] && [ $fed -eq 0 ]; then
+    echo "run-guest-test: FAIL: the guest never printed \"$stdin_after\", stdin was not fed"
+    failed=1
+fi
+for e in "${expects[@]}"; do
+    if ! grep -qF -- "$e" "$log"; then
+        echo "run-guest-test: FAIL: output lacks \"$e\""
+        failed=1
+    fi
+done
+
+if [ $failed -ne 0 ]; then
+    echo "----- serial log -----"
+    cat -v "$log"
+    echo "-----------------------------"
+    exit 1
+fi
+echo "run-guest-test: ok (exit status $status)"
+[ $keep_log -eq 1 ] && echo "run-guest-test: serial log in $log"
+[ $keep_log -eq 1 ] || rm -f "$log"
+exit 0
