@@ -1,4 +1,5 @@
 // `hako run`: run one VM in the foreground with its serial console on the terminal.
+#include <cstdlib>
 #include <ctime>
 #include <fstream>
 #include <memory>
@@ -111,6 +112,8 @@ int run(RunOptions const& o)
         config.fw_cfg_files.push_back(std::move(f));
     }
     config.debug_exit = o.debug_exit;
+    if (char const* dev = std::getenv("HAKO_KVM_DEVICE"))
+        config.kvm_device = dev; // tests: a missing or inaccessible KVM device
     config.on_reboot = o.on_reboot == "exit" ? vmm::OnReboot::Exit : vmm::OnReboot::Restart;
 
     auto machine = vmm::build_machine(config);
