@@ -9,11 +9,9 @@ namespace hako::devices::legacy {
 namespace {
 
 // Register offsets (PC16550D table II).
-constexpr uint64_t RBR = 0; // receive buffer (read, DLAB=0)
+constexpr uint64_t RBR = 0; // receive buffer (read, DLAB=0); DLL, the divisor latch low, with DLAB=1
 constexpr uint64_t THR = 0; // transmit holding (write, DLAB=0)
-constexpr uint64_t DLL = 0; // divisor latch low (DLAB=1)
-constexpr uint64_t IER = 1;
-constexpr uint64_t DLM = 1; // divisor latch high (DLAB=1)
+constexpr uint64_t IER = 1; // DLM, the divisor latch high, with DLAB=1
 constexpr uint64_t IIR = 2; // read
 constexpr uint64_t FCR = 2; // write
 constexpr uint64_t LCR = 3;
