@@ -355,9 +355,14 @@ void CmosRtc::write_register(uint8_t index, uint8_t value)
         return;
     }
     switch (index) {
-    case REG_A:
+    case REG_A: {
         m_nvram[REG_A] = value & static_cast<uint8_t>(~REG_A_UIP);
+        // A new rate starts counting from now: the first periodic flag comes a full new period later.
+        int64_t const period = periodic_ns(m_nvram[REG_A] & REG_A_RS_MASK);
+        if (period > 0 && m_clock_ns)
+            m_last_period = floor_div(m_clock_ns(), period);
         break;
+    }
     case REG_B: {
         uint8_t nb = value;
         if (nb & REG_B_SET)
