@@ -1,10 +1,13 @@
 #include "kvm/system.h"
 
+#include <algorithm>
 #include <cpuid.h>
+#include <cstring>
 #include <fcntl.h>
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
 
+#include "kvm/abi.h"
 #include "kvm/vm.h"
 
 namespace hako::kvm {
@@ -64,18 +67,19 @@ Result<std::vector<arch::x86::CpuidEntry>> System::supported_cpuid() const
 {
     // Grow the buffer until KVM stops answering E2BIG.
     for (uint32_t n = 128; n <= 4096; n *= 2) {
-        std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + n * sizeof(kvm_cpuid_entry2));
-        // SAFETY: buf is sized for the kvm_cpuid2 header plus n entries, and suitably aligned by operator new.
-        auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.data());
-        cpuid->nent = n;
-        if (::ioctl(m_fd.get(), KVM_GET_SUPPORTED_CPUID, cpuid) < 0) {
+        std::vector<uint8_t> buf(sizeof(abi::Cpuid2Header) + n * sizeof(kvm_cpuid_entry2));
+        abi::Cpuid2Header header { n, 0 };
+        std::memcpy(buf.data(), &header, sizeof header);
+        if (::ioctl(m_fd.get(), abi::GET_SUPPORTED_CPUID, buf.data()) < 0) {
             if (errno == E2BIG)
                 continue;
             return Error::from_errno(ErrorKind::Kvm, "KVM_GET_SUPPORTED_CPUID");
         }
+        std::memcpy(&header, buf.data(), sizeof header);
         std::vector<arch::x86::CpuidEntry> out;
-        for (uint32_t i = 0; i < cpuid->nent; ++i) {
-            auto const& e = cpuid->entries[i];
+        for (uint32_t i = 0; i < header.nent && i < n; ++i) {
+            kvm_cpuid_entry2 e {};
+            std::memcpy(&e, buf.data() + sizeof header + i * sizeof e, sizeof e);
             out.push_back({ e.function, e.index, e.flags, e.eax, e.ebx, e.ecx, e.edx });
         }
         return out;
@@ -85,13 +89,16 @@ Result<std::vector<arch::x86::CpuidEntry>> System::supported_cpuid() const
 
 Result<std::vector<uint32_t>> System::msr_index_list() const
 {
-    std::vector<uint8_t> buf(sizeof(kvm_msr_list) + 1024 * sizeof(uint32_t));
-    // SAFETY: buf holds the kvm_msr_list header plus 1024 indices.
-    auto* list = reinterpret_cast<kvm_msr_list*>(buf.data());
-    list->nmsrs = 1024;
-    if (::ioctl(m_fd.get(), KVM_GET_MSR_INDEX_LIST, list) < 0)
+    constexpr uint32_t MAX = 1024;
+    std::vector<uint8_t> buf(sizeof(abi::MsrListHeader) + MAX * sizeof(uint32_t));
+    abi::MsrListHeader header { MAX };
+    std::memcpy(buf.data(), &header, sizeof header);
+    if (::ioctl(m_fd.get(), abi::GET_MSR_INDEX_LIST, buf.data()) < 0)
         return Error::from_errno(ErrorKind::Kvm, "KVM_GET_MSR_INDEX_LIST");
-    return std::vector<uint32_t>(list->indices, list->indices + list->nmsrs);
+    std::memcpy(&header, buf.data(), sizeof header);
+    std::vector<uint32_t> out(std::min(header.nmsrs, MAX));
+    std::memcpy(out.data(), buf.data() + sizeof header, out.size() * sizeof(uint32_t));
+    return out;
 }
 
 Result<std::unique_ptr<Vm>> System::create_vm() const

@@ -1,5 +1,6 @@
 #include "kvm/vcpu.h"
 
+#include <algorithm>
 #include <cstring>
 #include <linux/kvm.h>
 #include <sys/ioctl.h>
@@ -7,6 +8,7 @@
 
 #include "arch/x86/boot_tables.h"
 #include "base/log.h"
+#include "kvm/abi.h"
 #include "kvm/system.h"
 #include "kvm/vm.h"
 
@@ -28,15 +30,15 @@ Vcpu::~Vcpu()
 
 Result<void> Vcpu::set_cpuid(std::vector<arch::x86::CpuidEntry> const& entries)
 {
-    std::vector<uint8_t> buf(sizeof(kvm_cpuid2) + entries.size() * sizeof(kvm_cpuid_entry2));
-    // SAFETY: buf holds the header plus entries.size() entries.
-    auto* cpuid = reinterpret_cast<kvm_cpuid2*>(buf.data());
-    cpuid->nent = static_cast<uint32_t>(entries.size());
+    std::vector<uint8_t> buf(sizeof(abi::Cpuid2Header) + entries.size() * sizeof(kvm_cpuid_entry2));
+    abi::Cpuid2Header header { static_cast<uint32_t>(entries.size()), 0 };
+    std::memcpy(buf.data(), &header, sizeof header);
     for (size_t i = 0; i < entries.size(); ++i) {
         auto const& e = entries[i];
-        cpuid->entries[i] = kvm_cpuid_entry2 { e.function, e.index, e.flags, e.eax, e.ebx, e.ecx, e.edx, { 0, 0, 0 } };
+        kvm_cpuid_entry2 k { e.function, e.index, e.flags, e.eax, e.ebx, e.ecx, e.edx, { 0, 0, 0 } };
+        std::memcpy(buf.data() + sizeof header + i * sizeof k, &k, sizeof k);
     }
-    if (::ioctl(m_fd.get(), KVM_SET_CPUID2, cpuid) < 0)
+    if (::ioctl(m_fd.get(), abi::SET_CPUID2, buf.data()) < 0)
         return Error::from_errno(ErrorKind::Kvm, "KVM_SET_CPUID2");
     return ok();
 }
@@ -91,19 +93,20 @@ Result<void> Vcpu::setup_msrs()
         { MSR_IA32_MISC_ENABLE, MISC_ENABLE_FAST_STRING }, { MSR_MTRR_DEF_TYPE, MTRR_ENABLE_WRITEBACK },
     };
     auto supported = TRY(m_vm.system().msr_index_list());
-    std::vector<uint8_t> buf(sizeof(kvm_msrs) + std::size(wanted) * sizeof(kvm_msr_entry));
-    // SAFETY: buf holds the kvm_msrs header plus one entry per wanted MSR.
-    auto* msrs = reinterpret_cast<kvm_msrs*>(buf.data());
+    std::vector<uint8_t> buf(sizeof(abi::MsrsHeader) + std::size(wanted) * sizeof(kvm_msr_entry));
     uint32_t n = 0;
     for (auto [index, value] : wanted) {
         if (std::find(supported.begin(), supported.end(), index) == supported.end())
             continue;
-        msrs->entries[n].index = index;
-        msrs->entries[n].data = value;
+        kvm_msr_entry e {};
+        e.index = index;
+        e.data = value;
+        std::memcpy(buf.data() + sizeof(abi::MsrsHeader) + n * sizeof e, &e, sizeof e);
         ++n;
     }
-    msrs->nmsrs = n;
-    int r = ::ioctl(m_fd.get(), KVM_SET_MSRS, msrs);
+    abi::MsrsHeader header { n, 0 };
+    std::memcpy(buf.data(), &header, sizeof header);
+    int r = ::ioctl(m_fd.get(), abi::SET_MSRS, buf.data());
     if (r < 0)
         return Error::from_errno(ErrorKind::Kvm, "KVM_SET_MSRS");
     if (static_cast<uint32_t>(r) != n)

@@ -24,7 +24,7 @@ std::vector<CpuidEntry> build_guest_cpuid(std::vector<CpuidEntry> const& support
     std::vector<CpuidEntry> out;
     uint32_t const apic_id = vcpu_index;
     uint32_t const core_bits = bits_for(cpus);
-    bool have_0b = false;
+    bool have_1f = false;
 
     for (auto e : supported) {
         switch (e.function) {
@@ -44,22 +44,9 @@ std::vector<CpuidEntry> build_guest_cpuid(std::vector<CpuidEntry> const& support
             break;
         case 0xb:
         case 0x1f:
-            have_0b = have_0b || e.function == 0xb;
-            e.flags |= CPUID_FLAG_SIGNIFICANT_INDEX;
-            if (e.index == 0) { // SMT level: one thread per core
-                e.eax = 0;
-                e.ebx = 1;
-                e.ecx = (1u << 8) | e.index;
-            } else if (e.index == 1) { // core level: all vCPUs
-                e.eax = core_bits;
-                e.ebx = cpus;
-                e.ecx = (2u << 8) | e.index;
-            } else {
-                e.eax = e.ebx = 0;
-                e.ecx = e.index;
-            }
-            e.edx = apic_id;
-            break;
+            // Rebuilt below from hako's topology: KVM may list only some subleaves.
+            have_1f = have_1f || e.function == 0x1f;
+            continue;
         case 0x80000008:
             // AMD: NC = cores - 1, ApicIdCoreIdSize.
             e.ecx = (e.ecx & ~0xf0ffu) | ((cpus - 1) & 0xff) | (core_bits << 12);
@@ -76,24 +63,26 @@ std::vector<CpuidEntry> build_guest_cpuid(std::vector<CpuidEntry> const& support
         out.push_back(e);
     }
 
-    if (!have_0b) {
-        // KVM did not list leaf 0xB (old kernels): add it, as Linux prefers it for topology.
+    // Extended topology (leaf 0xB, and 0x1F where the host has it): SMT level, core level, then the end marker.
+    for (uint32_t leaf : { 0xbu, 0x1fu }) {
+        if (leaf == 0x1f && !have_1f)
+            continue;
         for (uint32_t sub = 0; sub < 3; ++sub) {
-            CpuidEntry e { 0xb, sub, CPUID_FLAG_SIGNIFICANT_INDEX, 0, 0, sub, apic_id };
-            if (sub == 0) {
+            CpuidEntry e { leaf, sub, CPUID_FLAG_SIGNIFICANT_INDEX, 0, 0, sub, apic_id };
+            if (sub == 0) { // SMT level: one thread per core
                 e.ebx = 1;
                 e.ecx |= 1u << 8;
-            } else if (sub == 1) {
+            } else if (sub == 1) { // core level: all vCPUs in one package
                 e.eax = core_bits;
                 e.ebx = cpus;
                 e.ecx |= 2u << 8;
             }
             out.push_back(e);
         }
-        for (auto& e : out) {
-            if (e.function == 0 && e.eax < 0xb)
-                e.eax = 0xb;
-        }
+    }
+    for (auto& e : out) {
+        if (e.function == 0 && e.eax < 0xb)
+            e.eax = 0xb;
     }
     return out;
 }

@@ -1,0 +1,261 @@
+// build_machine(): the one place where a hako machine is put together. Every device in the machine is
+// created and wired here, in order; read this function to know what the guest sees.
+#include <fstream>
+#include <unistd.h>
+
+#include "arch/x86/acpi.h"
+#include "arch/x86/boot_tables.h"
+#include "arch/x86/cpuid.h"
+#include "arch/x86/e820.h"
+#include "arch/x86/layout.h"
+#include "arch/x86/loader.h"
+#include "arch/x86/mptable.h"
+#include "base/file.h"
+#include "base/log.h"
+#include "devices/legacy/acpi_pm.h"
+#include "devices/legacy/cmos_rtc.h"
+#include "devices/legacy/debug_exit.h"
+#include "devices/legacy/debugcon.h"
+#include "devices/legacy/fw_cfg.h"
+#include "devices/legacy/i8042.h"
+#include "devices/legacy/port_sink.h"
+#include "devices/legacy/reset_control.h"
+#include "devices/legacy/serial.h"
+#include "vmm/console.h"
+#include "vmm/kvm_irq_line.h"
+#include "vmm/machine.h"
+
+namespace hako::vmm {
+
+using namespace hako::arch::x86;
+using namespace hako::devices::legacy;
+using memory::GuestAddr;
+
+constexpr uint64_t MAX_KERNEL_SIZE = 512 * MiB;
+constexpr uint64_t MAX_INITRD_SIZE = 2 * GiB;
+constexpr uint64_t MAX_FIRMWARE_SIZE = 16 * MiB;
+
+class MachineBuilder final {
+public:
+    static Result<std::unique_ptr<Machine>> build(VmConfig const& config);
+};
+
+static int64_t realtime_ns()
+{
+    timespec ts {};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t monotonic_ns()
+{
+    timespec ts {};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+static std::vector<uint8_t> le_bytes(uint64_t v, size_t n)
+{
+    std::vector<uint8_t> out(n);
+    for (size_t i = 0; i < n; ++i)
+        out[i] = static_cast<uint8_t>(v >> (8 * i));
+    return out;
+}
+
+/// Output sink for --debugcon: appends to a file, shared by ports 0xe9 and 0x402.
+class DebugconFile final {
+public:
+    static Result<std::shared_ptr<DebugconFile>> open(std::string const& path)
+    {
+        auto f = std::make_shared<DebugconFile>();
+        f->m_out.open(path, std::ios::binary | std::ios::trunc);
+        if (!f->m_out)
+            return Error::from_errno(ErrorKind::Io, fmt::format("Cannot open debugcon file {}", path));
+        return f;
+    }
+    void write(std::span<uint8_t const> bytes)
+    {
+        std::lock_guard lock(m_mutex);
+        m_out.write(static_cast<char const*>(static_cast<void const*>(bytes.data())), static_cast<std::streamsize>(bytes.size()));
+        m_out.flush();
+    }
+
+private:
+    std::mutex m_mutex;
+    std::ofstream m_out;
+};
+
+Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
+{
+    std::unique_ptr<Machine> m(new Machine());
+    m->m_config = config;
+
+    // 1. Host input first, so a bad file is reported before anything is created.
+    std::vector<uint8_t> kernel, firmware;
+    std::vector<std::vector<uint8_t>> modules;
+    if (config.kernel) {
+        kernel = TRY(read_file(*config.kernel, MAX_KERNEL_SIZE));
+        auto format = detect_kernel_format(kernel);
+        if (!format)
+            return format.error().with_context(*config.kernel);
+    }
+    if (config.initrd) {
+        std::string list = *config.initrd;
+        size_t start = 0;
+        while (start <= list.size()) {
+            size_t comma = list.find(',', start);
+            std::string path = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+            if (!path.empty())
+                modules.push_back(TRY(read_file(path, MAX_INITRD_SIZE)));
+            else
+                return Error(ErrorKind::InvalidArgument, fmt::format("Empty file name in --initrd '{}'", list));
+            if (comma == std::string::npos)
+                break;
+            start = comma + 1;
+        }
+    }
+    if (config.firmware) {
+        firmware = TRY(read_file(*config.firmware, MAX_FIRMWARE_SIZE));
+        if (firmware.empty() || firmware.size() % (64 * KiB) != 0)
+            return Error(ErrorKind::Format,
+                fmt::format("{}: firmware image must be a non-empty multiple of 64 KiB ({} bytes)", *config.firmware, firmware.size()));
+    }
+
+    std::vector<std::pair<std::string, std::vector<uint8_t>>> fw_cfg_files;
+    for (auto const& f : config.fw_cfg_files)
+        fw_cfg_files.emplace_back(f.name, TRY(read_file(f.path, MAX_FIRMWARE_SIZE)));
+
+    // 2. KVM.
+    m->m_system = std::make_unique<kvm::System>(TRY(kvm::System::open(config.kvm_device)));
+    m->m_hardware_virt = kvm::host_has_hardware_virtualization();
+    if (!m->m_hardware_virt)
+        HAKO_WARN("/dev/kvm has no VT-x/AMD-V behind it (software backend such as PVM): guest kernel code runs in "
+                  "KVM's instruction emulator, slowly, and stops on instructions it cannot emulate");
+    if (config.cpus > m->m_system->max_vcpus())
+        return Error(ErrorKind::InvalidArgument,
+            fmt::format("--cpus {} is more than this host's KVM allows ({})", config.cpus, m->m_system->max_vcpus()));
+
+    // 3. Guest memory: RAM around the legacy VGA window and the PCI hole, firmware ROM at the top of 4 GiB.
+    auto const ram = ram_layout(config.memory);
+    std::vector<memory::GuestMemory::RegionSpec> regions {
+        { GuestAddr(0), LOW_RAM_END, memory::RegionKind::Ram },
+        { GuestAddr(UPPER_RAM_START), ram.low_end - UPPER_RAM_START, memory::RegionKind::Ram },
+    };
+    if (ram.high_size)
+        regions.push_back({ GuestAddr(FOUR_GIB), ram.high_size, memory::RegionKind::Ram });
+    if (!firmware.empty())
+        regions.push_back({ GuestAddr(FOUR_GIB - firmware.size()), firmware.size(), memory::RegionKind::Rom });
+    m->m_memory = std::make_unique<memory::GuestMemory>(TRY(memory::GuestMemory::create(regions)));
+
+    m->m_vm = TRY(m->m_system->create_vm());
+    TRY(m->m_vm->map_memory(*m->m_memory));
+    TRY(m->m_vm->create_irqchip_and_pit());
+    m->m_loop = TRY(EventLoop::create());
+
+    // 4. Devices. Interrupt lines are GSIs of the in-kernel PIC + IOAPIC (ISA IRQ n = GSI n).
+    auto& vm = *m->m_vm;
+    auto irq = [&vm](uint32_t gsi) { return std::make_shared<KvmIrqLine>(vm, gsi); };
+    auto add_pio = [&m](uint16_t port, uint16_t size, std::shared_ptr<bus::Device> dev) -> Result<void> {
+        TRY(m->m_pio.insert(port, size, dev));
+        m->m_devices.push_back(std::move(dev));
+        return ok();
+    };
+
+    auto serial = std::make_shared<Serial>(irq(IRQ_COM1), [](std::span<uint8_t const> b) { Console::write_output(b); });
+    TRY(add_pio(PORT_COM1, 8, serial));
+
+    auto i8042 = std::make_shared<I8042>(*m, irq(IRQ_KEYBOARD), irq(IRQ_MOUSE));
+    TRY(add_pio(PORT_I8042_DATA, 1, std::make_shared<I8042Port>(i8042, I8042Port::Kind::Data)));
+    TRY(add_pio(PORT_I8042_CMD, 1, std::make_shared<I8042Port>(i8042, I8042Port::Kind::Command)));
+
+    auto rtc = std::make_shared<CmosRtc>(irq(IRQ_RTC), m->m_loop.get(), realtime_ns);
+    rtc->set_memory_layout(ram.low_end, ram.high_size, config.cpus);
+    TRY(add_pio(PORT_CMOS, 4, rtc));
+
+    TRY(add_pio(PORT_RESET_CF9, 1, std::make_shared<ResetControl>(*m)));
+    auto pm = std::make_shared<AcpiPm>(*m, irq(IRQ_SCI), monotonic_ns);
+    TRY(add_pio(PORT_ACPI_PM_BASE, PM_BLOCK_SIZE, pm));
+    TRY(add_pio(PORT_POST, 1, std::make_shared<PortSink>("post", 0xff)));
+
+    if (config.debug_exit)
+        TRY(add_pio(PORT_DEBUG_EXIT, 4, std::make_shared<DebugExit>(*m)));
+    if (config.debugcon) {
+        auto file = TRY(DebugconFile::open(*config.debugcon));
+        auto out = [file](std::span<uint8_t const> b) { file->write(b); };
+        TRY(add_pio(PORT_DEBUGCON, 1, std::make_shared<DebugCon>(out)));
+        TRY(add_pio(PORT_FW_DEBUG, 1, std::make_shared<DebugCon>(out)));
+    } else {
+        // Firmware writes its debug log to 0x402 whether or not anyone listens: absorb it.
+        TRY(add_pio(PORT_FW_DEBUG, 1, std::make_shared<PortSink>("fw-debug", 0xff)));
+    }
+
+    // 5. Firmware interface: fw_cfg with the machine description, ACPI through the table loader.
+    auto fw_cfg = std::make_shared<FwCfg>(*m->m_memory);
+    fw_cfg->add_u64(FW_CFG_RAM_SIZE, config.memory);
+    fw_cfg->add_item(FW_CFG_NB_CPUS, le_bytes(config.cpus, 2));
+    fw_cfg->add_item(FW_CFG_MAX_CPUS, le_bytes(config.cpus, 2));
+    auto const e820 = build_e820(ram);
+    TRY(fw_cfg->add_file("etc/e820", e820_fw_cfg_blob(ram)));
+    AcpiConfig acpi_config { .cpus = config.cpus };
+    auto acpi_fw = TRY(build_acpi_fw_cfg(acpi_config));
+    TRY(fw_cfg->add_file("etc/acpi/rsdp", std::move(acpi_fw.rsdp)));
+    TRY(fw_cfg->add_file("etc/acpi/tables", std::move(acpi_fw.tables)));
+    TRY(fw_cfg->add_file("etc/table-loader", std::move(acpi_fw.table_loader)));
+    // No VGA yet: SeaBIOS mirrors its screen output to COM1.
+    TRY(fw_cfg->add_file("etc/sercon-port", le_bytes(PORT_COM1, 2)));
+    for (auto& [name, data] : fw_cfg_files)
+        TRY(fw_cfg->add_file(name, std::move(data)));
+    TRY(add_pio(PORT_FW_CFG, 12, fw_cfg));
+
+    // 6. What the boot CPU starts on; re-done on every reset.
+    auto acpi_direct = TRY(build_acpi_direct(acpi_config, ACPI_TABLES_ADDR));
+    auto mptable = TRY(build_mptable(config.cpus, MPTABLE_ADDR));
+    KernelLoadRequest request;
+    request.cmdline = config.cmdline;
+    for (auto& mod : modules)
+        request.modules.push_back(Module { std::move(mod), {} });
+    for (auto const& e : e820)
+        request.memory_map.push_back({ e.addr, e.size, e.type });
+    request.rsdp_addr = ACPI_TABLES_ADDR;
+    auto* mem = m->m_memory.get();
+    m->m_load_boot = [mem, kernel = std::move(kernel), firmware = std::move(firmware), request = std::move(request),
+                         acpi_direct = std::move(acpi_direct), mptable = std::move(mptable)]() -> Result<BootEntry> {
+        if (!firmware.empty()) {
+            TRY(load_firmware(*mem, firmware));
+            return BootEntry {};
+        }
+        // Direct boot: hako plays the firmware's part and leaves ACPI and MP tables where a BIOS would.
+        TRY(mem->write(GuestAddr(ACPI_TABLES_ADDR), acpi_direct));
+        TRY(mem->write(GuestAddr(MPTABLE_ADDR), mptable));
+        KernelLoadRequest req = request;
+        req.kernel = kernel;
+        auto entry = TRY(load_kernel(*mem, req));
+        TRY(write_boot_tables(*mem, entry.mode));
+        return entry;
+    };
+    if (!config.kernel && !config.firmware)
+        return Error(ErrorKind::InvalidArgument, "Nothing to boot: give --kernel or --firmware");
+
+    // 7. vCPUs.
+    auto const supported = TRY(m->m_system->supported_cpuid());
+    for (uint32_t i = 0; i < config.cpus; ++i) {
+        auto vcpu = TRY(vm.create_vcpu(i));
+        TRY(vcpu->set_cpuid(build_guest_cpuid(supported, i, config.cpus)));
+        TRY(vcpu->save_reset_state());
+        m->m_vcpus.push_back(std::move(vcpu));
+    }
+    TRY(m->m_vm->save_reset_state());
+    TRY(m->reset_vcpus());
+
+    // 8. The console: stdin feeds COM1.
+    auto* machine = m.get();
+    m->m_console = std::make_unique<Console>(
+        *m->m_loop, [serial](std::span<uint8_t const> b) { return serial->receive(b); },
+        [machine] { machine->request(bus::SystemEvent::PowerOff, 0); });
+    TRY(m->m_console->start());
+    return m;
+}
+
+Result<std::unique_ptr<Machine>> build_machine(VmConfig const& config) { return MachineBuilder::build(config); }
+
+} // namespace hako::vmm
