@@ -19,7 +19,7 @@ Result<std::vector<uint8_t>> read_file(std::string const& path, uint64_t max_siz
     if (::fstat(fd.get(), &st) < 0)
         return Error::from_errno(ErrorKind::Io, fmt::format("Cannot stat {}", path));
     if (!S_ISREG(st.st_mode))
-        return Error(ErrorKind::InvalidArgument, fmt::format("{} is not a regular file", path));
+        return Error(ErrorKind::Io, fmt::format("{} is not a regular file", path));
     auto const size = static_cast<uint64_t>(st.st_size);
     if (size > max_size)
         return Error(ErrorKind::OutOfRange, fmt::format("{} is too large ({} bytes, at most {})", path, size, max_size));

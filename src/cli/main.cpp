@@ -1,4 +1,6 @@
 // hako: one binary, several subcommands (one file per verb: run_command.cpp, ...).
+#include <cstdio>
+
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
@@ -12,9 +14,16 @@ int main(int argc, char** argv)
     auto run = hako::cli::register_run_command(app);
     try {
         app.parse(argc, argv);
+    } catch (CLI::CallForHelp const& e) {
+        return app.exit(e);
+    } catch (CLI::CallForAllHelp const& e) {
+        return app.exit(e);
+    } catch (CLI::Success const& e) {
+        return app.exit(e); // --version
     } catch (CLI::ParseError const& e) {
-        int r = app.exit(e);
-        return r == 0 ? 0 : hako::vmm::exit_status::USAGE;
+        // One line, like every other hako error; --help has the details.
+        std::fprintf(stderr, "hako: %s (see hako --help)\n", e.what());
+        return hako::vmm::exit_status::USAGE;
     }
     return run();
 }

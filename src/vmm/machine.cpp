@@ -33,6 +33,9 @@ Machine::~Machine()
 int Machine::run()
 {
     install_kick_handler();
+    if (!m_hardware_virt)
+        HAKO_WARN("/dev/kvm has no VT-x/AMD-V behind it (software backend such as PVM): guest kernel code runs in "
+                  "KVM's instruction emulator, slowly, and stops on instructions it cannot emulate");
     start_vcpus();
     m_loop->run();
     stop_vcpus();

@@ -128,9 +128,6 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     // 2. KVM.
     m->m_system = std::make_unique<kvm::System>(TRY(kvm::System::open(config.kvm_device)));
     m->m_hardware_virt = kvm::host_has_hardware_virtualization();
-    if (!m->m_hardware_virt)
-        HAKO_WARN("/dev/kvm has no VT-x/AMD-V behind it (software backend such as PVM): guest kernel code runs in "
-                  "KVM's instruction emulator, slowly, and stops on instructions it cannot emulate");
     if (config.cpus > m->m_system->max_vcpus())
         return Error(ErrorKind::InvalidArgument,
             fmt::format("--cpus {} is more than this host's KVM allows ({})", config.cpus, m->m_system->max_vcpus()));

@@ -20,5 +20,5 @@ echo "status $status (expected $expected); stderr:"
 cat "$err"
 if [ "$status" -ne "$expected" ]; then echo "FAIL: exit status $status, expected $expected"; exit 1; fi
 if [ "$lines" -ne 1 ]; then echo "FAIL: stderr has $lines lines, expected exactly one"; exit 1; fi
-if ! grep -qE "$pattern" "$err"; then echo "FAIL: stderr does not match /$pattern/"; exit 1; fi
+if ! grep -qE -- "$pattern" "$err"; then echo "FAIL: stderr does not match /$pattern/"; exit 1; fi
 echo PASS
