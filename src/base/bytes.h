@@ -20,7 +20,7 @@ inline uint64_t load_le(std::span<uint8_t const> data)
 inline void store_le(std::span<uint8_t> data, uint64_t v)
 {
     for (size_t i = 0; i < data.size(); ++i)
-        data[i] = i < 8 ? static_cast<uint8_t>(v >> (8 * i)) : 0;
+        data[i] = static_cast<uint8_t>(i < 8 ? v >> (8 * i) : 0);
 }
 
 inline uint16_t get_le16(uint8_t const* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
