@@ -55,6 +55,7 @@ private:
     bus::Bus m_pio { bus::Bus::Kind::Pio };
     bus::Bus m_mmio { bus::Bus::Kind::Mmio };
     std::vector<std::shared_ptr<bus::Device>> m_devices;
+    std::shared_ptr<void> m_pci_root; // devices::pci::PciRoot, kept alive with the machine
     std::unique_ptr<Console> m_console;
     // Set by the builder: (re)loads the kernel or firmware and the boot tables into guest memory (at build time
     // and on every reset, as the guest may have overwritten them) and returns the boot CPU's entry state.

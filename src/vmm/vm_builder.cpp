@@ -21,6 +21,11 @@
 #include "devices/legacy/port_sink.h"
 #include "devices/legacy/reset_control.h"
 #include "devices/legacy/serial.h"
+#include "devices/pci/bar_mapper.h"
+#include "devices/pci/i440fx.h"
+#include "devices/pci/intx_router.h"
+#include "devices/pci/pci_root.h"
+#include "devices/pci/piix3.h"
 #include "vmm/console.h"
 #include "vmm/kvm_irq_line.h"
 #include "vmm/machine.h"
@@ -185,6 +190,17 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
         // Firmware writes its debug log to 0x402 whether or not anyone listens: absorb it.
         TRY(add_pio(PORT_FW_DEBUG, 1, std::make_shared<PortSink>("fw-debug", 0xff)));
     }
+
+    // PCI: an i440FX host bridge (00.0) and a PIIX3 ISA bridge (01.0) routing INTx through its PIRQ links,
+    // configuration mechanism #1 at 0xCF8/0xCFC, BARs mapped on the PIO/MMIO buses as the guest places them.
+    auto pci_root = std::make_shared<devices::pci::PciRoot>(
+        std::make_shared<devices::pci::BusBarMapper>(m->m_pio, m->m_mmio));
+    auto piix3 = std::make_shared<devices::pci::Piix3IsaBridge>();
+    TRY(pci_root->add_device(std::make_shared<devices::pci::I440fxHostBridge>(), 0));
+    TRY(pci_root->add_device(piix3, 1));
+    pci_root->set_intx_router(devices::pci::IntxRouter::create(piix3, irq));
+    TRY(devices::pci::register_config_io(m->m_pio, std::make_shared<devices::pci::PciConfigIo>(pci_root)));
+    m->m_pci_root = pci_root;
 
     // 5. Firmware interface: fw_cfg with the machine description, ACPI through the table loader.
     auto fw_cfg = std::make_shared<FwCfg>(*m->m_memory);
