@@ -1,26 +1,38 @@
-// Fuzz target: arbitrary bytes as a kernel image (bzImage, ELF/PVH, multiboot) loaded into a small guest.
-// Every failure must be an Error; nothing may be written outside guest memory (ASan watches the buffers).
+// Fuzzes the x86 kernel loaders: arbitrary bytes as the kernel (bzImage, PVH ELF, multiboot or garbage), with an
+// initrd/module and a command line, into 16 MiB of heap-backed guest memory. Any crash, sanitizer report or write
+// outside the buffer (ASan catches it) is a bug; errors are the expected outcome for most inputs.
 #include <cstddef>
 #include <cstdint>
+#include <span>
 #include <vector>
 
-#include "arch/x86/layout.h"
 #include "arch/x86/loader.h"
+#include "memory/guest_memory.h"
 
+using namespace hako;
 using namespace hako::arch::x86;
-using hako::memory::GuestAddr;
-using hako::memory::GuestMemory;
 
 extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
 {
-    static std::vector<uint8_t> low(LOW_RAM_END), high((16u << 20) - UPPER_RAM_START);
-    static GuestMemory mem = *GuestMemory::from_buffers({ { GuestAddr(0), low }, { GuestAddr(UPPER_RAM_START), high } });
+    static std::vector<uint8_t> ram(16 << 20);
+    static std::vector<uint8_t> rom(64 << 10);
+    auto mem = memory::GuestMemory::from_buffers({ { memory::GuestAddr(0), ram },
+        { memory::GuestAddr(firmware_base(rom.size())), rom } });
+    if (!mem)
+        return 0;
+    std::span<uint8_t const> input(data, size);
+
     KernelLoadRequest req;
-    req.kernel = std::span<uint8_t const>(data, size);
+    req.kernel = input;
     req.cmdline = "console=ttyS0";
-    req.modules.push_back({ std::vector<uint8_t>(100, 1), "mod" });
-    req.memory_map = { { 0, EBDA_START, 1 }, { HIGH_MEMORY_START, (16u << 20) - HIGH_MEMORY_START, 1 } };
-    (void)detect_kernel_format(req.kernel);
-    (void)load_kernel(mem, req);
+    req.memory_map = { { 0, 0x9fc00, 1 }, { 0x9fc00, 0x400, 2 }, { 0x100000, (16 << 20) - 0x100000, 1 } };
+    req.rsdp_addr = 0xe0000;
+    // The first byte picks whether to pass a module, so both paths are explored.
+    if (size > 0 && (data[0] & 1))
+        req.modules.push_back(Module { std::vector<uint8_t>(size_t { data[0] } * 64, 0x5a), "mod" });
+
+    (void)detect_kernel_format(input);
+    (void)load_kernel(*mem, req);
+    (void)load_firmware(*mem, input);
     return 0;
 }

@@ -1,111 +1,152 @@
 #include "arch/x86/elf.h"
 
+#include <fmt/format.h>
+
 #include "base/bytes.h"
 #include "base/checked.h"
 
 namespace hako::arch::x86 {
 
-constexpr uint32_t PT_LOAD = 1;
-constexpr uint32_t PT_NOTE = 4;
+namespace {
+
+constexpr uint8_t ELFCLASS32 = 1;
+constexpr uint8_t ELFCLASS64 = 2;
+constexpr uint8_t ELFDATA2LSB = 1;
 constexpr uint16_t ET_EXEC = 2;
 constexpr uint16_t ET_DYN = 3;
-constexpr size_t MAX_PHDRS = 256;
+constexpr size_t EI_CLASS = 4;
+constexpr size_t EI_DATA = 5;
+constexpr size_t EHDR32_SIZE = 52;
+constexpr size_t EHDR64_SIZE = 64;
+constexpr size_t PHDR32_SIZE = 32;
+constexpr size_t PHDR64_SIZE = 56;
+
+Error format_error(std::string msg) { return Error(ErrorKind::Format, std::move(msg)); }
+
+// Walks the notes of one PT_NOTE segment: namesz, descsz, type, then name and desc each padded to 4 bytes.
+Result<void> parse_notes(std::span<uint8_t const> seg, std::vector<ElfNote>& out)
+{
+    uint64_t off = 0;
+    while (off < seg.size()) {
+        if (seg.size() - off < 12)
+            return format_error("ELF note header is truncated");
+        uint64_t namesz = *read_le(seg, off, 4);
+        uint64_t descsz = *read_le(seg, off + 4, 4);
+        auto type = static_cast<uint32_t>(*read_le(seg, off + 8, 4));
+        uint64_t name_off = off + 12;
+        uint64_t desc_off = name_off + align_up(namesz, 4); // namesz < 2^32: no overflow
+        uint64_t next = desc_off + align_up(descsz, 4);
+        if (!range_within(name_off, namesz, seg.size()) || !range_within(desc_off, descsz, seg.size()))
+            return format_error("ELF note runs past its segment");
+        std::string_view name;
+        if (namesz > 0) {
+            auto const* p = seg.data() + name_off;
+            size_t len = static_cast<size_t>(namesz);
+            if (p[len - 1] == 0)
+                --len;
+            name = std::string_view(static_cast<char const*>(static_cast<void const*>(p)), len);
+        }
+        out.push_back(ElfNote { name, type, seg.subspan(static_cast<size_t>(desc_off), static_cast<size_t>(descsz)) });
+        off = next;
+    }
+    return ok();
+}
+
+} // namespace
+
+std::optional<uint64_t> read_le(std::span<uint8_t const> bytes, uint64_t offset, size_t width)
+{
+    if (!range_within(offset, width, bytes.size()))
+        return std::nullopt;
+    return load_le(bytes.subspan(static_cast<size_t>(offset), width));
+}
 
 bool is_elf(std::span<uint8_t const> image)
 {
-    return image.size() >= 16 && image[0] == 0x7f && image[1] == 'E' && image[2] == 'L' && image[3] == 'F';
+    return image.size() >= 4 && image[0] == 0x7f && image[1] == 'E' && image[2] == 'L' && image[3] == 'F';
 }
-
-static Error bad(std::string_view what) { return Error(ErrorKind::Format, fmt::format("Bad ELF image: {}", what)); }
 
 Result<ElfImage> parse_elf(std::span<uint8_t const> image)
 {
     if (!is_elf(image))
-        return bad("no ELF magic");
-    uint8_t const cls = image[4];
-    if (cls != 1 && cls != 2)
-        return bad("unknown class");
-    if (image[5] != 1)
-        return bad("not little-endian");
-    ElfImage elf {};
-    elf.is_64bit = cls == 2;
-    size_t const ehdr_size = elf.is_64bit ? 64 : 52;
-    if (image.size() < ehdr_size)
-        return bad("truncated file header");
-    uint8_t const* p = image.data();
-    uint16_t const type = get_le16(p + 16);
-    if (type != ET_EXEC && type != ET_DYN)
-        return bad("not an executable");
-    elf.machine = get_le16(p + 18);
-    uint64_t phoff;
-    uint16_t phentsize, phnum;
-    if (elf.is_64bit) {
-        elf.entry = get_le64(p + 24);
-        phoff = get_le64(p + 32);
-        phentsize = get_le16(p + 54);
-        phnum = get_le16(p + 56);
-    } else {
-        elf.entry = get_le32(p + 24);
-        phoff = get_le32(p + 28);
-        phentsize = get_le16(p + 42);
-        phnum = get_le16(p + 44);
-    }
-    size_t const min_phent = elf.is_64bit ? 56 : 32;
-    if (phnum == 0 || phnum > MAX_PHDRS)
-        return bad(fmt::format("{} program headers", phnum));
-    if (phentsize < min_phent)
-        return bad("program header entries too small");
-    auto table = checked_mul(phnum, phentsize);
-    if (!table || !range_within(phoff, *table, image.size()))
-        return bad("program headers past the end of the file");
+        return format_error("Not an ELF file (bad magic)");
+    if (image.size() < EHDR32_SIZE)
+        return format_error(fmt::format("ELF header is truncated ({} bytes)", image.size()));
+    uint8_t cls = image[EI_CLASS];
+    if (cls != ELFCLASS32 && cls != ELFCLASS64)
+        return format_error(fmt::format("ELF class {} is neither ELF32 nor ELF64", cls));
+    if (image[EI_DATA] != ELFDATA2LSB)
+        return format_error("ELF file is not little-endian");
+    bool is64 = cls == ELFCLASS64;
+    if (is64 && image.size() < EHDR64_SIZE)
+        return format_error(fmt::format("ELF64 header is truncated ({} bytes)", image.size()));
 
-    for (uint16_t i = 0; i < phnum; ++i) {
-        uint8_t const* ph = p + phoff + static_cast<uint64_t>(i) * phentsize;
-        uint32_t const ptype = get_le32(ph);
-        uint64_t offset, vaddr, paddr, filesz, memsz;
-        if (elf.is_64bit) {
-            offset = get_le64(ph + 8);
-            vaddr = get_le64(ph + 16);
-            paddr = get_le64(ph + 24);
-            filesz = get_le64(ph + 32);
-            memsz = get_le64(ph + 40);
+    auto type = static_cast<uint16_t>(*read_le(image, 16, 2));
+    if (type != ET_EXEC && type != ET_DYN)
+        return format_error(fmt::format("ELF file is not an executable (e_type {})", type));
+
+    ElfImage elf {};
+    elf.is_64bit = is64;
+    elf.machine = static_cast<uint16_t>(*read_le(image, 18, 2));
+    uint64_t phoff, phentsize, phnum;
+    if (is64) {
+        elf.entry = *read_le(image, 24, 8);
+        phoff = *read_le(image, 32, 8);
+        phentsize = *read_le(image, 54, 2);
+        phnum = *read_le(image, 56, 2);
+    } else {
+        elf.entry = *read_le(image, 24, 4);
+        phoff = *read_le(image, 28, 4);
+        phentsize = *read_le(image, 42, 2);
+        phnum = *read_le(image, 44, 2);
+    }
+    size_t const want_phentsize = is64 ? PHDR64_SIZE : PHDR32_SIZE;
+    if (phnum == 0)
+        return format_error("ELF file has no program headers");
+    if (phnum > ELF_MAX_PHDRS)
+        return format_error(fmt::format("ELF file has {} program headers, at most {} are accepted", phnum, ELF_MAX_PHDRS));
+    if (phentsize < want_phentsize)
+        return format_error(fmt::format("ELF program header size {} is too small", phentsize));
+    if (!range_within(phoff, phnum * phentsize, image.size()))
+        return format_error("ELF program headers run past the end of the file");
+
+    for (uint64_t i = 0; i < phnum; ++i) {
+        uint64_t ph = phoff + i * phentsize;
+        auto p_type = static_cast<uint32_t>(*read_le(image, ph, 4));
+        ElfSegment seg {};
+        if (is64) {
+            seg.file_offset = *read_le(image, ph + 8, 8);
+            seg.vaddr = *read_le(image, ph + 16, 8);
+            seg.paddr = *read_le(image, ph + 24, 8);
+            seg.file_size = *read_le(image, ph + 32, 8);
+            seg.mem_size = *read_le(image, ph + 40, 8);
         } else {
-            offset = get_le32(ph + 4);
-            vaddr = get_le32(ph + 8);
-            paddr = get_le32(ph + 12);
-            filesz = get_le32(ph + 16);
-            memsz = get_le32(ph + 20);
+            seg.file_offset = *read_le(image, ph + 4, 4);
+            seg.vaddr = *read_le(image, ph + 8, 4);
+            seg.paddr = *read_le(image, ph + 12, 4);
+            seg.file_size = *read_le(image, ph + 16, 4);
+            seg.mem_size = *read_le(image, ph + 20, 4);
         }
-        if (ptype != PT_LOAD && ptype != PT_NOTE)
+        if (p_type != PT_LOAD && p_type != PT_NOTE)
             continue;
-        if (!range_within(offset, filesz, image.size()))
-            return bad(fmt::format("segment {} runs past the end of the file (truncated?)", i));
-        if (ptype == PT_LOAD) {
-            if (memsz < filesz)
-                return bad(fmt::format("segment {} is smaller in memory than in the file", i));
-            if (!checked_add(paddr, memsz))
-                return bad(fmt::format("segment {} wraps the address space", i));
-            elf.loads.push_back({ paddr, vaddr, offset, filesz, memsz });
+        if (!range_within(seg.file_offset, seg.file_size, image.size()))
+            return format_error(fmt::format("ELF segment {} (offset {:#x}, {:#x} bytes) runs past the end of the file", i,
+                seg.file_offset, seg.file_size));
+        if (p_type == PT_NOTE) {
+            TRY(parse_notes(image.subspan(static_cast<size_t>(seg.file_offset), static_cast<size_t>(seg.file_size)), elf.notes));
             continue;
         }
-        // Notes: namesz, descsz, type, name (4-aligned), desc (4-aligned).
-        uint64_t pos = offset;
-        uint64_t const end = offset + filesz;
-        while (end - pos >= 12) {
-            uint8_t const* n = p + pos;
-            uint32_t const namesz = get_le32(n), descsz = get_le32(n + 4), ntype = get_le32(n + 8);
-            uint64_t const name_off = pos + 12;
-            uint64_t const desc_off = name_off + align_up(namesz, 4);
-            uint64_t const next = desc_off + align_up(descsz, 4);
-            if (next > end || next <= pos)
-                break;
-            std::string_view name(static_cast<char const*>(static_cast<void const*>(p + name_off)), namesz ? namesz - 1 : 0);
-            elf.notes.push_back({ name, ntype, image.subspan(desc_off, descsz) });
-            pos = next;
-        }
+        if (seg.file_size > seg.mem_size)
+            return format_error(fmt::format("ELF segment {} has p_filesz {:#x} larger than p_memsz {:#x}", i, seg.file_size,
+                seg.mem_size));
+        if (!checked_add(seg.paddr, seg.mem_size))
+            return Error(ErrorKind::OutOfRange, fmt::format("ELF segment {} address {:#x} + {:#x} overflows", i, seg.paddr,
+                seg.mem_size));
+        if (seg.mem_size > 0)
+            elf.loads.push_back(seg);
     }
     if (elf.loads.empty())
-        return bad("no loadable segments");
+        return format_error("ELF file has no loadable segments");
     return elf;
 }
 
