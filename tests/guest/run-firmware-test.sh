@@ -11,7 +11,7 @@ mkdir -p "$(dirname "$log")"
 [ -f "$bios" ] || { echo "FAIL: no firmware image $bios"; exit 1; }
 case $vmm in
   hako) timeout 120 "${HAKO:-build/hako}" run --firmware "$bios" --fw-cfg "name=genroms/hako-bev.bin,file=$rom" \
-          --debug-exit --memory 64M </dev/null >"$log" 2>&1 ;;
+          --debug-exit --debugcon "$log.debugcon" --memory 64M </dev/null >"$log" 2>&1 ;;
   qemu) timeout 120 "${QEMU:-qemu-system-x86_64}" -M pc -accel kvm -cpu host,-arch-capabilities -m 64M -nodefaults \
           -nographic -display none -serial stdio -no-reboot -bios "$bios" \
           -fw_cfg "name=genroms/hako-bev.bin,file=$rom" -device isa-debug-exit,iobase=0xf4,iosize=4 \
@@ -21,6 +21,10 @@ esac
 status=$?
 ok=1
 [ "$status" -eq "$expected" ] || { echo "FAIL: exit status $status, expected $expected"; ok=0; }
+# hako: SeaBIOS's debug log (port 0x402) must have reached the --debugcon file.
+if [ "$vmm" = hako ] && ! grep -q "Found QEMU fw_cfg" "$log.debugcon" 2>/dev/null; then
+  echo "FAIL: the --debugcon file lacks SeaBIOS's debug log"; ok=0
+fi
 for text in "$@"; do
   grep -qF -- "$text" "$log" || { echo "FAIL: serial output lacks '$text'"; ok=0; }
 done

@@ -58,6 +58,7 @@ case $vmm in
         [ -x "$hako_bin" ] || { echo "run-guest-test: FAIL: no hako binary at $hako_bin (set HAKO)" >&2; exit 1; }
         cmd=("$hako_bin" run --kernel "$guest" --cmdline "$cmdline" --debug-exit --cpus "$cpus"
              --memory "$memory")
+        [ $reboot -eq 1 ] || cmd+=(--on-reboot exit) # as QEMU's -no-reboot: a guest reset ends the run, status 0
         ;;
     qemu)
         cmd=("${QEMU:-qemu-system-x86_64}" -accel kvm -cpu host,-arch-capabilities -M pc -m "$memory" -smp "$cpus"
