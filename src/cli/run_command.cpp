@@ -85,8 +85,6 @@ int run(RunOptions const& o)
         return fail(USAGE, "Nothing to boot: give --kernel FILE or --firmware FILE");
     if (o.kernel.empty() && (!o.initrd.empty() || o.cmdline_given))
         return fail(USAGE, "--initrd and --cmdline need --kernel");
-    if (!o.kernel.empty() && !o.firmware.empty())
-        return fail(USAGE, "--kernel with --firmware is not supported yet: give one of them");
     config.cmdline = o.cmdline;
     for (auto const& spec : o.fw_cfg) {
         // name=NAME,file=PATH (QEMU's -fw_cfg syntax).
@@ -139,7 +137,7 @@ std::function<int()> register_run_command(CLI::App& app)
     cmd->add_option("--cpus", o->cpus, "Number of vCPUs (1 up to KVM's limit)")->capture_default_str();
     cmd->add_option("--memory", o->memory, "Guest RAM, e.g. 512M or 2G (RAM above 3G is mapped above 4 GiB)")
         ->capture_default_str();
-    cmd->add_option("--kernel", o->kernel, "Kernel to boot directly: bzImage, ELF vmlinux with a PVH note, or multiboot");
+    cmd->add_option("--kernel", o->kernel, "Kernel to boot: bzImage, ELF vmlinux with a PVH note, or multiboot (with --firmware: a bzImage the firmware loads through fw_cfg)");
     cmd->add_option("--initrd", o->initrd, "Initial ramdisk (multiboot: comma-separated modules)");
     cmd->add_option("--cmdline", o->cmdline, "Kernel command line")->each([o](std::string const&) { o->cmdline_given = true; });
     cmd->add_option("--firmware", o->firmware, "BIOS image (e.g. SeaBIOS bios.bin), run from the reset vector");

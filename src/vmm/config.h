@@ -17,6 +17,7 @@ struct VmConfig {
     std::optional<std::string> initrd; // multiboot: comma-separated module list
     std::string cmdline;
     std::optional<std::string> firmware;
+    std::string linuxboot_rom { "/usr/share/qemu/linuxboot_dma.bin" }; // --kernel with --firmware
     struct FwCfgFile {
         std::string name; // fw_cfg file name, e.g. opt/org.example/config or genroms/boot.bin
         std::string path; // host file with the contents

@@ -8,6 +8,7 @@
 #include "arch/x86/cpuid.h"
 #include "arch/x86/e820.h"
 #include "arch/x86/layout.h"
+#include "arch/x86/linux_fw_cfg.h"
 #include "arch/x86/loader.h"
 #include "arch/x86/mptable.h"
 #include "base/file.h"
@@ -218,6 +219,32 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     TRY(fw_cfg->add_file("etc/sercon-port", le_bytes(PORT_COM1, 2)));
     for (auto& [name, data] : fw_cfg_files)
         TRY(fw_cfg->add_file(name, std::move(data)));
+    if (!firmware.empty() && !kernel.empty()) {
+        // Kernel through the firmware, as QEMU does it: the firmware runs QEMU's linuxboot_dma.bin option ROM, which
+        // fetches these items over fw_cfg DMA and enters the kernel's real-mode setup code.
+        auto items = TRY(linux_fw_cfg_items(kernel, config.cmdline, modules.empty() ? std::vector<uint8_t>() : modules[0],
+            ram.low_end));
+        if (modules.size() > 1)
+            return Error(ErrorKind::InvalidArgument, "A Linux kernel takes one initrd");
+        auto rom = read_file(config.linuxboot_rom, MAX_FIRMWARE_SIZE);
+        if (!rom)
+            return rom.error().with_context("--kernel with --firmware needs QEMU's linuxboot_dma.bin option ROM "
+                                            "(Debian package qemu-system-data)");
+        fw_cfg->add_u32(FW_CFG_SETUP_ADDR, items.setup_addr);
+        fw_cfg->add_u32(FW_CFG_SETUP_SIZE, static_cast<uint32_t>(items.setup.size()));
+        fw_cfg->add_item(FW_CFG_SETUP_DATA, std::move(items.setup));
+        fw_cfg->add_u32(FW_CFG_KERNEL_ADDR, items.kernel_addr);
+        fw_cfg->add_u32(FW_CFG_KERNEL_SIZE, static_cast<uint32_t>(items.kernel.size()));
+        fw_cfg->add_item(FW_CFG_KERNEL_DATA, std::move(items.kernel));
+        fw_cfg->add_u32(FW_CFG_CMDLINE_ADDR, items.cmdline_addr);
+        fw_cfg->add_u32(FW_CFG_CMDLINE_SIZE, static_cast<uint32_t>(items.cmdline.size()));
+        fw_cfg->add_item(FW_CFG_CMDLINE_DATA, std::move(items.cmdline));
+        fw_cfg->add_u32(FW_CFG_INITRD_ADDR, items.initrd_addr);
+        fw_cfg->add_u32(FW_CFG_INITRD_SIZE, static_cast<uint32_t>(items.initrd.size()));
+        fw_cfg->add_item(FW_CFG_INITRD_DATA, std::move(items.initrd));
+        TRY(fw_cfg->add_file("genroms/linuxboot_dma.bin", std::move(*rom)));
+        kernel.clear(); // the firmware loads it
+    }
     TRY(add_pio(PORT_FW_CFG, 12, fw_cfg));
 
     // 6. What the boot CPU starts on; re-done on every reset.
