@@ -5,17 +5,26 @@
 
 namespace hako::memory {
 
+// memcpy/memset with a null pointer is undefined even for 0 bytes: empty copies return early.
 void GuestSpan::copy_to(std::span<uint8_t> out) const
 {
-    std::memcpy(out.data(), m_host, std::min(out.size(), m_size));
+    size_t const n = std::min(out.size(), m_size);
+    if (n)
+        std::memcpy(out.data(), m_host, n);
 }
 
 void GuestSpan::copy_from(std::span<uint8_t const> in) const
 {
-    std::memcpy(m_host, in.data(), std::min(in.size(), m_size));
+    size_t const n = std::min(in.size(), m_size);
+    if (n)
+        std::memcpy(m_host, in.data(), n);
 }
 
-void GuestSpan::fill(uint8_t value) const { std::memset(m_host, value, m_size); }
+void GuestSpan::fill(uint8_t value) const
+{
+    if (m_size)
+        std::memset(m_host, value, m_size);
+}
 
 static Result<void> check_layout(std::vector<GuestMemory::Region>& regions)
 {

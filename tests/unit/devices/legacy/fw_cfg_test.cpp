@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "base/bytes.h"
 #include "devices/legacy/fw_cfg.h"
 
 using namespace hako;
@@ -91,7 +92,7 @@ TEST_F(FwCfgTest, SignatureAndIdThroughPorts)
     EXPECT_EQ(std::string(sig.begin(), sig.end()), "QEMU");
     EXPECT_EQ(data8(), 0); // past the end reads 0
     auto id = read_item(FW_CFG_ID, 4);
-    uint32_t v = id[0] | id[1] << 8 | id[2] << 16 | static_cast<uint32_t>(id[3]) << 24;
+    uint32_t v = hako::get_le32(id.data());
     EXPECT_EQ(v, FW_CFG_VERSION_TRADITIONAL | FW_CFG_VERSION_DMA);
     // A wide read of the data port returns consecutive bytes.
     select(FW_CFG_SIGNATURE);
