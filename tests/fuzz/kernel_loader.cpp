@@ -6,6 +6,7 @@
 #include <span>
 #include <vector>
 
+#include "arch/x86/linux_fw_cfg.h"
 #include "arch/x86/loader.h"
 #include "memory/guest_memory.h"
 
@@ -34,5 +35,6 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
     (void)detect_kernel_format(input);
     (void)load_kernel(*mem, req);
     (void)load_firmware(*mem, input);
+    (void)linux_fw_cfg_items(input, "console=ttyS0", std::vector<uint8_t>(size % 8192), 16u << 20);
     return 0;
 }
