@@ -121,7 +121,11 @@ public:
         Broken, // the queue is in an error state (Queue::error()) and hands out nothing until reset()
     };
 
-    static PopResult ok(DescriptorChain chain) { return PopResult(Status::Ok, chain.head(), ChainError {}, std::move(chain)); }
+    static PopResult ok(DescriptorChain chain)
+    {
+        uint16_t const head = chain.head(); // read before the move: argument evaluation order is unspecified
+        return PopResult(Status::Ok, head, ChainError {}, std::move(chain));
+    }
     static PopResult empty() { return PopResult(Status::Empty, 0, ChainError {}, std::nullopt); }
     static PopResult bad(uint16_t head, ChainError e) { return PopResult(Status::Bad, head, e, std::nullopt); }
     static PopResult broken() { return PopResult(Status::Broken, 0, ChainError {}, std::nullopt); }

@@ -474,9 +474,9 @@ TEST_F(VirtqueueTest, WritableBufferInRomIsBad)
     ASSERT_TRUE(q.validate());
     q.set_ready(true);
     Driver driver(mem, 16);
-    driver.set_desc(0, 0x100000, 16);                                           // reading ROM is fine
-    driver.set_desc(1, 0x100000, 16, VIRTQ_DESC_F_NEXT, 2);                     // readable ROM...
-    driver.set_desc(2, 0x100100, 16, VIRTQ_DESC_F_WRITE);                       // ...then writable ROM
+    driver.set_desc(0, 0x100000, 16);                       // reading ROM is fine
+    driver.set_desc(1, 0x100000, 16, VIRTQ_DESC_F_NEXT, 2); // readable ROM...
+    driver.set_desc(2, 0x100100, 16, VIRTQ_DESC_F_WRITE);   // ...then writable ROM
     driver.publish(0);
     driver.publish(1);
     EXPECT_TRUE(q.pop().is_ok());
