@@ -14,6 +14,8 @@ if ! grep -qE 'vmx|svm' /proc/cpuinfo; then
   echo "setup: note: this host's /dev/kvm has no VT-x/AMD-V; the kernel's early boot runs in KVM's emulator and"
   echo "setup: will stop at an instruction the emulator cannot handle (see docs/architecture.md)"
 fi
+# The ELF vmlinux (PVH entry) starts at once; the bzImage works too but first runs its decompressor, which takes many
+# minutes where KVM emulates guest kernel code.
 exec build/hako run --cpus 2 --memory 512M \
-  --kernel "$HAKO_CACHE/kernel/bzImage" --initrd "$HAKO_CACHE/initramfs.cpio.gz" \
+  --kernel "$HAKO_CACHE/kernel/vmlinux" --initrd "$HAKO_CACHE/initramfs.cpio.gz" \
   --cmdline "console=ttyS0 earlyprintk=ttyS0 panic=-1 io_delay=none" --debug-exit
