@@ -134,6 +134,10 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     // 2. KVM.
     m->m_system = std::make_unique<kvm::System>(TRY(kvm::System::open(config.kvm_device)));
     m->m_hardware_virt = kvm::host_has_hardware_virtualization();
+    constexpr unsigned MAX_XAPIC_CPUS = 254; // APIC IDs 0..253 plus the IOAPIC's ID; x2APIC is not implemented yet
+    if (config.cpus > MAX_XAPIC_CPUS)
+        return Error(ErrorKind::InvalidArgument,
+            fmt::format("--cpus {}: hako supports at most {} vCPUs (xAPIC IDs; no x2APIC yet)", config.cpus, MAX_XAPIC_CPUS));
     if (config.cpus > m->m_system->max_vcpus())
         return Error(ErrorKind::InvalidArgument,
             fmt::format("--cpus {} is more than this host's KVM allows ({})", config.cpus, m->m_system->max_vcpus()));

@@ -37,7 +37,7 @@ constexpr uint64_t PDPT_ADDR = 0xA000;
 constexpr uint64_t PD_ADDR = 0xB000;             // four page directories: 0xB000-0xEFFF, 2 MiB pages over 4 GiB
 constexpr uint64_t CMDLINE_ADDR = 0x20000;
 constexpr uint64_t CMDLINE_MAX = 0x10000;        // hako's own limit; the kernel's header may say less
-constexpr uint64_t MPTABLE_ADDR = EBDA_START;    // MP floating pointer + table, in the EBDA
+constexpr uint64_t MPTABLE_ADDR = 0xF0000;         // MP floating pointer + table in the BIOS area (Linux scans 0xF0000-0xFFFFF)
 constexpr uint64_t ACPI_TABLES_ADDR = BIOS_AREA_START; // RSDP first (found by the 0xE0000-0xFFFFF scan)
 constexpr uint64_t ACPI_TABLES_MAX = 0x10000;
 
