@@ -1,6 +1,7 @@
 #include "base/log.h"
 
 #include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
 
 namespace hako {
 
@@ -16,6 +17,25 @@ void init_logging(int verbosity)
     else
         spdlog::set_level(spdlog::level::debug);
 }
+
+static spdlog::level::level_enum to_spdlog(LogLevel level)
+{
+    switch (level) {
+    case LogLevel::Debug:
+        return spdlog::level::debug;
+    case LogLevel::Info:
+        return spdlog::level::info;
+    case LogLevel::Warn:
+        return spdlog::level::warn;
+    case LogLevel::Error:
+        return spdlog::level::err;
+    }
+    return spdlog::level::err;
+}
+
+bool log_enabled(LogLevel level) { return spdlog::should_log(to_spdlog(level)); }
+
+void log_write(LogLevel level, std::string_view message) { spdlog::log(to_spdlog(level), "{}", message); }
 
 bool RateLimiter::allow()
 {
