@@ -3,31 +3,15 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "fuzz_fakes.h"
 #include "devices/legacy/acpi_pm.h"
 
-namespace {
-class NullIrq final : public hako::bus::IrqLine {
-public:
-    void set_level(bool asserted) override
-    {
-        if (asserted == level)
-            std::abort();
-        level = asserted;
-    }
-    bool level { false };
-};
-class CountingSystem final : public hako::bus::SystemControl {
-public:
-    void request(hako::bus::SystemEvent, uint32_t) override { ++requests; }
-    uint64_t requests { 0 };
-};
-} // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
 {
-    CountingSystem sys;
+    hako::fuzz::CountingSystem sys;
     int64_t now_ns = 0;
-    hako::devices::legacy::AcpiPm pm(sys, std::make_shared<NullIrq>(), [&] { return now_ns; });
+    hako::devices::legacy::AcpiPm pm(sys, std::make_shared<hako::fuzz::StrictIrqLine>(), [&] { return now_ns; });
     for (size_t i = 0; i + 4 <= size; i += 4) {
         uint8_t const op = data[i] % 4;
         uint64_t const offset = data[i + 1] % 0x48;

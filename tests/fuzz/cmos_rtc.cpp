@@ -3,24 +3,13 @@
 #include <cstdint>
 #include <cstdlib>
 
+#include "fuzz_fakes.h"
 #include "devices/legacy/cmos_rtc.h"
 
-namespace {
-class NullIrq final : public hako::bus::IrqLine {
-public:
-    void set_level(bool asserted) override
-    {
-        if (asserted == level)
-            std::abort();
-        level = asserted;
-    }
-    bool level { false };
-};
-} // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
 {
-    auto irq = std::make_shared<NullIrq>();
+    auto irq = std::make_shared<hako::fuzz::StrictIrqLine>();
     int64_t now_ns = 1'700'000'000LL * 1'000'000'000;
     hako::devices::legacy::CmosRtc rtc(irq, nullptr, [&] { return now_ns; });
     for (size_t i = 0; i + 4 <= size; i += 4) {

@@ -4,31 +4,15 @@
 #include <cstdlib>
 #include <vector>
 
+#include "fuzz_fakes.h"
 #include "devices/legacy/i8042.h"
 
-namespace {
-class NullIrq final : public hako::bus::IrqLine {
-public:
-    void set_level(bool asserted) override
-    {
-        if (asserted == level)
-            std::abort();
-        level = asserted;
-    }
-    bool level { false };
-};
-class CountingSystem final : public hako::bus::SystemControl {
-public:
-    void request(hako::bus::SystemEvent, uint32_t) override { ++requests; }
-    uint64_t requests { 0 };
-};
-} // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
 {
-    CountingSystem sys;
-    auto ctl = std::make_shared<hako::devices::legacy::I8042>(sys, std::make_shared<NullIrq>(),
-        std::make_shared<NullIrq>());
+    hako::fuzz::CountingSystem sys;
+    auto ctl = std::make_shared<hako::devices::legacy::I8042>(sys, std::make_shared<hako::fuzz::StrictIrqLine>(),
+        std::make_shared<hako::fuzz::StrictIrqLine>());
     for (size_t i = 0; i + 4 <= size; i += 4) {
         uint8_t const op = data[i] % 4;
         uint64_t const offset = (data[i + 1] & 1) ? 4 : data[i + 1] % 6;

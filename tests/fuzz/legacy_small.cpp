@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "bus/system_control.h"
+#include "fuzz_fakes.h"
 #include "devices/legacy/debug_exit.h"
 #include "devices/legacy/debugcon.h"
 #include "devices/legacy/port_sink.h"
@@ -13,17 +14,10 @@
 
 using namespace hako;
 
-namespace {
-class CountingSystem final : public bus::SystemControl {
-public:
-    void request(bus::SystemEvent, uint32_t) override { ++requests; }
-    uint64_t requests { 0 };
-};
-} // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
 {
-    CountingSystem system;
+    hako::fuzz::CountingSystem system;
     uint64_t out_bytes = 0;
     std::vector<std::shared_ptr<bus::Device>> devices {
         std::make_shared<devices::legacy::DebugExit>(system),

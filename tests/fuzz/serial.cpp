@@ -4,24 +4,13 @@
 #include <cstdlib>
 #include <vector>
 
+#include "fuzz_fakes.h"
 #include "devices/legacy/serial.h"
 
-namespace {
-class NullIrq final : public hako::bus::IrqLine {
-public:
-    void set_level(bool asserted) override
-    {
-        if (asserted == level) // the device promises to drive changes only
-            std::abort();
-        level = asserted;
-    }
-    bool level { false };
-};
-} // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
 {
-    auto irq = std::make_shared<NullIrq>();
+    auto irq = std::make_shared<hako::fuzz::StrictIrqLine>();
     size_t out_bytes = 0;
     hako::devices::legacy::Serial uart(irq, [&](std::span<uint8_t const> b) { out_bytes += b.size(); });
     for (size_t i = 0; i + 4 <= size; i += 4) {
