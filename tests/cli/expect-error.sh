@@ -10,7 +10,13 @@ hako=${HAKO:?HAKO must name the hako binary}
 err=$(mktemp)
 trap 'rm -f "$err"' EXIT
 if [ -n "${RUN_AS:-}" ]; then
-  runuser -u "$RUN_AS" -- "$hako" "$@" </dev/null >/dev/null 2>"$err"
+  # The checkout may sit under a directory the other user cannot enter (e.g. /root): run a copy from a fresh
+  # world-readable directory instead.
+  bindir=$(mktemp -d)
+  trap 'rm -f "$err"; rm -rf "$bindir"' EXIT
+  cp "$hako" "$bindir/hako"
+  chmod 755 "$bindir" "$bindir/hako"
+  runuser -u "$RUN_AS" -- "$bindir/hako" "$@" </dev/null >/dev/null 2>"$err"
 else
   "$hako" "$@" </dev/null >/dev/null 2>"$err"
 fi
