@@ -58,6 +58,16 @@ void Vm::set_irq_line(uint32_t gsi, bool level)
         HAKO_WARN_RATELIMITED("KVM_IRQ_LINE {} failed: {}", gsi, std::strerror(errno));
 }
 
+void Vm::signal_msi(uint64_t address, uint32_t data)
+{
+    kvm_msi msi {};
+    msi.address_lo = static_cast<uint32_t>(address);
+    msi.address_hi = static_cast<uint32_t>(address >> 32);
+    msi.data = data;
+    if (::ioctl(m_fd.get(), KVM_SIGNAL_MSI, &msi) < 0)
+        HAKO_WARN_RATELIMITED("KVM_SIGNAL_MSI {:#x}/{:#x} failed: {}", address, data, std::strerror(errno));
+}
+
 template<typename T>
 static std::vector<uint8_t> bytes_of(T const& v)
 {

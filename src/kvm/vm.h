@@ -30,6 +30,9 @@ public:
 
     [[nodiscard]] Result<std::unique_ptr<Vcpu>> create_vcpu(uint32_t id);
 
+    /// Injects a message-signalled interrupt (KVM_SIGNAL_MSI). Safe from any thread.
+    void signal_msi(uint64_t address, uint32_t data);
+
     /// Registers an eventfd that KVM signals on a guest write to [addr, addr+len) (KVM_IOEVENTFD).
     [[nodiscard]] Result<void> add_ioeventfd(int fd, uint64_t addr, uint32_t len, bool pio);
     /// Registers an eventfd that raises gsi when signalled (KVM_IRQFD).
