@@ -151,7 +151,8 @@ std::function<int()> register_run_command(CLI::App& app)
     cmd->add_flag("-v,--verbose", o->verbose, "More log output (repeat for debug)");
     cmd->footer("Console: Ctrl-a x quits, Ctrl-a h shows help (when stdin is a terminal).\n"
                 "Exit status: 0 guest powered off, (v<<1)|1 debug-exit value v, 2 usage, 4 bad input file,\n"
-                "6 KVM unavailable, 8 guest stopped by an emulation failure, 10 internal error.");
+                "6 KVM unavailable, 8 guest stopped by an emulation failure, 10 internal error,\n"
+                "128+N terminated by signal N (SIGINT, SIGTERM, SIGHUP).");
     return [cmd, o]() -> int {
         if (!cmd->parsed())
             return USAGE;

@@ -3,6 +3,9 @@
 #include <csignal>
 #include <ctime>
 #include <pthread.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "vmm/console.h"
@@ -30,9 +33,36 @@ Machine::~Machine()
     stop_vcpus();
 }
 
+/// SIGINT, SIGTERM and SIGHUP end the VM cleanly (terminal restored) with status 128 + signal; SIGPIPE is ignored
+/// so a closed stdout only drops guest output.
+Result<void> Machine::watch_signals()
+{
+    std::signal(SIGPIPE, SIG_IGN);
+    sigset_t set;
+    sigemptyset(&set);
+    for (int sig : { SIGINT, SIGTERM, SIGHUP })
+        sigaddset(&set, sig);
+    if (pthread_sigmask(SIG_BLOCK, &set, nullptr) != 0)
+        return Error(ErrorKind::Io, "Cannot block termination signals");
+    m_signal_fd.reset(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+    if (!m_signal_fd.valid())
+        return Error::from_errno(ErrorKind::Io, "signalfd");
+    return m_loop->add_fd(m_signal_fd.get(), EPOLLIN, [this](uint32_t) {
+        signalfd_siginfo info {};
+        if (::read(m_signal_fd.get(), &info, sizeof info) != sizeof info || m_stopping)
+            return;
+        HAKO_WARN("terminating on signal {}", info.ssi_signo);
+        m_exit_status = 128 + static_cast<int>(info.ssi_signo);
+        m_stopping = true;
+        m_loop->stop();
+    });
+}
+
 int Machine::run()
 {
     install_kick_handler();
+    if (auto r = watch_signals(); !r)
+        HAKO_WARN("{}", r.error().message());
     if (!m_hardware_virt)
         HAKO_WARN("/dev/kvm has no VT-x/AMD-V behind it (software backend such as PVM): guest kernel code runs in "
                   "KVM's instruction emulator, slowly, and stops on instructions it cannot emulate");

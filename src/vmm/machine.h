@@ -10,6 +10,7 @@
 
 #include "arch/x86/boot.h"
 #include "base/event_loop.h"
+#include "base/unique_fd.h"
 #include "bus/bus.h"
 #include "bus/system_control.h"
 #include "kvm/system.h"
@@ -42,6 +43,7 @@ private:
     void handle_emulation_failure(kvm::Vcpu& vcpu, kvm::VcpuExit const& exit);
     void fail(int status);
     void reset();
+    Result<void> watch_signals();
     /// Puts every vCPU in its reset state, the BSP at the boot entry.
     Result<void> reset_vcpus();
 
@@ -67,6 +69,7 @@ private:
     int m_exit_status { exit_status::POWER_OFF };
     bool m_hardware_virt { true };
     bool m_reported_first_run { false };
+    UniqueFd m_signal_fd;
 };
 
 /// Builds a machine from a validated configuration. Errors are one line, suitable for the user.

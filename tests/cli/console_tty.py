@@ -68,3 +68,14 @@ status = wait(pid, 10)
 if status != 0:
     raise SystemExit(f"FAIL: Ctrl-a x gave status {status}, expected 0")
 print("PASS: Ctrl-a h shows help, Ctrl-a x quits with status 0")
+
+# 3. SIGTERM ends the VM cleanly with status 128 + 15 and a message.
+import signal
+pid, fd = spawn()
+buf = read_until(fd, b"READY", 60, b"")
+os.kill(pid, signal.SIGTERM)
+buf = read_until(fd, b"terminating on signal 15", 10, buf)
+status = wait(pid, 10)
+if status != 128 + 15:
+    raise SystemExit(f"FAIL: SIGTERM gave status {status}, expected 143")
+print("PASS: SIGTERM ends the run with status 143")
