@@ -247,6 +247,9 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
         fw_cfg->add_u32(FW_CFG_INITRD_SIZE, static_cast<uint32_t>(items.initrd.size()));
         fw_cfg->add_item(FW_CFG_INITRD_DATA, std::move(items.initrd));
         TRY(fw_cfg->add_file("genroms/linuxboot_dma.bin", std::move(*rom)));
+        // Boot order: the kernel first, as QEMU gives -kernel bootindex 0 (SeaBIOS's "bootorder" file of device paths).
+        std::string const order = "/rom@genroms/linuxboot_dma.bin\n";
+        TRY(fw_cfg->add_file("bootorder", std::vector<uint8_t>(order.begin(), order.end())));
         kernel.clear(); // the firmware loads it
     }
     TRY(add_pio(PORT_FW_CFG, 12, fw_cfg));

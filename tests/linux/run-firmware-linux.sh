@@ -12,8 +12,11 @@ mkdir -p "$(dirname "$log")"
 kernel=$cache/kernel/bzImage initrd=$cache/initramfs.cpio.gz
 args="console=ttyS0 earlyprintk=ttyS0"
 case $vmm in
-  hako) "${HAKO:-build/hako}" run --firmware /usr/share/seabios/bios-256k.bin --kernel "$kernel" --initrd "$initrd" \
-          --cmdline "$args" --memory 256M </dev/null >"$log" 2>&1 & ;;
+  # With a second boot ROM present, the "bootorder" fw_cfg file must still make SeaBIOS boot the kernel first.
+  hako) extra=()
+        [ -n "${BEV_ROM:-}" ] && extra=(--fw-cfg "name=genroms/hako-bev.bin,file=$BEV_ROM" --debug-exit)
+        "${HAKO:-build/hako}" run --firmware /usr/share/seabios/bios-256k.bin --kernel "$kernel" --initrd "$initrd" \
+          --cmdline "$args" --memory 256M "${extra[@]}" </dev/null >"$log" 2>&1 & ;;
   qemu) "${QEMU:-qemu-system-x86_64}" -M pc -accel kvm -cpu host,-arch-capabilities -m 256M -nodefaults -nographic \
           -display none -serial stdio -kernel "$kernel" -initrd "$initrd" -append "$args" </dev/null >"$log" 2>&1 & ;;
   *) echo "usage: $0 <hako|qemu>"; exit 2 ;;
@@ -27,5 +30,6 @@ for _ in $(seq 1 180); do
 done
 kill $pid 2>/dev/null
 wait $pid 2>/dev/null
+if grep -q "hako-bev: booted" "$log"; then echo "FAIL ($vmm): SeaBIOS booted the other ROM, not the kernel"; found=0; fi
 if [ $found -eq 1 ]; then echo "PASS ($vmm): SeaBIOS booted linuxboot_dma.bin and the kernel's setup code ran"; exit 0; fi
 echo "FAIL ($vmm): no 'Booting from ROM' + 'Probing EDD' within 90 s"; cat "$log"; exit 1
