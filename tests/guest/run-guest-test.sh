@@ -6,6 +6,8 @@
 #   --memory MIB         guest RAM in MiB (default 64)
 #   --cmdline TEXT       guest command line (multiboot); may be repeated, joined with spaces
 #   --cmdline-now        append now=$(date +%s) to the command line, taken right before the VMM starts
+#   --check-rtc          the guest prints "rtc: unix N": N must lie between the run's start and end (host clock),
+#                        so the check holds however long the boot takes (the guest's own check gets slack=timeout)
 #   --stdin-text TEXT    feed TEXT (printf escapes allowed, e.g. 'ping\n') on the VMM's stdin once the guest has
 #                        printed the --stdin-after marker (default "READY")
 #   --stdin-after TEXT   the marker to wait for before feeding stdin
@@ -23,13 +25,14 @@ usage() { sed -n '2,20p' "$0" >&2; exit 2; }
 vmm=$1 guest=$2 expected=$3
 shift 3
 cpus=1 memory=64 cmdline="" cmdline_now=0 stdin_text="" have_stdin=0 stdin_after="READY" reboot=0
-timeout_s=120 log="" expects=() extra=()
+timeout_s=120 log="" expects=() extra=() check_rtc=0
 while [ $# -gt 0 ]; do
     case $1 in
         --cpus) cpus=$2; shift 2 ;;
         --memory) memory=$2; shift 2 ;;
         --cmdline) cmdline="${cmdline:+$cmdline }$2"; shift 2 ;;
         --cmdline-now) cmdline_now=1; shift ;;
+        --check-rtc) check_rtc=1; shift ;;
         --stdin-text) stdin_text=$2; have_stdin=1; shift 2 ;;
         --stdin-after) stdin_after=$2; shift 2 ;;
         --expect-output) expects+=("$2"); shift 2 ;;
@@ -51,6 +54,8 @@ trap cleanup EXIT
 : >"$log" 2>/dev/null || { mkdir -p "$(dirname "$log")" && : >"$log"; } || exit 2
 
 [ $cmdline_now -eq 1 ] && cmdline="${cmdline:+$cmdline }now=$(date +%s)"
+[ $check_rtc -eq 1 ] && cmdline="${cmdline:+$cmdline }slack=$timeout_s"
+run_start=$(date +%s)
 
 case $vmm in
     hako)
@@ -91,6 +96,7 @@ if [ $have_stdin -eq 1 ]; then
 fi
 wait "$pid"
 status=$?
+run_end=$(date +%s)
 exec 3>&-
 
 failed=0
@@ -107,6 +113,15 @@ fi
 if [ $have_stdin -eq 1 ] && [ $fed -eq 0 ]; then
     echo "run-guest-test: FAIL: the guest never printed \"$stdin_after\", stdin was not fed"
     failed=1
+fi
+if [ $check_rtc -eq 1 ]; then
+    rtc=$(sed -n 's/.*rtc: unix \([0-9]*\).*/\1/p' "$log" | head -n 1)
+    if [ -z "$rtc" ] || [ "$rtc" -lt $((run_start - 2)) ] || [ "$rtc" -gt $((run_end + 2)) ]; then
+        echo "run-guest-test: FAIL: guest RTC ${rtc:-(none)} outside the run's host time [$run_start, $run_end]"
+        failed=1
+    else
+        echo "run-guest-test: guest RTC $rtc within the run's host time [$run_start, $run_end]"
+    fi
 fi
 for e in "${expects[@]}"; do
     if ! grep -qF -- "$e" "$log"; then
