@@ -1,0 +1,117 @@
+#include "devices/virtio/rng.h"
+
+#include <algorithm>
+
+#include "base/log.h"
+
+namespace hako::devices::virtio {
+
+VirtioRng::VirtioRng(EntropySource source) : m_source(std::move(source)), m_scratch(MAX_REQUEST_BYTES) { }
+
+void VirtioRng::read_config(uint32_t, std::span<uint8_t> data) { std::fill(data.begin(), data.end(), uint8_t { 0xff }); }
+
+void VirtioRng::write_config(uint32_t, std::span<uint8_t const>) { }
+
+Result<void> VirtioRng::activate(ActivateContext const& context)
+{
+    if (context.queues.empty() || !context.interrupt)
+        return Error(ErrorKind::InvalidArgument, "virtio-rng: activated without its queue or interrupt");
+    std::lock_guard lock(m_lock);
+    m_queue = &context.queues[0];
+    m_interrupt = context.interrupt;
+    m_active = true;
+    return ok();
+}
+
+void VirtioRng::reset()
+{
+    std::lock_guard lock(m_lock);
+    m_active = false;
+    m_queue = nullptr;
+    m_interrupt = nullptr;
+}
+
+RngStats VirtioRng::stats() const
+{
+    std::lock_guard lock(m_lock);
+    return m_stats;
+}
+
+void VirtioRng::serve(Queue& queue, DescriptorChain const& chain)
+{
+    uint32_t want = chain.writable_len();
+    if (want == 0) {
+        ++m_stats.bad_chains;
+        HAKO_WARN_RATELIMITED("virtio-rng: request at head {} has no device-writable buffer", chain.head());
+        queue.add_used(chain.head(), 0);
+        return;
+    }
+    if (want > MAX_REQUEST_BYTES) {
+        ++m_stats.capped;
+        want = MAX_REQUEST_BYTES;
+    }
+    auto buf = std::span<uint8_t>(m_scratch).first(want);
+    size_t got = std::min<size_t>(m_source(buf), want);
+    if (got < want)
+        ++m_stats.short_entropy;
+    size_t const written = chain.write_to_chain(buf.first(got), 0);
+    queue.add_used(chain.head(), static_cast<uint32_t>(written));
+    ++m_stats.requests;
+    m_stats.bytes += written;
+}
+
+void VirtioRng::queue_notify(uint16_t queue_index)
+{
+    std::lock_guard lock(m_lock);
+    if (!m_active || queue_index != 0 || !m_queue)
+        return;
+    Queue& queue = *m_queue;
+    // At most one queue's worth of chains per notify: the driver cannot have more outstanding, so this only stops
+    // a driver that keeps re-adding buffers from another vCPU while we work.
+    uint32_t budget = queue.size();
+    bool used = false;
+    bool broken = false;
+    for (;;) {
+        queue.disable_notification();
+        while (budget > 0 && !broken) {
+            auto r = queue.pop();
+            if (r.status() == PopResult::Status::Empty)
+                break;
+            if (r.status() == PopResult::Status::Broken) {
+                broken = true;
+                break;
+            }
+            --budget;
+            if (r.status() == PopResult::Status::Bad) {
+                ++m_stats.bad_chains;
+                if (r.head() < queue.size()) {
+                    queue.add_used(r.head(), 0);
+                    used = true;
+                }
+                continue;
+            }
+            serve(queue, r.chain());
+            used = true;
+        }
+        if (broken || budget == 0)
+            break;
+        if (!queue.enable_notification())
+            break;
+    }
+    if (!broken && budget == 0) {
+        ++m_stats.budget_exhausted;
+        // Re-arm: buffers still pending are served at the driver's next notify.
+        queue.enable_notification();
+    }
+    if (broken || queue.error()) {
+        ++m_stats.queue_broken;
+        HAKO_WARN_RATELIMITED("virtio-rng: queue broken ({}); needs reset",
+            queue.error() ? to_string(*queue.error()) : std::string_view("unknown"));
+        m_interrupt->signal_needs_reset();
+        return;
+    }
+    if (used && queue.should_notify())
+        m_interrupt->signal_used_queue(0);
+}
+
+} // namespace hako::devices::virtio
