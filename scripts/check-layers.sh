@@ -10,10 +10,11 @@ allowed() {
     memory) echo "base memory" ;;
     arch) echo "base memory arch" ;;
     bus) echo "base bus" ;;
-    devices) echo "base memory bus arch devices" ;;
+    block) echo "base block" ;;
+    devices) echo "base memory bus arch block devices" ;;
     kvm) echo "base memory arch kvm" ;;
-    vmm) echo "base memory arch bus devices kvm vmm" ;;
-    cli) echo "base memory arch bus devices kvm vmm cli" ;;
+    vmm) echo "base memory arch bus block devices kvm vmm" ;;
+    cli) echo "base memory arch bus block devices kvm vmm cli" ;;
   esac
 }
 for f in $(find src -name '*.h' -o -name '*.cpp'); do
