@@ -115,6 +115,28 @@ void PciRoot::config_write(uint8_t bus, uint8_t device, uint8_t function, uint16
 
 // --- Configuration mechanism #1 ---
 
+namespace {
+
+/// CONFIG_DATA (offsets 4-7 from 0xCF8): byte, word or dword accesses that stay inside the dword.
+bool is_data_port_access(uint64_t offset, size_t size)
+{
+    return offset >= 4 && offset < 8 && (size == 1 || size == 2 || size == 4) && offset - 4 + size <= 4;
+}
+
+struct ConfigTarget {
+    uint8_t bus, device, function;
+    uint16_t reg;
+};
+
+/// The function and register a CONFIG_DATA access at `offset` reaches through CONFIG_ADDRESS.
+ConfigTarget decode_config_address(uint32_t address, uint64_t offset)
+{
+    return { static_cast<uint8_t>(address >> 16), static_cast<uint8_t>((address >> 11) & 0x1f),
+        static_cast<uint8_t>((address >> 8) & 0x7), static_cast<uint16_t>((address & 0xfc) + (offset - 4)) };
+}
+
+} // namespace
+
 void PciConfigIo::read(uint64_t offset, std::span<uint8_t> data)
 {
     std::fill(data.begin(), data.end(), uint8_t { 0xff });
@@ -125,8 +147,7 @@ void PciConfigIo::read(uint64_t offset, std::span<uint8_t> data)
             store_le(data, m_address);
             return;
         }
-        bool const data_port = offset >= 4 && offset < 8 && (data.size() == 1 || data.size() == 2 || data.size() == 4)
-            && offset - 4 + data.size() <= 4;
+        bool const data_port = is_data_port_access(offset, data.size());
         if (!data_port) {
             // Byte/word accesses at 0xCF8 are how Linux probes for mechanism #2: open bus, not an error.
             if (offset != 0) {
@@ -139,9 +160,8 @@ void PciConfigIo::read(uint64_t offset, std::span<uint8_t> data)
     }
     if (!(address & CONFIG_ADDRESS_ENABLE))
         return;
-    auto const reg = static_cast<uint16_t>((address & 0xfc) + (offset - 4));
-    m_root->config_read(static_cast<uint8_t>(address >> 16), static_cast<uint8_t>((address >> 11) & 0x1f),
-        static_cast<uint8_t>((address >> 8) & 0x7), reg, data);
+    auto const t = decode_config_address(address, offset);
+    m_root->config_read(t.bus, t.device, t.function, t.reg, data);
 }
 
 void PciConfigIo::write(uint64_t offset, std::span<uint8_t const> data)
@@ -154,8 +174,7 @@ void PciConfigIo::write(uint64_t offset, std::span<uint8_t const> data)
             m_address = static_cast<uint32_t>(load_le(data)) & 0x80fffffc;
             return;
         }
-        bool const data_port = offset >= 4 && offset < 8 && (data.size() == 1 || data.size() == 2 || data.size() == 4)
-            && offset - 4 + data.size() <= 4;
+        bool const data_port = is_data_port_access(offset, data.size());
         if (!data_port) {
             if (offset != 0) {
                 ++m_bad_accesses;
@@ -167,9 +186,8 @@ void PciConfigIo::write(uint64_t offset, std::span<uint8_t const> data)
     }
     if (!(address & CONFIG_ADDRESS_ENABLE))
         return;
-    auto const reg = static_cast<uint16_t>((address & 0xfc) + (offset - 4));
-    m_root->config_write(static_cast<uint8_t>(address >> 16), static_cast<uint8_t>((address >> 11) & 0x1f),
-        static_cast<uint8_t>((address >> 8) & 0x7), reg, data);
+    auto const t = decode_config_address(address, offset);
+    m_root->config_write(t.bus, t.device, t.function, t.reg, data);
 }
 
 uint64_t PciConfigIo::bad_access_count() const
