@@ -12,9 +12,10 @@ mkdir -p "$(dirname "$log")"
 kernel=$cache/kernel/bzImage initrd=$cache/initramfs.cpio.gz
 args="console=ttyS0 earlyprintk=ttyS0"
 case $vmm in
-  # With a second boot ROM present, the "bootorder" fw_cfg file must still make SeaBIOS boot the kernel first.
+  # With a second boot ROM present, SeaBIOS must still boot the kernel, and see it first in the "bootorder" file.
   hako) extra=()
         [ -n "${BEV_ROM:-}" ] && extra=(--fw-cfg "name=genroms/hako-bev.bin,file=$BEV_ROM" --debug-exit)
+        extra+=(--debugcon "$log.debugcon")
         "${HAKO:-build/hako}" run --firmware /usr/share/seabios/bios-256k.bin --kernel "$kernel" --initrd "$initrd" \
           --cmdline "$args" --memory 256M "${extra[@]}" </dev/null >"$log" 2>&1 & ;;
   qemu) "${QEMU:-qemu-system-x86_64}" -M pc -accel kvm -cpu host,-arch-capabilities -m 256M -nodefaults -nographic \
@@ -30,6 +31,10 @@ for _ in $(seq 1 180); do
 done
 kill $pid 2>/dev/null
 wait $pid 2>/dev/null
+# hako hands SeaBIOS a "bootorder" file naming the kernel's ROM: SeaBIOS's debug log lists it as entry 1.
+if [ "$vmm" = hako ] && ! grep -q "^1: /rom@genroms/linuxboot_dma.bin" "$log.debugcon" 2>/dev/null; then
+  echo "FAIL ($vmm): SeaBIOS did not get the kernel's ROM as boot order entry 1"; found=0
+fi
 if grep -q "hako-bev: booted" "$log"; then echo "FAIL ($vmm): SeaBIOS booted the other ROM, not the kernel"; found=0; fi
 if [ $found -eq 1 ]; then echo "PASS ($vmm): SeaBIOS booted linuxboot_dma.bin and the kernel's setup code ran"; exit 0; fi
 echo "FAIL ($vmm): no 'Booting from ROM' + 'Probing EDD' within 90 s"; cat "$log"; exit 1
