@@ -21,6 +21,7 @@ std::vector<E820Entry> build_e820(RamLayout ram)
     add(map, BIOS_AREA_START, HIGH_MEMORY_START, E820_RESERVED);
     if (low_end > HIGH_MEMORY_START)
         add(map, HIGH_MEMORY_START, low_end, E820_RAM);
+    add(map, PCI_ECAM_BASE, PCI_ECAM_BASE + PCI_ECAM_SIZE, E820_RESERVED); // Linux wants MMCONFIG reserved
     add(map, E820_TOP_RESERVED_START, FOUR_GIB, E820_RESERVED);
     if (ram.high_size > 0) {
         auto end = checked_add(FOUR_GIB, ram.high_size);
@@ -33,6 +34,7 @@ std::vector<E820Entry> fw_cfg_e820_entries(RamLayout ram)
 {
     std::vector<E820Entry> map;
     add(map, 0, std::min(ram.low_end, FOUR_GIB), E820_RAM);
+    add(map, PCI_ECAM_BASE, PCI_ECAM_BASE + PCI_ECAM_SIZE, E820_RESERVED); // SeaBIOS copies reserved entries
     if (ram.high_size > 0) {
         auto end = checked_add(FOUR_GIB, ram.high_size);
         add(map, FOUR_GIB, end ? *end : ~uint64_t { 0 }, E820_RAM);

@@ -5,6 +5,9 @@
 //   0x000C_0000 - 0x000F_FFFF  RAM: option ROMs and the BIOS (firmware copies its last 128 KiB to 0xE0000)
 //   0x0010_0000 - lowmem_end   RAM (lowmem_end = min(memory, 3 GiB))
 //   0xC000_0000 - 0xFFFF_FFFF  PCI hole: 32-bit MMIO, IOAPIC (0xFEC00000), LAPIC (0xFEE00000), firmware at the top
+//       0xC000_0000 - 0xDFFF_FFFF  BARs hako assigns for direct boot (firmware may place BARs anywhere in the hole
+//                                  outside ECAM: SeaBIOS allocates top-down from 0xFEC00000)
+//       0xE000_0000 - 0xEFFF_FFFF  PCI ECAM (MMCONFIG, 256 buses x 1 MiB), reserved in e820, described by MCFG
 //   0x1_0000_0000 - ...        RAM above 4 GiB (memory - 3 GiB, when memory > 3 GiB)
 #pragma once
 
@@ -25,6 +28,15 @@ constexpr uint64_t PCI_HOLE_START = 0xC0000000;  // 3 GiB
 constexpr uint64_t FOUR_GIB = 0x100000000;
 constexpr uint64_t IOAPIC_BASE = 0xFEC00000;
 constexpr uint64_t LAPIC_BASE = 0xFEE00000;
+
+// PCI address space.
+constexpr uint64_t PCI_ECAM_BASE = 0xE0000000;
+constexpr uint64_t PCI_ECAM_SIZE = 0x10000000;   // buses 0-255 (only bus 0 is populated)
+constexpr uint64_t PCI_MMIO32_ASSIGN_START = 0xC0000000; // direct boot: hako places 32-bit memory BARs here
+constexpr uint64_t PCI_MMIO32_ASSIGN_END = PCI_ECAM_BASE;
+constexpr uint64_t PCI_MMIO32_TOP_START = PCI_ECAM_BASE + PCI_ECAM_SIZE; // second 32-bit window, up to the IOAPIC
+constexpr uint64_t PCI_MMIO64_SIZE = 32ull << 30; // 64-bit window above RAM (QEMU's default pci-hole64 size)
+constexpr uint16_t PCI_IO_ASSIGN_START = 0xC000;  // direct boot: hako places I/O BARs in 0xC000-0xFFFF (as SeaBIOS)
 
 // Direct boot (no firmware): where hako puts the structures a kernel is handed.
 constexpr uint64_t BOOT_GDT_ADDR = 0x500;
@@ -75,6 +87,13 @@ constexpr RamLayout ram_layout(uint64_t memory)
     if (memory <= PCI_HOLE_START)
         return { memory, 0 };
     return { PCI_HOLE_START, memory - PCI_HOLE_START };
+}
+
+/// Start of the 64-bit PCI window: the end of RAM above 4 GiB (or 4 GiB), rounded up to 1 GiB.
+constexpr uint64_t pci_mmio64_start(RamLayout ram)
+{
+    uint64_t const end = FOUR_GIB + ram.high_size;
+    return (end + (1ull << 30) - 1) & ~((1ull << 30) - 1);
 }
 
 } // namespace hako::arch::x86

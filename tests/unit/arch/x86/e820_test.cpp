@@ -27,6 +27,7 @@ TEST(E820, SmallGuest)
         { EBDA_START, LOW_RAM_END - EBDA_START, E820_RESERVED },
         { BIOS_AREA_START, HIGH_MEMORY_START - BIOS_AREA_START, E820_RESERVED },
         { HIGH_MEMORY_START, 256 * MiB - HIGH_MEMORY_START, E820_RAM },
+        { PCI_ECAM_BASE, PCI_ECAM_SIZE, E820_RESERVED },
         { IOAPIC_BASE, FOUR_GIB - IOAPIC_BASE, E820_RESERVED },
     };
     EXPECT_EQ(m, want);
@@ -36,10 +37,11 @@ TEST(E820, LargeGuestSplitsAroundThePciHole)
 {
     auto m = build_e820(ram_layout(6 * GiB));
     check_sorted_disjoint(m);
-    ASSERT_EQ(m.size(), 6u);
+    ASSERT_EQ(m.size(), 7u);
     EXPECT_EQ(m[3], (E820Entry { HIGH_MEMORY_START, PCI_HOLE_START - HIGH_MEMORY_START, E820_RAM }));
-    EXPECT_EQ(m[4], (E820Entry { IOAPIC_BASE, FOUR_GIB - IOAPIC_BASE, E820_RESERVED }));
-    EXPECT_EQ(m[5], (E820Entry { FOUR_GIB, 3 * GiB, E820_RAM }));
+    EXPECT_EQ(m[4], (E820Entry { PCI_ECAM_BASE, PCI_ECAM_SIZE, E820_RESERVED }));
+    EXPECT_EQ(m[5], (E820Entry { IOAPIC_BASE, FOUR_GIB - IOAPIC_BASE, E820_RESERVED }));
+    EXPECT_EQ(m[6], (E820Entry { FOUR_GIB, 3 * GiB, E820_RAM }));
     uint64_t ram = 0;
     for (auto const& e : m)
         ram += e.type == E820_RAM ? e.size : 0;
@@ -62,14 +64,17 @@ TEST(E820, TinyGuestHasNoEmptyEntries)
 TEST(E820, FwCfgBlobIsQemuFormat)
 {
     auto blob = e820_fw_cfg_blob(ram_layout(5 * GiB));
-    ASSERT_EQ(blob.size(), 2 * E820_FW_CFG_ENTRY_SIZE);
+    ASSERT_EQ(blob.size(), 3 * E820_FW_CFG_ENTRY_SIZE);
     EXPECT_EQ(get_le64(blob.data()), 0u);
     EXPECT_EQ(get_le64(blob.data() + 8), PCI_HOLE_START);
     EXPECT_EQ(get_le32(blob.data() + 16), E820_RAM);
-    EXPECT_EQ(get_le64(blob.data() + 20), FOUR_GIB);
-    EXPECT_EQ(get_le64(blob.data() + 28), 2 * GiB);
-    EXPECT_EQ(get_le32(blob.data() + 36), E820_RAM);
-    EXPECT_EQ(e820_fw_cfg_blob(ram_layout(1 * GiB)).size(), E820_FW_CFG_ENTRY_SIZE);
+    EXPECT_EQ(get_le64(blob.data() + 20), PCI_ECAM_BASE);
+    EXPECT_EQ(get_le64(blob.data() + 28), PCI_ECAM_SIZE);
+    EXPECT_EQ(get_le32(blob.data() + 36), E820_RESERVED);
+    EXPECT_EQ(get_le64(blob.data() + 40), FOUR_GIB);
+    EXPECT_EQ(get_le64(blob.data() + 48), 2 * GiB);
+    EXPECT_EQ(get_le32(blob.data() + 56), E820_RAM);
+    EXPECT_EQ(e820_fw_cfg_blob(ram_layout(1 * GiB)).size(), 2 * E820_FW_CFG_ENTRY_SIZE);
     std::vector<E820Entry> extra { { 0xfeffc000, 0x4000, E820_RESERVED } };
     auto b2 = e820_fw_cfg_blob(extra);
     ASSERT_EQ(b2.size(), E820_FW_CFG_ENTRY_SIZE);
