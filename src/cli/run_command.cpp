@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "base/checked.h"
+#include "base/key_value.h"
 #include "base/log.h"
 #include "cli/commands.h"
 #include "base/size.h"
@@ -25,7 +26,7 @@ struct RunOptions {
     unsigned cpus { 1 };
     std::string memory { "256M" };
     std::string kernel, initrd, cmdline, firmware, debugcon, on_reboot { "restart" };
-    std::vector<std::string> fw_cfg;
+    std::vector<std::string> fw_cfg, disks, devices;
     bool cmdline_given { false };
     bool debug_exit { false };
     int verbose { 0 };
@@ -49,6 +50,36 @@ int fail(int status, std::string const& message)
 {
     fmt::print(stderr, "hako: {}\n", message);
     return status;
+}
+
+/// --disk path=FILE[,readonly=on][,serial=S] (a bare FILE is accepted as the path).
+Result<vmm::VmConfig::DiskConfig> parse_disk(std::string const& spec)
+{
+    auto parts = parse_key_values(spec);
+    if (!parts)
+        return Error(ErrorKind::InvalidArgument, fmt::format("--disk {}", parts.error().message()));
+    vmm::VmConfig::DiskConfig disk;
+    for (auto const& [key, value] : *parts) {
+        if (key.empty() || key == "path" || key == "file") {
+            disk.path = value;
+        } else if (key == "readonly") {
+            auto ro = parse_on_off(value);
+            if (!ro)
+                return Error(ErrorKind::InvalidArgument, fmt::format("--disk '{}': readonly must be on or off", spec));
+            disk.read_only = *ro;
+        } else if (key == "serial") {
+            if (value.size() > 20)
+                return Error(ErrorKind::InvalidArgument,
+                    fmt::format("--disk '{}': serial is longer than virtio-blk's 20 bytes", spec));
+            disk.serial = value;
+        } else {
+            return Error(ErrorKind::InvalidArgument,
+                fmt::format("--disk '{}': unknown key '{}' (known: path, readonly, serial)", spec, key));
+        }
+    }
+    if (disk.path.empty())
+        return Error(ErrorKind::InvalidArgument, fmt::format("--disk '{}': no path=FILE", spec));
+    return disk;
 }
 
 int run(RunOptions const& o)
@@ -109,6 +140,18 @@ int run(RunOptions const& o)
             return fail(USAGE, fmt::format("--fw-cfg name '{}' is longer than fw_cfg's 55 characters", f.name));
         config.fw_cfg_files.push_back(std::move(f));
     }
+    for (auto const& spec : o.disks) {
+        auto disk = parse_disk(spec);
+        if (!disk)
+            return fail(USAGE, disk.error().message());
+        config.disks.push_back(std::move(*disk));
+    }
+    for (auto const& spec : o.devices) {
+        if (spec == "virtio-rng" || spec == "virtio-rng-pci")
+            config.virtio_rng = true;
+        else
+            return fail(USAGE, fmt::format("--device '{}': unknown device (known: virtio-rng)", spec));
+    }
     config.debug_exit = o.debug_exit;
     if (char const* dev = std::getenv("HAKO_KVM_DEVICE"))
         config.kvm_device = dev; // tests: a missing or inaccessible KVM device
@@ -142,6 +185,9 @@ std::function<int()> register_run_command(CLI::App& app)
     cmd->add_option("--cmdline", o->cmdline, "Kernel command line")->each([o](std::string const&) { o->cmdline_given = true; });
     cmd->add_option("--firmware", o->firmware, "BIOS image (e.g. SeaBIOS bios.bin), run from the reset vector");
     cmd->add_option("--fw-cfg", o->fw_cfg, "Add a fw_cfg file for the firmware: name=NAME,file=PATH (repeatable)");
+    cmd->add_option("--disk", o->disks,
+        "A virtio-blk disk: path=FILE[,readonly=on][,serial=S] (raw image, locked against other writers; repeatable)");
+    cmd->add_option("--device", o->devices, "Add a device: virtio-rng (entropy from the host's getrandom; repeatable)");
     cmd->add_flag("--debug-exit", o->debug_exit,
         "isa-debug-exit at port 0xf4: a guest write of v exits hako with status (v << 1) | 1");
     cmd->add_option("--debugcon", o->debugcon, "Write bytes the guest sends to ports 0xe9 and 0x402 to FILE");

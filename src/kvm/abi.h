@@ -30,10 +30,18 @@ struct MsrListHeader {
 }; // uint32_t indices[] follow
 static_assert(sizeof(MsrListHeader) == 4);
 
+struct IrqRoutingHeader {
+    uint32_t nr;
+    uint32_t flags;
+}; // struct kvm_irq_routing_entry entries[] follow
+static_assert(sizeof(IrqRoutingHeader) == 8);
+static_assert(sizeof(kvm_irq_routing_entry) == 48);
+
 constexpr unsigned long GET_SUPPORTED_CPUID = _IOWR(KVMIO, 0x05, Cpuid2Header);
 constexpr unsigned long SET_CPUID2 = _IOW(KVMIO, 0x90, Cpuid2Header);
 constexpr unsigned long GET_MSR_INDEX_LIST = _IOWR(KVMIO, 0x02, MsrListHeader);
 constexpr unsigned long SET_MSRS = _IOW(KVMIO, 0x89, MsrsHeader);
 constexpr unsigned long GET_MSRS = _IOWR(KVMIO, 0x88, MsrsHeader);
+constexpr unsigned long SET_GSI_ROUTING = _IOW(KVMIO, 0x6a, IrqRoutingHeader);
 
 } // namespace hako::kvm::abi

@@ -5,6 +5,7 @@
 #include <sys/ioctl.h>
 
 #include "base/log.h"
+#include "kvm/abi.h"
 #include "kvm/system.h"
 #include "kvm/vcpu.h"
 
@@ -131,6 +132,18 @@ Result<void> Vm::add_ioeventfd(int fd, uint64_t addr, uint32_t len, bool pio)
     return ok();
 }
 
+Result<void> Vm::remove_ioeventfd(int fd, uint64_t addr, uint32_t len, bool pio)
+{
+    kvm_ioeventfd io {};
+    io.addr = addr;
+    io.len = len;
+    io.fd = fd;
+    io.flags = KVM_IOEVENTFD_FLAG_DEASSIGN | (pio ? KVM_IOEVENTFD_FLAG_PIO : 0);
+    if (::ioctl(m_fd.get(), KVM_IOEVENTFD, &io) < 0)
+        return Error::from_errno(ErrorKind::Kvm, "KVM_IOEVENTFD (deassign)");
+    return ok();
+}
+
 Result<void> Vm::add_irqfd(int fd, uint32_t gsi)
 {
     kvm_irqfd irqfd {};
@@ -138,6 +151,57 @@ Result<void> Vm::add_irqfd(int fd, uint32_t gsi)
     irqfd.gsi = gsi;
     if (::ioctl(m_fd.get(), KVM_IRQFD, &irqfd) < 0)
         return Error::from_errno(ErrorKind::Kvm, "KVM_IRQFD");
+    return ok();
+}
+
+Result<void> Vm::remove_irqfd(int fd, uint32_t gsi)
+{
+    kvm_irqfd irqfd {};
+    irqfd.fd = static_cast<uint32_t>(fd);
+    irqfd.gsi = gsi;
+    irqfd.flags = KVM_IRQFD_FLAG_DEASSIGN;
+    if (::ioctl(m_fd.get(), KVM_IRQFD, &irqfd) < 0)
+        return Error::from_errno(ErrorKind::Kvm, "KVM_IRQFD (deassign)");
+    return ok();
+}
+
+std::vector<GsiRoute> Vm::default_irqchip_routes()
+{
+    std::vector<GsiRoute> routes;
+    for (uint32_t gsi = 0; gsi < 24; ++gsi) {
+        routes.push_back(GsiRoute { .gsi = gsi, .kind = GsiRoute::Kind::Irqchip, .irqchip = KVM_IRQCHIP_IOAPIC, .pin = gsi });
+        if (gsi < 16)
+            routes.push_back(GsiRoute { .gsi = gsi,
+                .kind = GsiRoute::Kind::Irqchip,
+                .irqchip = gsi < 8 ? uint32_t { KVM_IRQCHIP_PIC_MASTER } : uint32_t { KVM_IRQCHIP_PIC_SLAVE },
+                .pin = gsi % 8 });
+    }
+    return routes;
+}
+
+Result<void> Vm::set_gsi_routing(std::span<GsiRoute const> routes)
+{
+    // struct kvm_irq_routing with its flexible array, laid out by hand (see abi.h).
+    std::vector<uint8_t> buf(sizeof(abi::IrqRoutingHeader) + routes.size() * sizeof(kvm_irq_routing_entry));
+    abi::IrqRoutingHeader header { static_cast<uint32_t>(routes.size()), 0 };
+    std::memcpy(buf.data(), &header, sizeof(header));
+    for (size_t i = 0; i < routes.size(); ++i) {
+        kvm_irq_routing_entry e {};
+        e.gsi = routes[i].gsi;
+        if (routes[i].kind == GsiRoute::Kind::Irqchip) {
+            e.type = KVM_IRQ_ROUTING_IRQCHIP;
+            e.u.irqchip.irqchip = routes[i].irqchip;
+            e.u.irqchip.pin = routes[i].pin;
+        } else {
+            e.type = KVM_IRQ_ROUTING_MSI;
+            e.u.msi.address_lo = static_cast<uint32_t>(routes[i].address);
+            e.u.msi.address_hi = static_cast<uint32_t>(routes[i].address >> 32);
+            e.u.msi.data = routes[i].data;
+        }
+        std::memcpy(buf.data() + sizeof(header) + i * sizeof(e), &e, sizeof(e));
+    }
+    if (::ioctl(m_fd.get(), abi::SET_GSI_ROUTING, buf.data()) < 0)
+        return Error::from_errno(ErrorKind::Kvm, fmt::format("KVM_SET_GSI_ROUTING ({} routes)", routes.size()));
     return ok();
 }
 

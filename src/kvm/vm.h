@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <span>
 #include <vector>
 
 #include "base/result.h"
@@ -14,6 +15,20 @@ namespace hako::kvm {
 
 class System;
 class Vcpu;
+
+/// One entry of the GSI routing table (KVM_SET_GSI_ROUTING): a GSI wired to an in-kernel irqchip pin or to an MSI
+/// message. Several entries may share a GSI (the ISA IRQs go to both the PIC and the IOAPIC).
+struct GsiRoute {
+    enum class Kind { Irqchip, Msi };
+    uint32_t gsi { 0 };
+    Kind kind { Kind::Irqchip };
+    uint32_t irqchip { 0 }; // Irqchip: 0 PIC master, 1 PIC slave, 2 IOAPIC
+    uint32_t pin { 0 };
+    uint64_t address { 0 }; // Msi
+    uint32_t data { 0 };
+
+    bool operator==(GsiRoute const&) const = default;
+};
 
 class Vm final {
 public:
@@ -33,10 +48,24 @@ public:
     /// Injects a message-signalled interrupt (KVM_SIGNAL_MSI). Safe from any thread.
     void signal_msi(uint64_t address, uint32_t data);
 
-    /// Registers an eventfd that KVM signals on a guest write to [addr, addr+len) (KVM_IOEVENTFD).
+    /// Registers an eventfd that KVM signals on a guest write to [addr, addr+len) (KVM_IOEVENTFD); the write
+    /// completes in the kernel without an exit to hako.
     [[nodiscard]] Result<void> add_ioeventfd(int fd, uint64_t addr, uint32_t len, bool pio);
+    /// Undoes add_ioeventfd() with the same arguments.
+    [[nodiscard]] Result<void> remove_ioeventfd(int fd, uint64_t addr, uint32_t len, bool pio);
     /// Registers an eventfd that raises gsi when signalled (KVM_IRQFD).
     [[nodiscard]] Result<void> add_irqfd(int fd, uint32_t gsi);
+    /// Undoes add_irqfd().
+    [[nodiscard]] Result<void> remove_irqfd(int fd, uint32_t gsi);
+
+    /// Replaces the whole GSI routing table (KVM_SET_GSI_ROUTING). The table must keep the irqchip routes of
+    /// default_irqchip_routes() for the ISA and IOAPIC lines to keep working.
+    [[nodiscard]] Result<void> set_gsi_routing(std::span<GsiRoute const> routes);
+    /// The routing KVM sets up with KVM_CREATE_IRQCHIP: GSIs 0-15 to the PIC (master 0-7, slave 8-15) and to IOAPIC
+    /// pins 0-15, GSIs 16-23 to IOAPIC pins 16-23.
+    static std::vector<GsiRoute> default_irqchip_routes();
+    /// The first GSI free for MSI routes (after the IOAPIC's 24 pins).
+    static constexpr uint32_t FIRST_MSI_GSI = 24;
 
     int fd() const { return m_fd.get(); }
     System const& system() const { return m_system; }

@@ -23,6 +23,14 @@ struct VmConfig {
         std::string path; // host file with the contents
     };
     std::vector<FwCfgFile> fw_cfg_files;
+    /// A virtio-blk disk (--disk).
+    struct DiskConfig {
+        std::string path;
+        bool read_only { false };
+        std::string serial;
+    };
+    std::vector<DiskConfig> disks;
+    bool virtio_rng { false }; // --device virtio-rng
     bool debug_exit { false };
     std::optional<std::string> debugcon;
     OnReboot on_reboot { OnReboot::Restart };

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "devices/pci/pci_root.h"
 #include "vmm/console.h"
 
 namespace hako::vmm {
@@ -31,6 +32,10 @@ static void install_kick_handler()
 Machine::~Machine()
 {
     stop_vcpus();
+    // PCI devices go first: their BARs are ranges on m_pio/m_mmio, and the buses hold the configuration front ends
+    // that hold the root, so waiting for member destruction would unmap BARs from a bus being destroyed.
+    if (m_pci_root)
+        m_pci_root->remove_all();
 }
 
 /// SIGINT, SIGTERM and SIGHUP end the VM cleanly (terminal restored) with status 128 + signal; SIGPIPE is ignored

@@ -19,6 +19,10 @@
 #include "memory/guest_memory.h"
 #include "vmm/config.h"
 
+namespace hako::devices::pci {
+class PciRoot;
+}
+
 namespace hako::vmm {
 
 class Console;
@@ -57,7 +61,7 @@ private:
     bus::Bus m_pio { bus::Bus::Kind::Pio };
     bus::Bus m_mmio { bus::Bus::Kind::Mmio };
     std::vector<std::shared_ptr<bus::Device>> m_devices;
-    std::shared_ptr<void> m_pci_root; // devices::pci::PciRoot, kept alive with the machine
+    std::shared_ptr<devices::pci::PciRoot> m_pci_root; // emptied first on teardown, while the buses exist
     std::unique_ptr<Console> m_console;
     // Set by the builder: (re)loads the kernel or firmware and the boot tables into guest memory (at build time
     // and on every reset, as the guest may have overwritten them) and returns the boot CPU's entry state.

@@ -1,6 +1,7 @@
 // build_machine(): the one place where a hako machine is put together. Every device in the machine is
 // created and wired here, in order; read this function to know what the guest sees.
 #include <fstream>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include "arch/x86/acpi.h"
@@ -27,8 +28,15 @@
 #include "devices/pci/intx_router.h"
 #include "devices/pci/pci_root.h"
 #include "devices/pci/piix3.h"
+#include "devices/pci/resource_setup.h"
+#include "devices/virtio/blk/virtio_blk.h"
+#include "devices/virtio/rng.h"
+#include "devices/virtio/virtio_pci.h"
+#include "block/disk_image.h"
 #include "vmm/console.h"
 #include "vmm/kvm_irq_line.h"
+#include "vmm/kvm_msi.h"
+#include "vmm/kvm_notify.h"
 #include "vmm/machine.h"
 
 namespace hako::vmm {
@@ -130,6 +138,10 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     std::vector<std::pair<std::string, std::vector<uint8_t>>> fw_cfg_files;
     for (auto const& f : config.fw_cfg_files)
         fw_cfg_files.emplace_back(f.name, TRY(read_file(f.path, MAX_FIRMWARE_SIZE)));
+    // Disks are opened (and locked) now: an image in use or missing is reported before anything runs.
+    std::vector<std::shared_ptr<block::DiskImage>> disks;
+    for (auto const& d : config.disks)
+        disks.push_back(TRY(block::DiskImage::open(d.path, d.read_only ? block::ReadOnly::Yes : block::ReadOnly::No)));
 
     // 2. KVM.
     m->m_system = std::make_unique<kvm::System>(TRY(kvm::System::open(config.kvm_device)));
@@ -205,7 +217,43 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     TRY(pci_root->add_device(piix3, 1));
     pci_root->set_intx_router(devices::pci::IntxRouter::create(piix3, irq));
     TRY(devices::pci::register_config_io(m->m_pio, std::make_shared<devices::pci::PciConfigIo>(pci_root)));
+    auto ecam = std::make_shared<devices::pci::PciConfigMmio>(pci_root, static_cast<unsigned>(PCI_ECAM_SIZE >> 20));
+    TRY(m->m_mmio.insert(PCI_ECAM_BASE, ecam->window_size(), ecam));
+    m->m_devices.push_back(ecam);
     m->m_pci_root = pci_root;
+
+    // virtio-pci devices, slots 2 and up in this order: disks, then rng. MSI-X through KVM GSI routes and irqfds,
+    // queue notifications through ioeventfds served on the event loop.
+    auto msi = std::make_shared<KvmMsiRouter>(vm);
+    auto add_virtio = [&](std::shared_ptr<devices::virtio::VirtioDevice> device) -> Result<void> {
+        auto pci = TRY(devices::virtio::VirtioPciDevice::create(*m->m_memory, std::move(device), msi));
+        TRY(pci_root->add_device(pci));
+        pci->set_notify_registrar(std::make_shared<KvmNotifier>(vm, *m->m_loop, pci));
+        return ok();
+    };
+    for (size_t i = 0; i < disks.size(); ++i) {
+        devices::virtio::blk::BlkOptions options;
+        options.read_only = config.disks[i].read_only;
+        options.serial = config.disks[i].serial;
+        TRY(add_virtio(std::make_shared<devices::virtio::blk::VirtioBlk>(disks[i], options)));
+    }
+    if (config.virtio_rng) {
+        TRY(add_virtio(std::make_shared<devices::virtio::VirtioRng>([](std::span<uint8_t> out) -> size_t {
+            ssize_t const n = ::getrandom(out.data(), out.size(), GRND_NONBLOCK);
+            return n > 0 ? static_cast<size_t>(n) : 0;
+        })));
+    }
+    if (!config.firmware) {
+        // Direct boot: nobody else will place the BARs and route PCI interrupts, so do what a BIOS does.
+        devices::pci::PciResourceWindows windows;
+        windows.io_start = PCI_IO_ASSIGN_START;
+        windows.io_end = 0x10000;
+        windows.mmio32_start = PCI_MMIO32_ASSIGN_START;
+        windows.mmio32_end = PCI_MMIO32_ASSIGN_END;
+        windows.mmio64_start = pci_mmio64_start(ram);
+        windows.mmio64_end = windows.mmio64_start + PCI_MMIO64_SIZE;
+        TRY(devices::pci::assign_pci_resources(*pci_root, windows, 1));
+    }
 
     // 5. Firmware interface: fw_cfg with the machine description, ACPI through the table loader.
     auto fw_cfg = std::make_shared<FwCfg>(*m->m_memory);

@@ -13,6 +13,11 @@
 #   --stdin-after TEXT   the marker to wait for before feeding stdin
 #   --expect-output TEXT the serial log must contain TEXT (may be repeated)
 #   --reboot             allow guest resets (QEMU: no -no-reboot)
+#   --virtio-rng         add a virtio-rng PCI device
+#   --disk FILE          add a virtio-blk PCI device on raw image FILE (may be repeated)
+#   --disk-serial S      serial of the disks that follow
+#   --kill-after TEXT    once the serial log shows TEXT, kill the VMM with SIGKILL (data-safety tests; the expected
+#                        exit status is then 137)
 #   --timeout SECONDS    default 120
 #   --log FILE           where the serial log goes (default: a temp file, removed on success)
 #   -- ARGS...           extra arguments for the VMM
@@ -25,7 +30,7 @@ usage() { sed -n '2,20p' "$0" >&2; exit 2; }
 vmm=$1 guest=$2 expected=$3
 shift 3
 cpus=1 memory=64 cmdline="" cmdline_now=0 stdin_text="" have_stdin=0 stdin_after="READY" reboot=0
-timeout_s=120 log="" expects=() extra=() check_rtc=0
+timeout_s=120 log="" expects=() extra=() check_rtc=0 virtio_rng=0 disks=() disk_serial="" kill_after=""
 while [ $# -gt 0 ]; do
     case $1 in
         --cpus) cpus=$2; shift 2 ;;
@@ -37,6 +42,10 @@ while [ $# -gt 0 ]; do
         --stdin-after) stdin_after=$2; shift 2 ;;
         --expect-output) expects+=("$2"); shift 2 ;;
         --reboot) reboot=1; shift ;;
+        --virtio-rng) virtio_rng=1; shift ;;
+        --disk) disks+=("$2|$disk_serial"); shift 2 ;;
+        --disk-serial) disk_serial=$2; shift 2 ;;
+        --kill-after) kill_after=$2; shift 2 ;;
         --timeout) timeout_s=$2; shift 2 ;;
         --log) log=$2; shift 2 ;;
         --) shift; extra=("$@"); break ;;
@@ -64,12 +73,26 @@ case $vmm in
         cmd=("$hako_bin" run --kernel "$guest" --cmdline "$cmdline" --debug-exit --cpus "$cpus"
              --memory "$memory")
         [ $reboot -eq 1 ] || cmd+=(--on-reboot exit) # as QEMU's -no-reboot: a guest reset ends the run, status 0
+        for d in "${disks[@]}"; do
+            serial=${d#*|} spec="path=${d%%|*}"
+            [ -n "$serial" ] && spec+=",serial=$serial"
+            cmd+=(--disk "$spec")
+        done
+        [ $virtio_rng -eq 1 ] && cmd+=(--device virtio-rng)
         ;;
     qemu)
         cmd=("${QEMU:-qemu-system-x86_64}" -accel kvm -cpu host,-arch-capabilities -M pc -m "$memory" -smp "$cpus"
              -nographic -net none -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel "$guest"
              -append "$cmdline")
         [ $reboot -eq 1 ] || cmd+=(-no-reboot)
+        n=0
+        for d in "${disks[@]}"; do
+            serial=${d#*|}
+            cmd+=(-drive "file=${d%%|*},if=none,id=disk$n,format=raw,cache=writeback"
+                  -device "virtio-blk-pci,drive=disk$n${serial:+,serial=$serial}")
+            n=$((n + 1))
+        done
+        [ $virtio_rng -eq 1 ] && cmd+=(-device virtio-rng-pci)
         ;;
     *) echo "run-guest-test: VMM must be hako or qemu, not $vmm" >&2; exit 2 ;;
 esac
@@ -94,13 +117,30 @@ if [ $have_stdin -eq 1 ]; then
         sleep 0.1
     done
 fi
+killed=0
+if [ -n "$kill_after" ]; then
+    while kill -0 "$pid" 2>/dev/null; do
+        if grep -qF -- "$kill_after" "$log"; then
+            # The VMM is the child of timeout(1): kill it, not timeout.
+            pkill -KILL -P "$pid" 2>/dev/null && killed=1
+            echo "run-guest-test: saw \"$kill_after\", killed the VMM with SIGKILL"
+            break
+        fi
+        sleep 0.1
+    done
+fi
 wait "$pid"
 status=$?
 run_end=$(date +%s)
 exec 3>&-
 
 failed=0
-if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+if [ -n "$kill_after" ] && [ $killed -eq 0 ]; then
+    echo "run-guest-test: FAIL: the guest never printed \"$kill_after\" (status $status)"
+    failed=1
+elif [ $killed -eq 1 ]; then
+    [ "$status" -eq 137 ] || { echo "run-guest-test: FAIL: status $status after SIGKILL, expected 137"; failed=1; }
+elif [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
     echo "run-guest-test: FAIL: timed out after ${timeout_s} s"
     failed=1
 elif [ "$status" -ne "$expected" ]; then

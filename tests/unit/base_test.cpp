@@ -46,3 +46,34 @@ TEST(Bytes, LittleEndian)
     store_le(std::span(buf, 2), 0xabcd);
     EXPECT_EQ(load_le(std::span<uint8_t const>(buf, 2)), 0xabcdu);
 }
+
+#include "base/key_value.h"
+
+TEST(KeyValue, SplitsPositionalAndKeyedParts)
+{
+    auto kv = hako::parse_key_values("user,hostfwd=tcp:127.0.0.1:2222-:22,mac=52:54:00:12:34:56");
+    ASSERT_TRUE(kv);
+    ASSERT_EQ(kv->size(), 3u);
+    EXPECT_EQ((*kv)[0].key, "");
+    EXPECT_EQ((*kv)[0].value, "user");
+    EXPECT_EQ((*kv)[1].key, "hostfwd");
+    EXPECT_EQ((*kv)[1].value, "tcp:127.0.0.1:2222-:22");
+    EXPECT_EQ((*kv)[2].value, "52:54:00:12:34:56");
+    auto esc = hako::parse_key_values("path=a,,b.img,readonly=on");
+    ASSERT_TRUE(esc);
+    EXPECT_EQ((*esc)[0].value, "a,b.img");
+    EXPECT_EQ((*esc)[1].key, "readonly");
+    EXPECT_EQ(hako::parse_key_values("path=x=y")->at(0).value, "x=y");
+}
+
+TEST(KeyValue, RejectsEmptyPartsAndKeys)
+{
+    EXPECT_FALSE(hako::parse_key_values(""));
+    EXPECT_FALSE(hako::parse_key_values("a,,,"));   // "a," then an empty part
+    EXPECT_FALSE(hako::parse_key_values(",a"));
+    EXPECT_FALSE(hako::parse_key_values("path=x,"));
+    EXPECT_FALSE(hako::parse_key_values("=x"));
+    EXPECT_EQ(hako::parse_on_off("on"), true);
+    EXPECT_EQ(hako::parse_on_off("off"), false);
+    EXPECT_EQ(hako::parse_on_off("maybe"), std::nullopt);
+}

@@ -35,6 +35,16 @@ void PciRoot::attach_locked(PciDevice& device, uint8_t slot)
         device.set_bar_mapper(m_mapper);
 }
 
+void PciRoot::remove_all()
+{
+    std::array<std::shared_ptr<PciDevice>, PCI_SLOTS * PCI_FUNCTIONS> taken;
+    {
+        std::lock_guard lock(m_lock);
+        taken.swap(m_functions);
+    }
+    // Destroyed here, outside m_lock: a device's destructor unmaps its BARs through the mapper.
+}
+
 Result<uint8_t> PciRoot::add_device(std::shared_ptr<PciDevice> device, std::optional<uint8_t> slot)
 {
     if (!device)

@@ -37,14 +37,13 @@ RngStats VirtioRng::stats() const
     return m_stats;
 }
 
-void VirtioRng::serve(Queue& queue, DescriptorChain const& chain)
+uint32_t VirtioRng::serve(DescriptorChain const& chain)
 {
     uint32_t want = chain.writable_len();
     if (want == 0) {
         ++m_stats.bad_chains;
         HAKO_WARN_RATELIMITED("virtio-rng: request at head {} has no device-writable buffer", chain.head());
-        queue.add_used(chain.head(), 0);
-        return;
+        return 0;
     }
     if (want > MAX_REQUEST_BYTES) {
         ++m_stats.capped;
@@ -55,9 +54,9 @@ void VirtioRng::serve(Queue& queue, DescriptorChain const& chain)
     if (got < want)
         ++m_stats.short_entropy;
     size_t const written = chain.write_to_chain(buf.first(got), 0);
-    queue.add_used(chain.head(), static_cast<uint32_t>(written));
     ++m_stats.requests;
     m_stats.bytes += written;
+    return static_cast<uint32_t>(written);
 }
 
 void VirtioRng::queue_notify(uint16_t queue_index)
@@ -68,49 +67,18 @@ void VirtioRng::queue_notify(uint16_t queue_index)
     Queue& queue = *m_queue;
     // At most one queue's worth of chains per notify: the driver cannot have more outstanding, so this only stops
     // a driver that keeps re-adding buffers from another vCPU while we work.
-    uint32_t budget = queue.size();
-    bool used = false;
-    bool broken = false;
-    for (;;) {
-        queue.disable_notification();
-        while (budget > 0 && !broken) {
-            auto r = queue.pop();
-            if (r.status() == PopResult::Status::Empty)
-                break;
-            if (r.status() == PopResult::Status::Broken) {
-                broken = true;
-                break;
-            }
-            --budget;
-            if (r.status() == PopResult::Status::Bad) {
-                ++m_stats.bad_chains;
-                if (r.head() < queue.size()) {
-                    queue.add_used(r.head(), 0);
-                    used = true;
-                }
-                continue;
-            }
-            serve(queue, r.chain());
-            used = true;
-        }
-        if (broken || budget == 0)
-            break;
-        if (!queue.enable_notification())
-            break;
-    }
-    if (!broken && budget == 0) {
+    auto const out = drain_queue(queue, queue.size(), [this](DescriptorChain const& chain) { return serve(chain); });
+    m_stats.bad_chains += out.bad_chains;
+    if (out.budget_exhausted)
         ++m_stats.budget_exhausted;
-        // Re-arm: buffers still pending are served at the driver's next notify.
-        queue.enable_notification();
-    }
-    if (broken || queue.error()) {
+    if (out.broken) {
         ++m_stats.queue_broken;
         HAKO_WARN_RATELIMITED("virtio-rng: queue broken ({}); needs reset",
             queue.error() ? to_string(*queue.error()) : std::string_view("unknown"));
         m_interrupt->signal_needs_reset();
         return;
     }
-    if (used && queue.should_notify())
+    if (out.used && queue.should_notify())
         m_interrupt->signal_used_queue(0);
 }
 

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "base/checked.h"
+#include "devices/virtio/queue_drain.h"
 #include "devices/virtio/virtio_device.h"
 
 namespace hako::devices::virtio {
@@ -60,8 +61,8 @@ public:
     RngStats stats() const;
 
 private:
-    /// Fills the writable part of one popped chain and gives it back.
-    void serve(Queue& queue, DescriptorChain const& chain);
+    /// Fills the writable part of one popped chain. \return the bytes written.
+    uint32_t serve(DescriptorChain const& chain);
 
     EntropySource m_source;
     mutable std::mutex m_lock; // guards everything below

@@ -287,6 +287,111 @@ bool fw_cfg_read_dma(uint16_t key, void* buf, uint32_t len); /* false on the DMA
 /* Looks `name` up in the file directory (read through PIO); returns false if absent. */
 bool fw_cfg_find_file(const char* name, uint16_t* key, uint32_t* size);
 
+/* ---- PCI (configuration mechanism #1, bus 0) ---- */
+struct pci_dev {
+    uint8_t bus, slot, fn;
+    uint16_t vendor, device;
+    uint16_t subsys_vendor, subsys_id;
+    uint8_t irq_line, irq_pin;
+};
+uint32_t pci_read32(const struct pci_dev* d, uint8_t off);
+uint16_t pci_read16(const struct pci_dev* d, uint8_t off);
+uint8_t pci_read8(const struct pci_dev* d, uint8_t off);
+void pci_write32(const struct pci_dev* d, uint8_t off, uint32_t v);
+void pci_write16(const struct pci_dev* d, uint8_t off, uint16_t v);
+void pci_write8(const struct pci_dev* d, uint8_t off, uint8_t v);
+/* Finds the nth (0-based) function on bus 0 for which match() is true (any vendor if match is NULL). */
+bool pci_find(bool (*match)(const struct pci_dev* d, void* ctx), void* ctx, unsigned nth, struct pci_dev* out);
+/* A BAR's address (64-bit BARs combined; *is_io set); 0 if unassigned or absent. */
+uint64_t pci_bar_address(const struct pci_dev* d, int bar, bool* is_io);
+/* The config offset of capability `id` after `after` (0: from the start of the list); 0 if none. */
+uint8_t pci_find_cap(const struct pci_dev* d, uint8_t id, uint8_t after);
+#define PCI_COMMAND 0x04
+#define PCI_CMD_IO 0x1
+#define PCI_CMD_MEMORY 0x2
+#define PCI_CMD_MASTER 0x4
+#define PCI_CMD_INTX_DISABLE 0x400
+#define PCI_CAP_MSIX 0x11
+#define PCI_CAP_VENDOR 0x09
+
+/* ---- virtio over PCI (modern interface, split virtqueues) ---- */
+struct virtq_desc {
+    uint64_t addr;
+    uint32_t len;
+    uint16_t flags;
+    uint16_t next;
+} PACKED;
+#define VIRTQ_DESC_F_NEXT 1
+#define VIRTQ_DESC_F_WRITE 2
+#define VIRTQ_DESC_F_INDIRECT 4
+struct virtq_avail {
+    uint16_t flags;
+    uint16_t idx;
+    uint16_t ring[];
+} PACKED;
+struct virtq_used_elem {
+    uint32_t id;
+    uint32_t len;
+} PACKED;
+struct virtq_used {
+    uint16_t flags;
+    uint16_t idx;
+    struct virtq_used_elem ring[];
+} PACKED;
+#define VIRTQ_MAX 64 /* the library's queues hold up to 64 descriptors */
+struct virtq {
+    uint16_t index, size;
+    volatile struct virtq_desc* desc;
+    volatile struct virtq_avail* avail;
+    volatile struct virtq_used* used;
+    uint16_t avail_idx, last_used, next_desc;
+    uintptr_t notify;
+};
+struct virtio_dev {
+    struct pci_dev pci;
+    uintptr_t common, isr, device_cfg, notify_base;
+    uint32_t notify_mult;
+    uint8_t msix_cap;
+    uintptr_t msix_table;
+    uint16_t msix_entries;
+};
+struct virtq_buf {
+    uint32_t addr;
+    uint32_t len;
+    bool device_writes;
+};
+#define VIRTIO_F_VERSION_1 32
+#define VIRTIO_F_INDIRECT_DESC 28
+#define VIRTIO_F_EVENT_IDX 29
+#define VIRTIO_MSI_NO_VECTOR 0xffff
+#define VIRTIO_STATUS_ACK 1
+#define VIRTIO_STATUS_DRIVER 2
+#define VIRTIO_STATUS_DRIVER_OK 4
+#define VIRTIO_STATUS_FEATURES_OK 8
+#define VIRTIO_STATUS_NEEDS_RESET 64
+#define VIRTIO_STATUS_FAILED 128
+/* Finds the nth virtio device of `type` (modern ID 0x1040+type, or transitional with subsystem ID = type), enables
+ * memory decoding and bus mastering, and maps its capabilities. false (with a message) if absent or incomplete. */
+bool virtio_find(uint16_t type, unsigned nth, struct virtio_dev* out);
+/* Reset, ACKNOWLEDGE, DRIVER, features (wanted & offered, plus VERSION_1), FEATURES_OK. Returns the negotiated
+ * features in *features; false if the device refused. */
+bool virtio_negotiate(struct virtio_dev* v, uint64_t wanted, uint64_t* features);
+/* Sets up queue `index` with `size` entries (<= VIRTQ_MAX) in the library's static ring memory (slot 0-3) and
+ * MSI-X vector `vector` (VIRTIO_MSI_NO_VECTOR for none); false if the device refuses. */
+bool virtq_setup(struct virtio_dev* v, struct virtq* q, uint16_t index, uint16_t size, unsigned slot, uint16_t vector);
+void virtio_driver_ok(struct virtio_dev* v);
+uint8_t virtio_status(struct virtio_dev* v);
+uint8_t virtio_read_isr(struct virtio_dev* v);
+uint8_t virtio_cfg_read8(struct virtio_dev* v, uint32_t off);
+uint32_t virtio_cfg_read32(struct virtio_dev* v, uint32_t off);
+/* Adds a chain of n buffers (readable ones first) and publishes it; returns the head. Does not notify. */
+uint16_t virtq_add(struct virtq* q, const struct virtq_buf* bufs, unsigned n);
+void virtq_kick(struct virtq* q);
+/* Takes the next used entry; false if none. */
+bool virtq_next_used(struct virtq* q, uint32_t* id, uint32_t* len);
+/* MSI-X: programs table entry `entry` to deliver `vector` to this CPU's LAPIC, unmasked; enables MSI-X. */
+bool virtio_msix_setup(struct virtio_dev* v, unsigned entry, uint8_t vector);
+
 /* ---- Byte order ---- */
 static inline uint32_t bswap32(uint32_t v) { return __builtin_bswap32(v); }
 static inline uint16_t bswap16(uint16_t v) { return __builtin_bswap16(v); }

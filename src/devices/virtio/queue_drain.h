@@ -1,0 +1,66 @@
+// drain_queue(): the request loop every virtio device runs on a notify (VIRTIO 1.2 section 2.7.10 and 2.7.13:
+// suppress notifications while working, re-enable them and look again before stopping, so a buffer added in
+// between is never left waiting).
+//
+// The work is bounded by `budget` chains: a driver that keeps adding buffers from another vCPU cannot keep the
+// device thread spinning; what is left is served at the next notify (notifications are re-enabled). Chains the
+// Queue rejects are given back with length 0 (if their head is in range) and counted.
+#pragma once
+
+#include <cstdint>
+
+#include "devices/virtio/queue.h"
+
+namespace hako::devices::virtio {
+
+struct DrainOutcome {
+    bool used { false };             // add_used() was called: ask should_notify()
+    bool broken { false };           // the queue is broken: the device needs reset
+    bool budget_exhausted { false }; // stopped at the budget with buffers possibly left
+    uint32_t served { 0 };           // chains given to `serve`
+    uint32_t bad_chains { 0 };       // chains the Queue rejected
+};
+
+/// Pops and serves up to `budget` chains. `serve(DescriptorChain const&)` handles one request and returns the
+/// used length (bytes it wrote into the chain); drain_queue() puts the chain in the used ring.
+template<typename Serve>
+DrainOutcome drain_queue(Queue& queue, uint32_t budget, Serve&& serve)
+{
+    DrainOutcome out;
+    for (;;) {
+        queue.disable_notification();
+        while (budget > 0) {
+            auto r = queue.pop();
+            if (r.status() == PopResult::Status::Empty)
+                break;
+            if (r.status() == PopResult::Status::Broken) {
+                out.broken = true;
+                return out;
+            }
+            --budget;
+            if (r.status() == PopResult::Status::Bad) {
+                ++out.bad_chains;
+                if (r.head() < queue.size()) {
+                    queue.add_used(r.head(), 0);
+                    out.used = true;
+                }
+                continue;
+            }
+            uint32_t const len = serve(static_cast<DescriptorChain const&>(r.chain()));
+            queue.add_used(r.chain().head(), len);
+            out.used = true;
+            ++out.served;
+        }
+        if (budget == 0) {
+            out.budget_exhausted = true;
+            queue.enable_notification(); // what is left comes with the next notify
+            break;
+        }
+        if (!queue.enable_notification())
+            break;
+    }
+    out.broken = out.broken || queue.error().has_value();
+    return out;
+}
+
+} // namespace hako::devices::virtio

@@ -1,0 +1,242 @@
+/* A small virtio 1.x PCI driver (VIRTIO 1.2 sections 3.1 and 4.1): finds the device through its vendor
+ * capabilities, negotiates features, sets up split virtqueues and MSI-X, as Linux's virtio_pci_modern does. */
+#include "guest.h"
+
+/* struct virtio_pci_common_cfg */
+#define COMMON_DFSELECT 0x00
+#define COMMON_DF 0x04
+#define COMMON_GFSELECT 0x08
+#define COMMON_GF 0x0c
+#define COMMON_MSIX 0x10
+#define COMMON_NUMQ 0x12
+#define COMMON_STATUS 0x14
+#define COMMON_Q_SELECT 0x16
+#define COMMON_Q_SIZE 0x18
+#define COMMON_Q_MSIX 0x1a
+#define COMMON_Q_ENABLE 0x1c
+#define COMMON_Q_NOFF 0x1e
+#define COMMON_Q_DESC 0x20
+#define COMMON_Q_AVAIL 0x28
+#define COMMON_Q_USED 0x30
+
+#define CAP_COMMON 1
+#define CAP_NOTIFY 2
+#define CAP_ISR 3
+#define CAP_DEVICE 4
+
+static uint8_t s_rings[4][4096] __attribute__((aligned(4096)));
+
+static inline void w8(uintptr_t a, uint8_t v) { *(volatile uint8_t*)a = v; }
+static inline void w16(uintptr_t a, uint16_t v) { *(volatile uint16_t*)a = v; }
+static inline void w32(uintptr_t a, uint32_t v) { *(volatile uint32_t*)a = v; }
+static inline uint8_t r8(uintptr_t a) { return *(volatile uint8_t*)a; }
+static inline uint16_t r16(uintptr_t a) { return *(volatile uint16_t*)a; }
+static inline uint32_t r32(uintptr_t a) { return *(volatile uint32_t*)a; }
+
+struct type_match {
+    uint16_t type;
+};
+static bool match_type(const struct pci_dev* d, void* ctx)
+{
+    uint16_t type = ((struct type_match*)ctx)->type;
+    if (d->vendor != 0x1af4)
+        return false;
+    if (d->device == 0x1040 + type)
+        return true;
+    return d->device >= 0x1000 && d->device <= 0x103f && d->subsys_id == type;
+}
+
+bool virtio_find(uint16_t type, unsigned nth, struct virtio_dev* v)
+{
+    struct type_match m = { type };
+    memset(v, 0, sizeof(*v));
+    if (!pci_find(match_type, &m, nth, &v->pci)) {
+        printf("virtio: no device of type %u (#%u) on bus 0\n", type, nth);
+        return false;
+    }
+    struct pci_dev* d = &v->pci;
+    printf("virtio: type %u at 00:%02x.%u, id %04x:%04x, INT pin %u line %u\n", type, d->slot, d->fn, d->vendor,
+        d->device, d->irq_pin, d->irq_line);
+    pci_write16(d, PCI_COMMAND, (uint16_t)(pci_read16(d, PCI_COMMAND) | PCI_CMD_MEMORY | PCI_CMD_IO | PCI_CMD_MASTER));
+    for (uint8_t cap = pci_find_cap(d, PCI_CAP_VENDOR, 0); cap; cap = pci_find_cap(d, PCI_CAP_VENDOR, cap)) {
+        uint8_t cfg_type = pci_read8(d, (uint8_t)(cap + 3));
+        uint8_t bar = pci_read8(d, (uint8_t)(cap + 4));
+        uint32_t offset = pci_read32(d, (uint8_t)(cap + 8));
+        if (bar > 5)
+            continue;
+        bool io;
+        uint64_t base = pci_bar_address(d, bar, &io);
+        if (io || base == 0 || base >= 0x100000000ull) {
+            printf("virtio: capability %u in BAR %u at %llx: not a usable memory BAR\n", cfg_type, bar,
+                (unsigned long long)base);
+            continue;
+        }
+        uintptr_t addr = (uintptr_t)base + offset;
+        switch (cfg_type) {
+        case CAP_COMMON:
+            if (!v->common)
+                v->common = addr;
+            break;
+        case CAP_NOTIFY:
+            if (!v->notify_base) {
+                v->notify_base = addr;
+                v->notify_mult = pci_read32(d, (uint8_t)(cap + 16));
+            }
+            break;
+        case CAP_ISR:
+            if (!v->isr)
+                v->isr = addr;
+            break;
+        case CAP_DEVICE:
+            if (!v->device_cfg)
+                v->device_cfg = addr;
+            break;
+        }
+    }
+    v->msix_cap = pci_find_cap(d, PCI_CAP_MSIX, 0);
+    if (v->msix_cap) {
+        uint16_t ctrl = pci_read16(d, (uint8_t)(v->msix_cap + 2));
+        uint32_t table = pci_read32(d, (uint8_t)(v->msix_cap + 4));
+        bool io;
+        uint64_t base = pci_bar_address(d, (int)(table & 7), &io);
+        v->msix_entries = (uint16_t)((ctrl & 0x7ff) + 1);
+        if (!io && base && base < 0x100000000ull)
+            v->msix_table = (uintptr_t)base + (table & ~7u);
+    }
+    if (!v->common || !v->notify_base || !v->isr) {
+        printf("virtio: missing capabilities (common %x notify %x isr %x)\n", v->common, v->notify_base, v->isr);
+        return false;
+    }
+    return true;
+}
+
+uint8_t virtio_status(struct virtio_dev* v) { return r8(v->common + COMMON_STATUS); }
+uint8_t virtio_read_isr(struct virtio_dev* v) { return r8(v->isr); }
+uint8_t virtio_cfg_read8(struct virtio_dev* v, uint32_t off) { return r8(v->device_cfg + off); }
+uint32_t virtio_cfg_read32(struct virtio_dev* v, uint32_t off) { return r32(v->device_cfg + off); }
+
+bool virtio_negotiate(struct virtio_dev* v, uint64_t wanted, uint64_t* features)
+{
+    w8(v->common + COMMON_STATUS, 0);
+    for (int i = 0; i < 1000 && virtio_status(v) != 0; i++)
+        cpu_relax();
+    w8(v->common + COMMON_STATUS, VIRTIO_STATUS_ACK);
+    w8(v->common + COMMON_STATUS, VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER);
+    w32(v->common + COMMON_DFSELECT, 0);
+    uint64_t offered = r32(v->common + COMMON_DF);
+    w32(v->common + COMMON_DFSELECT, 1);
+    offered |= (uint64_t)r32(v->common + COMMON_DF) << 32;
+    uint64_t use = (wanted | (1ull << VIRTIO_F_VERSION_1)) & offered;
+    printf("virtio: features offered %llx, using %llx\n", (unsigned long long)offered, (unsigned long long)use);
+    if (!(use & (1ull << VIRTIO_F_VERSION_1))) {
+        printf("virtio: device does not offer VERSION_1\n");
+        return false;
+    }
+    w32(v->common + COMMON_GFSELECT, 0);
+    w32(v->common + COMMON_GF, (uint32_t)use);
+    w32(v->common + COMMON_GFSELECT, 1);
+    w32(v->common + COMMON_GF, (uint32_t)(use >> 32));
+    w8(v->common + COMMON_STATUS, VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK);
+    if (!(virtio_status(v) & VIRTIO_STATUS_FEATURES_OK)) {
+        printf("virtio: FEATURES_OK refused\n");
+        return false;
+    }
+    *features = use;
+    return true;
+}
+
+bool virtq_setup(struct virtio_dev* v, struct virtq* q, uint16_t index, uint16_t size, unsigned slot, uint16_t vector)
+{
+    if (slot >= 4 || size > VIRTQ_MAX || size == 0 || (size & (size - 1)))
+        return false;
+    w16(v->common + COMMON_Q_SELECT, index);
+    uint16_t max = r16(v->common + COMMON_Q_SIZE);
+    if (max == 0) {
+        printf("virtio: queue %u does not exist\n", index);
+        return false;
+    }
+    if (size > max)
+        size = max;
+    uint8_t* mem = s_rings[slot];
+    memset(mem, 0, 4096);
+    q->index = index;
+    q->size = size;
+    q->desc = (volatile struct virtq_desc*)mem;
+    q->avail = (volatile struct virtq_avail*)(mem + 1024);
+    q->used = (volatile struct virtq_used*)(mem + 2048);
+    q->avail_idx = q->last_used = q->next_desc = 0;
+    w16(v->common + COMMON_Q_SIZE, size);
+    w32(v->common + COMMON_Q_DESC, (uint32_t)(uintptr_t)q->desc);
+    w32(v->common + COMMON_Q_DESC + 4, 0);
+    w32(v->common + COMMON_Q_AVAIL, (uint32_t)(uintptr_t)q->avail);
+    w32(v->common + COMMON_Q_AVAIL + 4, 0);
+    w32(v->common + COMMON_Q_USED, (uint32_t)(uintptr_t)q->used);
+    w32(v->common + COMMON_Q_USED + 4, 0);
+    w16(v->common + COMMON_Q_MSIX, vector);
+    if (r16(v->common + COMMON_Q_MSIX) != vector) {
+        printf("virtio: queue %u refused MSI-X vector %x\n", index, vector);
+        return false;
+    }
+    uint16_t noff = r16(v->common + COMMON_Q_NOFF);
+    q->notify = v->notify_base + (uintptr_t)noff * v->notify_mult;
+    w16(v->common + COMMON_Q_ENABLE, 1);
+    return r16(v->common + COMMON_Q_ENABLE) == 1;
+}
+
+void virtio_driver_ok(struct virtio_dev* v)
+{
+    w8(v->common + COMMON_STATUS,
+        VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_FEATURES_OK | VIRTIO_STATUS_DRIVER_OK);
+}
+
+uint16_t virtq_add(struct virtq* q, const struct virtq_buf* bufs, unsigned n)
+{
+    uint16_t head = q->next_desc;
+    for (unsigned i = 0; i < n; i++) {
+        uint16_t idx = (uint16_t)((head + i) % q->size);
+        q->desc[idx].addr = bufs[i].addr;
+        q->desc[idx].len = bufs[i].len;
+        q->desc[idx].flags = (uint16_t)((bufs[i].device_writes ? VIRTQ_DESC_F_WRITE : 0)
+                                         | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0));
+        q->desc[idx].next = (uint16_t)((idx + 1) % q->size);
+    }
+    q->next_desc = (uint16_t)((head + n) % q->size);
+    q->avail->ring[q->avail_idx % q->size] = head;
+    __asm__ volatile("" ::: "memory"); /* x86: stores are not reordered with other stores */
+    q->avail_idx++;
+    q->avail->idx = q->avail_idx;
+    return head;
+}
+
+void virtq_kick(struct virtq* q)
+{
+    __asm__ volatile("mfence" ::: "memory");
+    w16(q->notify, q->index);
+}
+
+bool virtq_next_used(struct virtq* q, uint32_t* id, uint32_t* len)
+{
+    if (q->used->idx == q->last_used)
+        return false;
+    __asm__ volatile("" ::: "memory");
+    volatile struct virtq_used_elem* e = &q->used->ring[q->last_used % q->size];
+    *id = e->id;
+    *len = e->len;
+    q->last_used++;
+    return true;
+}
+
+bool virtio_msix_setup(struct virtio_dev* v, unsigned entry, uint8_t vector)
+{
+    if (!v->msix_cap || !v->msix_table || entry >= v->msix_entries)
+        return false;
+    uintptr_t e = v->msix_table + 16u * entry;
+    w32(e + 0, 0xfee00000u | ((uint32_t)lapic_id() << 12));
+    w32(e + 4, 0);
+    w32(e + 8, vector);
+    w32(e + 12, 0); /* unmasked */
+    uint8_t ctrl_off = (uint8_t)(v->msix_cap + 2);
+    uint16_t ctrl = pci_read16(&v->pci, ctrl_off);
+    pci_write16(&v->pci, ctrl_off, (uint16_t)((ctrl | 0x8000) & ~0x4000)); /* enable, function unmasked */
+    return (pci_read16(&v->pci, ctrl_off) & 0xc000) == 0x8000;
+}
