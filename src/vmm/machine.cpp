@@ -161,6 +161,8 @@ void Machine::reset()
 {
     HAKO_INFO("guest reset");
     stop_vcpus();
+    if (m_reset_devices)
+        m_reset_devices();
     auto r = m_vm->reset_platform();
     if (r)
         r = reset_vcpus();

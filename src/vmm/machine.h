@@ -66,6 +66,9 @@ private:
     // Set by the builder: (re)loads the kernel or firmware and the boot tables into guest memory (at build time
     // and on every reset, as the guest may have overwritten them) and returns the boot CPU's entry state.
     std::function<Result<arch::x86::BootEntry>()> m_load_boot;
+    // Set by the builder: puts the devices back in their power-on state on a guest reset (PCI functions, and for
+    // direct boot the resource assignment firmware would redo).
+    std::function<void()> m_reset_devices;
 
     std::vector<std::thread> m_threads;
     std::atomic<bool> m_stop_vcpus { false };

@@ -76,6 +76,21 @@ static std::vector<uint8_t> le_bytes(uint64_t v, size_t n)
     return out;
 }
 
+constexpr uint8_t PIIX3_SLOT = 1;
+
+/// Where hako places BARs when there is no firmware to do it (layout.h).
+static devices::pci::PciResourceWindows direct_boot_pci_windows(RamLayout ram)
+{
+    devices::pci::PciResourceWindows w;
+    w.io_start = PCI_IO_ASSIGN_START;
+    w.io_end = 0x10000;
+    w.mmio32_start = PCI_MMIO32_ASSIGN_START;
+    w.mmio32_end = PCI_MMIO32_ASSIGN_END;
+    w.mmio64_start = pci_mmio64_start(ram);
+    w.mmio64_end = w.mmio64_start + PCI_MMIO64_SIZE;
+    return w;
+}
+
 /// Output sink for --debugcon: appends to a file, shared by ports 0xe9 and 0x402.
 class DebugconFile final {
 public:
@@ -214,7 +229,7 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
         std::make_shared<devices::pci::BusBarMapper>(m->m_pio, m->m_mmio));
     auto piix3 = std::make_shared<devices::pci::Piix3IsaBridge>();
     TRY(pci_root->add_device(std::make_shared<devices::pci::I440fxHostBridge>(), 0));
-    TRY(pci_root->add_device(piix3, 1));
+    TRY(pci_root->add_device(piix3, PIIX3_SLOT));
     pci_root->set_intx_router(devices::pci::IntxRouter::create(piix3, irq));
     TRY(devices::pci::register_config_io(m->m_pio, std::make_shared<devices::pci::PciConfigIo>(pci_root)));
     auto ecam = std::make_shared<devices::pci::PciConfigMmio>(pci_root, static_cast<unsigned>(PCI_ECAM_SIZE >> 20));
@@ -243,17 +258,17 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
             return n > 0 ? static_cast<size_t>(n) : 0;
         })));
     }
-    if (!config.firmware) {
-        // Direct boot: nobody else will place the BARs and route PCI interrupts, so do what a BIOS does.
-        devices::pci::PciResourceWindows windows;
-        windows.io_start = PCI_IO_ASSIGN_START;
-        windows.io_end = 0x10000;
-        windows.mmio32_start = PCI_MMIO32_ASSIGN_START;
-        windows.mmio32_end = PCI_MMIO32_ASSIGN_END;
-        windows.mmio64_start = pci_mmio64_start(ram);
-        windows.mmio64_end = windows.mmio64_start + PCI_MMIO64_SIZE;
-        TRY(devices::pci::assign_pci_resources(*pci_root, windows, 1));
-    }
+    // Direct boot: nobody else will place the BARs and route PCI interrupts, so do what a BIOS does (again after
+    // every reset, which puts the functions back in their power-on state).
+    if (!config.firmware)
+        TRY(devices::pci::assign_pci_resources(*pci_root, direct_boot_pci_windows(ram), PIIX3_SLOT));
+    m->m_reset_devices = [pci_root = pci_root.get(), direct = !config.firmware, ram] {
+        pci_root->reset_all();
+        if (direct) {
+            if (auto r = devices::pci::assign_pci_resources(*pci_root, direct_boot_pci_windows(ram), PIIX3_SLOT); !r)
+                HAKO_ERROR("PCI resources after reset: {}", r.error().message());
+        }
+    };
 
     // 5. Firmware interface: fw_cfg with the machine description, ACPI through the table loader.
     auto fw_cfg = std::make_shared<FwCfg>(*m->m_memory);

@@ -52,6 +52,13 @@ MsixCapability::MsixCapability(PciDevice& device, std::shared_ptr<MsiSink> sink,
 {
 }
 
+void MsixCapability::reset()
+{
+    std::lock_guard lock(m_lock);
+    std::fill(m_table.begin(), m_table.end(), Entry {});
+    std::fill(m_pba.begin(), m_pba.end(), uint64_t { 0 });
+}
+
 uint16_t MsixCapability::control() const
 {
     return static_cast<uint16_t>(m_device.config_load(static_cast<uint16_t>(m_offset + PCI_MSIX_FLAGS), 2));

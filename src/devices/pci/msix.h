@@ -67,6 +67,8 @@ public:
 
     /// Signals `vector`. \return false if MSI-X is disabled (the device should use INTx or MSI instead)
     bool notify(uint16_t vector);
+    /// Back to the power-on state: every entry zeroed and masked, no pending bits (function reset).
+    void reset();
 
     bool enabled() const;
     bool function_masked() const;

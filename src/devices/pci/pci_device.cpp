@@ -310,6 +310,26 @@ void PciDevice::update_mappings_locked()
     }
 }
 
+void PciDevice::save_power_on_state()
+{
+    std::lock_guard lock(m_lock);
+    m_power_on = m_config;
+    m_power_on_saved = true;
+}
+
+void PciDevice::reset()
+{
+    {
+        std::lock_guard lock(m_lock);
+        if (m_power_on_saved)
+            m_config = m_power_on;
+        m_intx_level = false;
+        update_mappings_locked();
+        update_intx_locked();
+    }
+    reset_device();
+}
+
 void PciDevice::set_bar_mapper(std::shared_ptr<BarMapper> mapper)
 {
     std::lock_guard lock(m_lock);

@@ -148,6 +148,13 @@ public:
     /// register's INTx disable bit is clear.
     void set_intx(bool asserted);
 
+    /// Remembers the configuration space as it is now as the power-on state reset() returns to (the root calls it
+    /// when the device is added, after the device has declared its BARs and capabilities).
+    void save_power_on_state();
+    /// A function reset (machine reset, RST#): configuration space back to the power-on state (BARs unassigned and
+    /// unmapped, decoding and INTx off), then reset_device() for the device's own state.
+    void reset();
+
     /// Reads `size` (1, 2 or 4) bytes without masks; out-of-range reads give all-ones.
     uint32_t config_load(uint16_t offset, size_t size) const;
     /// Writes `size` (1, 2 or 4) bytes ignoring write masks (device-side state such as pending bits).
@@ -163,6 +170,8 @@ public:
     uint64_t bad_access_count() const;
 
 protected:
+    /// The device's part of reset(), called without the configuration lock held. Default: nothing.
+    virtual void reset_device() { }
     /// Called after a guest configuration write has been applied (and the lock released).
     virtual void config_written(uint16_t offset, size_t size);
     /// Sets the write mask / W1C mask of `size` bytes at offset (constructor use).
@@ -194,6 +203,8 @@ private:
     std::array<uint8_t, PCIE_CONFIG_SPACE_SIZE> m_config {};
     std::array<uint8_t, PCIE_CONFIG_SPACE_SIZE> m_wmask {};
     std::array<uint8_t, PCIE_CONFIG_SPACE_SIZE> m_w1c {};
+    std::array<uint8_t, PCIE_CONFIG_SPACE_SIZE> m_power_on {};
+    bool m_power_on_saved { false };
     std::array<Bar, NUM_BARS + 1> m_bars {};
     uint8_t m_last_cap { 0 };  // offset of the last capability in the list, 0 if none
     uint16_t m_next_free { PCI_CAP_START };

@@ -35,6 +35,18 @@ void PciRoot::attach_locked(PciDevice& device, uint8_t slot)
         device.set_bar_mapper(m_mapper);
 }
 
+void PciRoot::reset_all()
+{
+    std::array<std::shared_ptr<PciDevice>, PCI_SLOTS * PCI_FUNCTIONS> devices;
+    {
+        std::lock_guard lock(m_lock);
+        devices = m_functions;
+    }
+    for (auto const& d : devices)
+        if (d)
+            d->reset();
+}
+
 void PciRoot::remove_all()
 {
     std::array<std::shared_ptr<PciDevice>, PCI_SLOTS * PCI_FUNCTIONS> taken;
@@ -64,6 +76,7 @@ Result<uint8_t> PciRoot::add_device(std::shared_ptr<PciDevice> device, std::opti
     if (entry)
         return Error(ErrorKind::Busy, fmt::format("PCI slot {} for {} is taken by {}", *slot, device->name(), entry->name()));
     attach_locked(*device, *slot);
+    device->save_power_on_state();
     entry = std::move(device);
     return *slot;
 }
@@ -79,6 +92,7 @@ Result<void> PciRoot::add_function(std::shared_ptr<PciDevice> device, uint8_t sl
     if (entry)
         return Error(ErrorKind::Busy, fmt::format("PCI {:02x}.{} for {} is taken by {}", slot, function, device->name(), entry->name()));
     attach_locked(*device, slot);
+    device->save_power_on_state();
     entry = std::move(device);
     return ok();
 }

@@ -55,6 +55,8 @@ public:
     void config_write(uint8_t bus, uint8_t device, uint8_t function, uint16_t offset, std::span<uint8_t const> data);
 
     std::shared_ptr<PciDevice> device_at(uint8_t slot, uint8_t function = 0) const;
+    /// Resets every function (PciDevice::reset), as RST# does on a machine reset.
+    void reset_all();
     /// Takes every device off the bus (machine teardown: their BARs are unmapped while the buses still exist).
     void remove_all();
 

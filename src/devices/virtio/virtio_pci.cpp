@@ -649,6 +649,16 @@ void VirtioPciDevice::Interrupt::signal_needs_reset() { m_owner.set_needs_reset(
 
 // --- Configuration space hooks: MSI-X, notify registration, the PCI configuration access capability ---
 
+void VirtioPciDevice::reset_device()
+{
+    {
+        std::lock_guard lock(m_control_lock);
+        reset_locked();
+    }
+    m_msix->reset();
+    update_notify_registration();
+}
+
 void VirtioPciDevice::config_written(uint16_t offset, size_t size)
 {
     m_msix->config_written(offset, size);

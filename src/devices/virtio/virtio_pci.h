@@ -193,6 +193,8 @@ public:
 
 protected:
     void config_written(uint16_t offset, size_t size) override;
+    /// Function reset: the virtio device reset (status 0), MSI-X table masked, notify registrations dropped.
+    void reset_device() override;
 
 private:
     class Interrupt final : public VirtioInterrupt {

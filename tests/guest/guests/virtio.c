@@ -9,10 +9,14 @@
  *   irq=msix  (default) MSI-X vector per queue to this CPU's LAPIC; irq=intx: INTx through the IOAPIC, the PCI
  *             Interrupt Line register (set by firmware or hako) saying which ISA IRQ, the ISR read in the handler.
  *
+ *   reboot=1  first boot: start the device (DRIVER_OK, MSI-X on), leave a marker in CMOS NVRAM and reset the machine
+ *             through port 0xCF9; second boot: the function must come back reset (virtio status 0, MSI-X off, the
+ *             queue disabled) before the test runs as usual. Needs the VMM to restart the guest on reset.
+ *
  * Every completion is waited for with interrupts enabled and must come with an interrupt.
  * Exit codes: 2 device not found, 3 feature negotiation, 4 queue setup, 5 interrupt setup, 6 timeout (no used
  * buffer or no interrupt), 7 rng data wrong, 8 blk status wrong, 9 blk data mismatch, 10 GET_ID wrong,
- * 11 device needs reset.
+ * 11 device needs reset, 12 device not reset by the machine reset.
  */
 #include "guest.h"
 
@@ -262,12 +266,44 @@ static void test_blk(void)
     printf("blk: read at the capacity gave IOERR, next request fine\n");
 }
 
+#define BOOT_MARKER_REG 0x5c /* a CMOS NVRAM byte no other guest uses */
+#define BOOT_MARKER 0xb7
+
+static void reboot_test(uint16_t type)
+{
+    if (cmos_read(BOOT_MARKER_REG) != BOOT_MARKER) {
+        start(type, 0);
+        printf("virtio: first boot: device started (status %x), resetting the machine\n", virtio_status(&s_dev));
+        cmos_write(BOOT_MARKER_REG, BOOT_MARKER);
+        outb(0xcf9, 0x02);
+        outb(0xcf9, 0x06);
+        for (;;)
+            hlt();
+    }
+    cmos_write(BOOT_MARKER_REG, 0);
+    printf("virtio: second boot\n");
+    if (!virtio_find(type, 0, &s_dev))
+        fail(12, "device gone after reset");
+    uint16_t msix_ctrl = s_dev.msix_cap ? pci_read16(&s_dev.pci, (uint8_t)(s_dev.msix_cap + 2)) : 0;
+    uint8_t status = virtio_status(&s_dev);
+    volatile uint16_t* qsel = (volatile uint16_t*)(s_dev.common + 0x16);
+    volatile uint16_t* qen = (volatile uint16_t*)(s_dev.common + 0x1c);
+    *qsel = 0;
+    uint16_t enabled = *qen;
+    printf("virtio: after reset: status %x, MSI-X control %x, queue 0 enable %u\n", status, msix_ctrl, enabled);
+    if (status != 0 || (msix_ctrl & 0x8000) || enabled != 0)
+        fail(12, "the machine reset did not reset the device");
+}
+
 int guest_main(void)
 {
     char dev[16] = { 0 }, irq[16] = { 0 };
     cmdline_get("dev", dev, sizeof(dev));
     if (cmdline_get("irq", irq, sizeof(irq)) && strcmp(irq, "intx") == 0)
         s_intx = true;
+    uint32_t reboot = 0;
+    if (cmdline_get_u32("reboot", &reboot) && reboot)
+        reboot_test(strcmp(dev, "blk") == 0 ? VIRTIO_ID_BLOCK : VIRTIO_ID_RNG);
     if (strcmp(dev, "rng") == 0)
         test_rng();
     else if (strcmp(dev, "blk") == 0)

@@ -319,3 +319,29 @@ TEST(PciDevice, IntxHonoursDisableBitAndStatus)
     EXPECT_FALSE(line->level);
     EXPECT_TRUE(line2->level);
 }
+
+TEST(PciDevice, ResetRestoresPowerOnConfigAndUnmapsBars)
+{
+    TestDevice dev;
+    ASSERT_TRUE(dev.add_bar(0, BarKind::Io, 0x40));
+    ASSERT_TRUE(dev.add_bar(1, BarKind::Mem32, 0x1000));
+    dev.save_power_on_state();
+    auto mapper = std::make_shared<RecordingMapper>();
+    dev.set_bar_mapper(mapper);
+    cfg_write(dev, 0x10, 4, 0xc000);
+    cfg_write(dev, 0x14, 4, 0xfebf0000);
+    cfg_write(dev, PCI_INTERRUPT_LINE, 1, 11);
+    cfg_write(dev, PCI_COMMAND, 2, PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER);
+    ASSERT_EQ(mapper->events.size(), 2u);
+    mapper->events.clear();
+
+    dev.reset();
+    EXPECT_EQ(cfg_read(dev, PCI_COMMAND, 2), 0u);
+    EXPECT_EQ(cfg_read(dev, 0x10, 4), 0x1u); // I/O BAR: address gone, space bit stays
+    EXPECT_EQ(cfg_read(dev, 0x14, 4), 0x0u);
+    EXPECT_EQ(cfg_read(dev, PCI_INTERRUPT_LINE, 1), 0u);
+    EXPECT_EQ(cfg_read(dev, PCI_VENDOR_ID, 2), 0x1af4u); // identity untouched
+    ASSERT_EQ(mapper->events.size(), 2u);
+    EXPECT_FALSE(mapper->events[0].map);
+    EXPECT_FALSE(mapper->events[1].map);
+}
