@@ -13,8 +13,9 @@ allowed() {
     block) echo "base block" ;;
     devices) echo "base memory bus arch block devices" ;;
     kvm) echo "base memory arch kvm" ;;
-    vmm) echo "base memory arch bus block devices kvm vmm" ;;
-    cli) echo "base memory arch bus block devices kvm vmm cli" ;;
+    api) echo "base api" ;;
+    vmm) echo "base memory arch bus block devices kvm api vmm" ;;
+    cli) echo "base memory arch bus block devices kvm api vmm cli" ;;
   esac
 }
 for f in $(find src -name '*.h' -o -name '*.cpp'); do

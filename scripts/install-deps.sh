@@ -5,12 +5,12 @@ set -euo pipefail
 PACKAGES=(
   # build
   g++ gcc make cmake ninja-build pkg-config
-  libfmt-dev libspdlog-dev libcli11-dev libslirp-dev liburing-dev
+  libfmt-dev libspdlog-dev libcli11-dev libslirp-dev liburing-dev libboost-dev nlohmann-json3-dev
   # tests: unit (GoogleTest), sanitizer and libFuzzer builds (clang), test guests (gcc, 32-bit freestanding)
   googletest libgtest-dev clang libclang-rt-14-dev
   # guests and references: Debian kernel pieces, busybox initramfs, SeaBIOS, iPXE, QEMU as the reference VMM
   qemu-system-x86 qemu-utils seabios ipxe-qemu busybox-static cpio xz-utils zstd
-  acpica-tools python3 time
+  acpica-tools python3 python3-yaml time
 )
 
 missing=()

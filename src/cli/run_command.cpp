@@ -25,7 +25,7 @@ namespace {
 struct RunOptions {
     unsigned cpus { 1 };
     std::string memory { "256M" };
-    std::string kernel, initrd, cmdline, firmware, debugcon, on_reboot { "restart" };
+    std::string kernel, initrd, cmdline, firmware, debugcon, api_socket, on_reboot { "restart" };
     std::vector<std::string> fw_cfg, disks, devices;
     bool cmdline_given { false };
     bool debug_exit { false };
@@ -112,6 +112,8 @@ int run(RunOptions const& o)
         config.firmware = o.firmware;
     if (!o.debugcon.empty())
         config.debugcon = o.debugcon;
+    if (!o.api_socket.empty())
+        config.api_socket = o.api_socket;
     if (o.kernel.empty() && o.firmware.empty())
         return fail(USAGE, "Nothing to boot: give --kernel FILE or --firmware FILE");
     if (o.kernel.empty() && (!o.initrd.empty() || o.cmdline_given))
@@ -188,6 +190,8 @@ std::function<int()> register_run_command(CLI::App& app)
     cmd->add_option("--disk", o->disks,
         "A virtio-blk disk: path=FILE[,readonly=on][,serial=S] (raw image, locked against other writers; repeatable)");
     cmd->add_option("--device", o->devices, "Add a device: virtio-rng (entropy from the host's getrandom; repeatable)");
+    cmd->add_option("--api-socket", o->api_socket,
+        "Serve the VM's control API (JSON over HTTP, src/api/openapi.yaml) on this unix socket");
     cmd->add_flag("--debug-exit", o->debug_exit,
         "isa-debug-exit at port 0xf4: a guest write of v exits hako with status (v << 1) | 1");
     cmd->add_option("--debugcon", o->debugcon, "Write bytes the guest sends to ports 0xe9 and 0x402 to FILE");

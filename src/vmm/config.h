@@ -31,6 +31,7 @@ struct VmConfig {
     };
     std::vector<DiskConfig> disks;
     bool virtio_rng { false }; // --device virtio-rng
+    std::optional<std::string> api_socket; // --api-socket PATH
     bool debug_exit { false };
     std::optional<std::string> debugcon;
     OnReboot on_reboot { OnReboot::Restart };

@@ -31,6 +31,7 @@ static void install_kick_handler()
 
 Machine::~Machine()
 {
+    m_api.reset(); // no more commands
     stop_vcpus();
     // PCI devices go first: their BARs are ranges on m_pio/m_mmio, and the buses hold the configuration front ends
     // that hold the root, so waiting for member destruction would unmap BARs from a bus being destroyed.
@@ -136,6 +137,85 @@ void Machine::request(bus::SystemEvent event, uint32_t code)
             break;
         }
     });
+}
+
+void Machine::handle_api(api::Command command, std::function<void(api::Reply)> done)
+{
+    m_loop->post([this, command = std::move(command), done = std::move(done)] {
+        if (m_stopping) {
+            done(api::Reply::error(503, "The VM is shutting down"));
+            return;
+        }
+        done(execute(command));
+    });
+}
+
+nlohmann::json Machine::info() const
+{
+    nlohmann::json boot = nlohmann::json::object();
+    if (m_config.kernel)
+        boot["kernel"] = *m_config.kernel;
+    if (m_config.firmware)
+        boot["firmware"] = *m_config.firmware;
+    if (!m_config.cmdline.empty())
+        boot["cmdline"] = m_config.cmdline;
+    nlohmann::json disks = nlohmann::json::array();
+    for (auto const& d : m_config.disks)
+        disks.push_back({ { "path", d.path }, { "readonly", d.read_only }, { "serial", d.serial } });
+    return {
+        { "state", m_paused ? "paused" : "running" },
+        { "cpus", m_config.cpus },
+        { "memory_bytes", m_config.memory },
+        { "boot", boot },
+        { "disks", disks },
+        { "devices", m_device_list },
+        { "hardware_virtualization", m_hardware_virt },
+    };
+}
+
+api::Reply Machine::execute(api::Command const& command)
+{
+    using api::Action;
+    using api::Reply;
+    switch (command.action) {
+    case Action::Ping:
+        return Reply { 200, { { "version", HAKO_VERSION } } };
+    case Action::Info:
+        return Reply { 200, info() };
+    case Action::Counters: {
+        nlohmann::json out = nlohmann::json::object();
+        for (auto const& [name, counters] : m_counters)
+            out[name] = counters();
+        return Reply { 200, out };
+    }
+    case Action::Pause:
+        if (m_paused)
+            return Reply::error(409, "The VM is already paused");
+        stop_vcpus();
+        m_paused = true;
+        HAKO_INFO("paused");
+        return Reply::no_content();
+    case Action::Resume:
+        if (!m_paused)
+            return Reply::error(409, "The VM is not paused");
+        m_paused = false;
+        start_vcpus();
+        HAKO_INFO("resumed");
+        return Reply::no_content();
+    case Action::PowerButton:
+        if (!m_press_power_button)
+            return Reply::error(409, "This machine has no ACPI power button");
+        m_press_power_button();
+        HAKO_INFO("power button pressed");
+        return Reply::no_content();
+    case Action::PowerOff:
+        HAKO_INFO("powered off through the API");
+        m_exit_status = exit_status::POWER_OFF;
+        m_stopping = true;
+        m_loop->stop();
+        return Reply::no_content();
+    }
+    return Reply::error(500, "Unknown command");
 }
 
 void Machine::fail(int status)

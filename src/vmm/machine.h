@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/api_server.h"
 #include "arch/x86/boot.h"
 #include "base/event_loop.h"
 #include "base/unique_fd.h"
@@ -37,10 +38,15 @@ public:
     /// SystemControl: called by devices on vCPU threads.
     void request(bus::SystemEvent event, uint32_t code) override;
 
+    /// Runs an API command on the event loop and calls done with its reply (any thread).
+    void handle_api(api::Command command, std::function<void(api::Reply)> done);
+
 private:
     friend class MachineBuilder;
     Machine() = default;
 
+    api::Reply execute(api::Command const& command);
+    nlohmann::json info() const;
     void start_vcpus();
     void stop_vcpus();
     void vcpu_loop(kvm::Vcpu& vcpu);
@@ -69,6 +75,12 @@ private:
     // Set by the builder: puts the devices back in their power-on state on a guest reset (PCI functions, and for
     // direct boot the resource assignment firmware would redo).
     std::function<void()> m_reset_devices;
+    // Set by the builder: presses the ACPI power button; and each device's counters by name, for vm.counters.
+    std::function<void()> m_press_power_button;
+    std::vector<std::pair<std::string, std::function<nlohmann::json()>>> m_counters;
+    nlohmann::json m_device_list = nlohmann::json::array(); // [{name, pci_slot}], for vm.info
+    std::unique_ptr<api::ApiServer> m_api; // stopped first on teardown
+    bool m_paused { false };                // event loop thread only
 
     std::vector<std::thread> m_threads;
     std::atomic<bool> m_stop_vcpus { false };

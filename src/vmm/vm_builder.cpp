@@ -35,6 +35,7 @@
 #include "block/disk_image.h"
 #include "vmm/console.h"
 #include "vmm/kvm_irq_line.h"
+#include "vmm/device_counters.h"
 #include "vmm/kvm_msi.h"
 #include "vmm/kvm_notify.h"
 #include "vmm/machine.h"
@@ -209,6 +210,7 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     TRY(add_pio(PORT_RESET_CF9, 1, std::make_shared<ResetControl>(*m)));
     auto pm = std::make_shared<AcpiPm>(*m, irq(IRQ_SCI), monotonic_ns);
     TRY(add_pio(PORT_ACPI_PM_BASE, PM_BLOCK_SIZE, pm));
+    m->m_press_power_button = [pm] { pm->press_power_button(); };
     TRY(add_pio(PORT_POST, 1, std::make_shared<PortSink>("post", 0xff)));
 
     if (config.debug_exit)
@@ -240,23 +242,38 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     // virtio-pci devices, slots 2 and up in this order: disks, then rng. MSI-X through KVM GSI routes and irqfds,
     // queue notifications through ioeventfds served on the event loop.
     auto msi = std::make_shared<KvmMsiRouter>(vm);
-    auto add_virtio = [&](std::shared_ptr<devices::virtio::VirtioDevice> device) -> Result<void> {
+    m->m_counters.emplace_back("msi", [msi] { return to_json(msi->stats()); });
+    // Adds a virtio device; \return its transport, named `name` in the API's counters.
+    auto add_virtio = [&](std::string const& name, std::shared_ptr<devices::virtio::VirtioDevice> device,
+                          std::function<nlohmann::json()> device_counters) -> Result<void> {
         auto pci = TRY(devices::virtio::VirtioPciDevice::create(*m->m_memory, std::move(device), msi));
-        TRY(pci_root->add_device(pci));
-        pci->set_notify_registrar(std::make_shared<KvmNotifier>(vm, *m->m_loop, pci));
+        uint8_t const slot = TRY(pci_root->add_device(pci));
+        m->m_device_list.push_back({ { "name", name }, { "pci_slot", slot } });
+        auto notifier = std::make_shared<KvmNotifier>(vm, *m->m_loop, pci);
+        pci->set_notify_registrar(notifier);
+        std::weak_ptr<devices::virtio::VirtioPciDevice> weak = pci;
+        m->m_counters.emplace_back(name, [weak, notifier, slot, device_counters] {
+            nlohmann::json j { { "pci_slot", slot }, { "device", device_counters() },
+                { "ioeventfds", notifier->registered() }, { "ioeventfd_failures", notifier->failures() } };
+            if (auto p = weak.lock())
+                j["transport"] = to_json(p->stats());
+            return j;
+        });
         return ok();
     };
     for (size_t i = 0; i < disks.size(); ++i) {
         devices::virtio::blk::BlkOptions options;
         options.read_only = config.disks[i].read_only;
         options.serial = config.disks[i].serial;
-        TRY(add_virtio(std::make_shared<devices::virtio::blk::VirtioBlk>(disks[i], options)));
+        auto blk = std::make_shared<devices::virtio::blk::VirtioBlk>(disks[i], options);
+        TRY(add_virtio(fmt::format("virtio-blk{}", i), blk, [blk] { return to_json(blk->stats()); }));
     }
     if (config.virtio_rng) {
-        TRY(add_virtio(std::make_shared<devices::virtio::VirtioRng>([](std::span<uint8_t> out) -> size_t {
+        auto rng = std::make_shared<devices::virtio::VirtioRng>([](std::span<uint8_t> out) -> size_t {
             ssize_t const n = ::getrandom(out.data(), out.size(), GRND_NONBLOCK);
             return n > 0 ? static_cast<size_t>(n) : 0;
-        })));
+        });
+        TRY(add_virtio("virtio-rng", rng, [rng] { return to_json(rng->stats()); }));
     }
     // Direct boot: nobody else will place the BARs and route PCI interrupts, so do what a BIOS does (again after
     // every reset, which puts the functions back in their power-on state).
@@ -363,6 +380,13 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
         *m->m_loop, [serial](std::span<uint8_t const> b) { return serial->receive(b); },
         [machine] { machine->request(bus::SystemEvent::PowerOff, 0); });
     TRY(m->m_console->start());
+
+    // 9. The API socket, last: commands may arrive as soon as it listens.
+    if (config.api_socket) {
+        m->m_api = TRY(api::ApiServer::start(*config.api_socket, [machine](api::Command c, std::function<void(api::Reply)> done) {
+            machine->handle_api(std::move(c), std::move(done));
+        }));
+    }
     return m;
 }
 

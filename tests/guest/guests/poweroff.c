@@ -3,7 +3,14 @@
  * element (ZeroOp, OneOp, BytePrefix, WordPrefix, DWordPrefix) as SLP_TYPa, then writes SLP_TYPa << 10 | SLP_EN to
  * PM1a_CNT. A working VMM powers off (QEMU/hako exit status 0); still running after a bounded wait exits 99.
  *
- * Exit codes: 2 no FADT, 3 no PM1a_CNT_BLK, 4 no valid DSDT, 5 no _S5_ package, 6 undecodable SLP_TYP, 99 still on.
+ * With button=1 it first acts as an OS waiting for the power button: switches to ACPI mode if needed (ACPI_ENABLE
+ * to SMI_CMD), routes the SCI (FADT SCI_INT, through the IOAPIC with the MADT's flags), sets PWRBTN_EN in PM1a_EN,
+ * prints "READY" and waits; on the SCI it checks and clears PWRBTN_STS in PM1a_STS ("poweroff: power button
+ * pressed") and then powers off as above. The harness presses the button (hako: the API's vm.power-button; QEMU:
+ * QMP system_powerdown).
+ *
+ * Exit codes: 2 no FADT, 3 no PM1a_CNT_BLK, 4 no valid DSDT, 5 no _S5_ package, 6 undecodable SLP_TYP, 7 SCI setup,
+ * 8 an SCI without PWRBTN_STS, 99 still on.
  */
 #include "guest.h"
 
@@ -17,7 +24,18 @@
 #define AML_BYTE_PREFIX 0x0A
 #define AML_WORD_PREFIX 0x0B
 #define AML_DWORD_PREFIX 0x0C
+#define FADT_SCI_INT 46
+#define FADT_SMI_CMD 48
+#define FADT_ACPI_ENABLE 52
+#define FADT_PM1A_EVT_BLK 56
 #define SLP_EN (1u << 13)
+#define SCI_EN (1u << 0)
+#define PWRBTN_STS (1u << 8)
+#define PWRBTN_EN (1u << 8)
+
+static uint16_t s_pm1a_evt;
+static volatile uint32_t s_sci_count, s_button_count, s_other_status;
+static uint8_t s_sci_irq;
 
 /* Decodes one integer data object at p (within end); returns bytes consumed, 0 if not an integer. */
 static uint32_t aml_integer(const uint8_t* p, const uint8_t* end, uint32_t* out)
@@ -77,6 +95,59 @@ static int find_s5(const uint8_t* aml, uint32_t len, uint32_t* slp_typ)
     return -1;
 }
 
+static void sci_handler(struct int_frame* f)
+{
+    (void)f;
+    s_sci_count++;
+    uint16_t sts = inw(s_pm1a_evt);
+    if (sts & PWRBTN_STS) {
+        outw(s_pm1a_evt, PWRBTN_STS); /* write 1 to clear: the SCI level drops */
+        s_button_count++;
+    } else {
+        s_other_status = sts;
+    }
+    irq_eoi(IRQ_MODE_IOAPIC, s_sci_irq);
+}
+
+/* Enables the power button event and waits for it (bounded only by the harness's timeout). */
+static void wait_for_power_button(const uint8_t* f, uint32_t fadt_len, uint32_t pm1a_cnt)
+{
+    uint16_t sci = 0;
+    uint32_t smi_cmd = 0, evt = 0;
+    uint8_t acpi_enable = 0;
+    memcpy(&sci, f + FADT_SCI_INT, 2);
+    memcpy(&smi_cmd, f + FADT_SMI_CMD, 4);
+    acpi_enable = f[FADT_ACPI_ENABLE];
+    if (fadt_len >= FADT_PM1A_EVT_BLK + 4)
+        memcpy(&evt, f + FADT_PM1A_EVT_BLK, 4);
+    check(evt != 0 && evt <= 0xfffc && sci < 16, 7, "FADT gives PM1a_EVT_BLK and an ISA SCI");
+    s_pm1a_evt = (uint16_t)evt;
+    s_sci_irq = (uint8_t)sci;
+    if (!(inw((uint16_t)pm1a_cnt) & SCI_EN) && smi_cmd && acpi_enable) {
+        printf("poweroff: entering ACPI mode (%x to SMI_CMD %x)\n", acpi_enable, smi_cmd);
+        outb((uint16_t)smi_cmd, acpi_enable);
+        for (uint32_t i = 0; i < 100000 && !(inw((uint16_t)pm1a_cnt) & SCI_EN); i++)
+            cpu_relax();
+    }
+    check(inw((uint16_t)pm1a_cnt) & SCI_EN, 7, "SCI_EN is set (ACPI mode)");
+    struct madt_info madt;
+    check(madt_parse(&madt), 7, "MADT parsed");
+    uint8_t vector;
+    check(irq_setup(IRQ_MODE_IOAPIC, &madt, s_sci_irq, &vector), 7, "SCI routed");
+    idt_set_handler(vector, sci_handler);
+    outw(s_pm1a_evt, 0xffff);                     /* clear stale status */
+    outw((uint16_t)(s_pm1a_evt + 2), PWRBTN_EN); /* PM1a_EN */
+    printf("poweroff: power button enabled on SCI IRQ %u (PM1a_EVT_BLK %x)\nREADY\n", s_sci_irq, s_pm1a_evt);
+    sti();
+    while (s_button_count == 0) {
+        if (s_other_status)
+            fail(8, "SCI with PM1a_STS %x and no PWRBTN_STS", s_other_status);
+        hlt();
+    }
+    cli();
+    printf("poweroff: power button pressed (%u SCIs)\n", s_sci_count);
+}
+
 int guest_main(void)
 {
     const struct acpi_sdt_header* fadt = acpi_find_table("FACP", true);
@@ -92,6 +163,9 @@ int guest_main(void)
         memcpy(&xdsdt, f + FADT_X_DSDT, 8);
     printf("poweroff: FADT rev %u, PM1a_CNT_BLK %x, DSDT %x, X_DSDT %llx\n", fadt->revision, pm1a_cnt, dsdt32, xdsdt);
     check(pm1a_cnt != 0 && pm1a_cnt <= 0xfffe, 3, "PM1a_CNT_BLK is an I/O port");
+    uint32_t button = 0;
+    if (cmdline_get_u32("button", &button) && button)
+        wait_for_power_button(f, fadt->length, pm1a_cnt);
 
     uint64_t dsdt_addr = xdsdt && xdsdt < 0x100000000ull ? xdsdt : dsdt32;
     const struct acpi_sdt_header* dsdt = (const struct acpi_sdt_header*)(uintptr_t)dsdt_addr;

@@ -1,0 +1,38 @@
+#include "vmm/device_counters.h"
+
+namespace hako::vmm {
+
+nlohmann::json to_json(devices::virtio::VirtioPciStats const& s)
+{
+    return { { "bad_accesses", s.bad_accesses }, { "rejected_writes", s.rejected_writes },
+        { "features_refused", s.features_refused }, { "needs_reset", s.needs_reset }, { "bad_notifies", s.bad_notifies } };
+}
+
+nlohmann::json to_json(devices::virtio::blk::BlkStats const& s)
+{
+    nlohmann::json errors = nlohmann::json::object();
+    for (size_t i = 0; i < devices::virtio::blk::REQUEST_ERROR_COUNT; ++i) {
+        auto const e = static_cast<devices::virtio::blk::RequestError>(i);
+        if (s.error_count(e))
+            errors[std::string(to_string(e))] = s.error_count(e);
+    }
+    return { { "reads", s.reads }, { "writes", s.writes }, { "flushes", s.flushes }, { "get_ids", s.get_ids },
+        { "discards", s.discards }, { "write_zeroes", s.write_zeroes }, { "bytes_read", s.bytes_read },
+        { "bytes_written", s.bytes_written }, { "status_ok", s.status_ok }, { "status_ioerr", s.status_ioerr },
+        { "status_unsupp", s.status_unsupp }, { "unanswerable", s.unanswerable }, { "errors", errors } };
+}
+
+nlohmann::json to_json(devices::virtio::RngStats const& s)
+{
+    return { { "requests", s.requests }, { "bytes", s.bytes }, { "bad_chains", s.bad_chains }, { "capped", s.capped },
+        { "short_entropy", s.short_entropy }, { "budget_exhausted", s.budget_exhausted },
+        { "queue_broken", s.queue_broken } };
+}
+
+nlohmann::json to_json(MsiStats const& s)
+{
+    return { { "delivered_irqfd", s.delivered_irqfd }, { "delivered_ioctl", s.delivered_ioctl },
+        { "dropped_bad_address", s.dropped_bad_address }, { "routes", s.routes } };
+}
+
+} // namespace hako::vmm

@@ -1,0 +1,18 @@
+// Device counters as JSON, for the API's vm.counters: what each device served and what it refused from the guest.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "devices/virtio/blk/request.h"
+#include "devices/virtio/rng.h"
+#include "devices/virtio/virtio_pci.h"
+#include "vmm/kvm_msi.h"
+
+namespace hako::vmm {
+
+nlohmann::json to_json(devices::virtio::VirtioPciStats const& s);
+nlohmann::json to_json(devices::virtio::blk::BlkStats const& s);
+nlohmann::json to_json(devices::virtio::RngStats const& s);
+nlohmann::json to_json(MsiStats const& s);
+
+} // namespace hako::vmm
