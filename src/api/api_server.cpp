@@ -33,6 +33,8 @@ constexpr std::array ROUTES {
     Route { "PUT", "/api/v1/vm.resume", Action::Resume },
     Route { "PUT", "/api/v1/vm.power-button", Action::PowerButton },
     Route { "PUT", "/api/v1/vm.power-off", Action::PowerOff },
+    Route { "GET", "/api/v1/vm.balloon", Action::BalloonGet },
+    Route { "PUT", "/api/v1/vm.balloon", Action::BalloonSet },
 };
 
 std::span<Route const> routes() { return ROUTES; }

@@ -30,6 +30,8 @@ enum class Action {
     Resume,      // PUT  /api/v1/vm.resume
     PowerButton, // PUT  /api/v1/vm.power-button
     PowerOff,    // PUT  /api/v1/vm.power-off
+    BalloonGet,  // GET  /api/v1/vm.balloon
+    BalloonSet,  // PUT  /api/v1/vm.balloon {"target_mib": N}
 };
 
 struct Route {

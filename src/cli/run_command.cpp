@@ -1,4 +1,5 @@
 // `hako run`: run one VM in the foreground with its serial console on the terminal.
+#include <charconv>
 #include <cstdlib>
 #include <ctime>
 #include <fstream>
@@ -27,6 +28,7 @@ struct RunOptions {
     std::string memory { "256M" };
     std::string kernel, initrd, cmdline, firmware, debugcon, api_socket, on_reboot { "restart" };
     std::vector<std::string> fw_cfg, disks, devices;
+    std::string balloon;
     bool cmdline_given { false };
     bool debug_exit { false };
     int verbose { 0 };
@@ -154,6 +156,26 @@ int run(RunOptions const& o)
         else
             return fail(USAGE, fmt::format("--device '{}': unknown device (known: virtio-rng)", spec));
     }
+    if (!o.balloon.empty()) {
+        auto parts = parse_key_values(o.balloon == "on" ? std::string("target_mib=0") : o.balloon);
+        if (!parts)
+            return fail(USAGE, fmt::format("--balloon {}", parts.error().message()));
+        vmm::VmConfig::BalloonConfig b;
+        for (auto const& [key, value] : *parts) {
+            uint32_t n = 0;
+            auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+            bool const number = ec == std::errc() && end == value.data() + value.size();
+            if (key == "target_mib" && number)
+                b.target_mib = n;
+            else if (key == "stats_interval" && number)
+                b.stats_interval_s = n;
+            else
+                return fail(USAGE, fmt::format("--balloon '{}': expected target_mib=N[,stats_interval=SECONDS]", o.balloon));
+        }
+        if (b.target_mib > (config.memory >> 20))
+            return fail(USAGE, fmt::format("--balloon target_mib={} is more than --memory", b.target_mib));
+        config.balloon = b;
+    }
     config.debug_exit = o.debug_exit;
     if (char const* dev = std::getenv("HAKO_KVM_DEVICE"))
         config.kvm_device = dev; // tests: a missing or inaccessible KVM device
@@ -190,6 +212,8 @@ std::function<int()> register_run_command(CLI::App& app)
     cmd->add_option("--disk", o->disks,
         "A virtio-blk disk: path=FILE[,readonly=on][,serial=S] (raw image, locked against other writers; repeatable)");
     cmd->add_option("--device", o->devices, "Add a device: virtio-rng (entropy from the host's getrandom; repeatable)");
+    cmd->add_option("--balloon", o->balloon,
+        "A virtio-balloon: target_mib=N[,stats_interval=SECONDS] (target changed later through the API socket)");
     cmd->add_option("--api-socket", o->api_socket,
         "Serve the VM's control API (JSON over HTTP, src/api/openapi.yaml) on this unix socket");
     cmd->add_flag("--debug-exit", o->debug_exit,

@@ -1,6 +1,7 @@
 #include "memory/guest_memory.h"
 
 #include <algorithm>
+#include <cstring>
 #include <sys/mman.h>
 
 namespace hako::memory {
@@ -130,6 +131,24 @@ Result<GuestSpan> GuestMemory::span(GuestAddr addr, uint64_t len) const
         return Error(ErrorKind::OutOfRange, fmt::format("Guest range {}+{:#x} is outside guest memory", addr, len));
     // SAFETY: find() proved [addr, addr+len) lies inside region r, whose mapping is r.size bytes long.
     return GuestSpan(r->host + (addr.value() - r->base.value()), static_cast<size_t>(len));
+}
+
+Result<void> GuestMemory::discard(GuestAddr addr, uint64_t len) const
+{
+    constexpr uint64_t PAGE = 4096;
+    if (addr.value() % PAGE != 0 || len % PAGE != 0 || len == 0)
+        return Error(ErrorKind::InvalidArgument, fmt::format("Discard of {:#x} bytes at {} is not page-aligned", len, addr));
+    Region const* r = find(addr, len);
+    if (!r || r->kind != RegionKind::Ram)
+        return Error(ErrorKind::OutOfRange, fmt::format("Discard of {:#x} bytes at {} is not inside guest RAM", len, addr));
+    uint8_t* host = r->host + (addr.value() - r->base.value());
+    if (!m_owned) {
+        std::memset(host, 0, len);
+        return ok();
+    }
+    if (::madvise(host, len, MADV_DONTNEED) != 0)
+        return Error::from_errno(ErrorKind::Io, fmt::format("madvise(MADV_DONTNEED) at {}", addr));
+    return ok();
 }
 
 Result<void> GuestMemory::read(GuestAddr addr, std::span<uint8_t> out) const

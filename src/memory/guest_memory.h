@@ -78,6 +78,10 @@ public:
     /// True if [addr, addr+len) lies inside one region.
     bool is_valid_range(GuestAddr addr, uint64_t len) const;
 
+    /// Gives the host memory behind [addr, addr+len) back to the host (the guest reads zeros there afterwards):
+    /// page-aligned RAM only. For memory this object does not own (from_buffers) it zero-fills instead.
+    [[nodiscard]] Result<void> discard(GuestAddr addr, uint64_t len) const;
+
     [[nodiscard]] Result<void> read(GuestAddr addr, std::span<uint8_t> out) const;
     [[nodiscard]] Result<void> write(GuestAddr addr, std::span<uint8_t const> in) const;
 

@@ -31,6 +31,13 @@ struct VmConfig {
     };
     std::vector<DiskConfig> disks;
     bool virtio_rng { false }; // --device virtio-rng
+    /// --balloon: a virtio-balloon with this initial target, and how often its statistics are refreshed (0: only
+    /// when the API asks).
+    struct BalloonConfig {
+        uint64_t target_mib { 0 };
+        unsigned stats_interval_s { 0 };
+    };
+    std::optional<BalloonConfig> balloon;
     std::optional<std::string> api_socket; // --api-socket PATH
     bool debug_exit { false };
     std::optional<std::string> debugcon;

@@ -208,6 +208,38 @@ api::Reply Machine::execute(api::Command const& command)
         m_press_power_button();
         HAKO_INFO("power button pressed");
         return Reply::no_content();
+    case Action::BalloonGet: {
+        if (!m_balloon)
+            return Reply::error(409, "This VM has no balloon (--balloon)");
+        uint64_t const page = 1ull << devices::virtio::VIRTIO_BALLOON_PFN_SHIFT;
+        nlohmann::json stats = nlohmann::json::object();
+        for (auto const& [tag, value] : m_balloon->guest_stats())
+            stats[devices::virtio::balloon_stat_name(tag)] = value;
+        auto const c = m_balloon->stats();
+        m_balloon->request_stats(); // fresher figures for the next call
+        return Reply { 200,
+            { { "target_pages", m_balloon->target_pages() },
+                { "target_mib", uint64_t { m_balloon->target_pages() } * page >> 20 },
+                { "actual_pages", m_balloon->actual_pages() },
+                { "actual_mib", uint64_t { m_balloon->actual_pages() } * page >> 20 }, { "stats", stats },
+                { "counters",
+                    { { "inflated_pages", c.inflated_pages }, { "deflated_pages", c.deflated_pages },
+                        { "bad_pfns", c.bad_pfns }, { "discard_failures", c.discard_failures },
+                        { "bad_chains", c.bad_chains }, { "stats_updates", c.stats_updates } } } } };
+    }
+    case Action::BalloonSet: {
+        if (!m_balloon)
+            return Reply::error(409, "This VM has no balloon (--balloon)");
+        auto const& b = command.body;
+        if (!b.is_object() || !b.contains("target_mib") || !b["target_mib"].is_number_unsigned())
+            return Reply::error(400, "Expected {\"target_mib\": <non-negative integer>}");
+        uint64_t const mib = b["target_mib"].get<uint64_t>();
+        if (mib > (m_config.memory >> 20))
+            return Reply::error(400, fmt::format("target_mib {} is more than the VM's {} MiB", mib, m_config.memory >> 20));
+        m_balloon->set_target(static_cast<uint32_t>(mib << (20 - devices::virtio::VIRTIO_BALLOON_PFN_SHIFT)));
+        HAKO_INFO("balloon target {} MiB", mib);
+        return Reply::no_content();
+    }
     case Action::PowerOff:
         HAKO_INFO("powered off through the API");
         m_exit_status = exit_status::POWER_OFF;

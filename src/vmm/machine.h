@@ -12,6 +12,7 @@
 #include "arch/x86/boot.h"
 #include "base/event_loop.h"
 #include "base/unique_fd.h"
+#include "devices/virtio/balloon/virtio_balloon.h"
 #include "bus/bus.h"
 #include "bus/system_control.h"
 #include "kvm/system.h"
@@ -81,6 +82,7 @@ private:
     nlohmann::json m_device_list = nlohmann::json::array(); // [{name, pci_slot}], for vm.info
     std::unique_ptr<api::ApiServer> m_api; // stopped first on teardown
     bool m_paused { false };                // event loop thread only
+    std::shared_ptr<devices::virtio::VirtioBalloon> m_balloon;
 
     std::vector<std::thread> m_threads;
     std::atomic<bool> m_stop_vcpus { false };

@@ -29,6 +29,7 @@
 #include "devices/pci/pci_root.h"
 #include "devices/pci/piix3.h"
 #include "devices/pci/resource_setup.h"
+#include "devices/virtio/balloon/virtio_balloon.h"
 #include "devices/virtio/blk/virtio_blk.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtio_pci.h"
@@ -274,6 +275,21 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
             return n > 0 ? static_cast<size_t>(n) : 0;
         });
         TRY(add_virtio("virtio-rng", rng, [rng] { return to_json(rng->stats()); }));
+    }
+    if (config.balloon) {
+        uint64_t const pages = (config.balloon->target_mib << 20) >> devices::virtio::VIRTIO_BALLOON_PFN_SHIFT;
+        auto balloon = std::make_shared<devices::virtio::VirtioBalloon>(*m->m_memory, static_cast<uint32_t>(pages));
+        TRY(add_virtio("virtio-balloon", balloon, [balloon] {
+            auto const c = balloon->stats();
+            return nlohmann::json { { "inflated_pages", c.inflated_pages }, { "deflated_pages", c.deflated_pages },
+                { "bad_pfns", c.bad_pfns }, { "discard_failures", c.discard_failures }, { "bad_chains", c.bad_chains },
+                { "stats_updates", c.stats_updates }, { "queue_broken", c.queue_broken } };
+        }));
+        m->m_balloon = balloon;
+        if (config.balloon->stats_interval_s) {
+            auto const every = std::chrono::seconds(config.balloon->stats_interval_s);
+            m->m_loop->add_timer(every, every, [balloon] { balloon->request_stats(); });
+        }
     }
     // Direct boot: nobody else will place the BARs and route PCI interrupts, so do what a BIOS does (again after
     // every reset, which puts the functions back in their power-on state).

@@ -8,6 +8,8 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <type_traits>
 
 #include "devices/virtio/queue.h"
 
@@ -21,8 +23,9 @@ struct DrainOutcome {
     uint32_t bad_chains { 0 };       // chains the Queue rejected
 };
 
-/// Pops and serves up to `budget` chains. `serve(DescriptorChain const&)` handles one request and returns the
-/// used length (bytes it wrote into the chain); drain_queue() puts the chain in the used ring.
+/// Pops and serves up to `budget` chains. `serve(DescriptorChain&)` handles one request and returns the used
+/// length (bytes it wrote into the chain); drain_queue() puts the chain in the used ring. A `serve` that returns
+/// std::optional<uint32_t> may return nullopt to keep the chain (it moved it away to complete it later).
 template<typename Serve>
 DrainOutcome drain_queue(Queue& queue, uint32_t budget, Serve&& serve)
 {
@@ -46,10 +49,17 @@ DrainOutcome drain_queue(Queue& queue, uint32_t budget, Serve&& serve)
                 }
                 continue;
             }
-            uint32_t const len = serve(static_cast<DescriptorChain const&>(r.chain()));
-            queue.add_used(r.chain().head(), len);
-            out.used = true;
+            uint16_t const head = r.chain().head();
+            auto const len = serve(r.chain());
             ++out.served;
+            if constexpr (std::is_same_v<std::decay_t<decltype(len)>, std::optional<uint32_t>>) {
+                if (!len)
+                    continue; // kept by the device
+                queue.add_used(head, *len);
+            } else {
+                queue.add_used(head, len);
+            }
+            out.used = true;
         }
         if (budget == 0) {
             out.budget_exhausted = true;

@@ -389,6 +389,9 @@ uint16_t virtq_add(struct virtq* q, const struct virtq_buf* bufs, unsigned n);
 void virtq_kick(struct virtq* q);
 /* Takes the next used entry; false if none. */
 bool virtq_next_used(struct virtq* q, uint32_t* id, uint32_t* len);
+/* Selects MSI-X table entry `entry` for configuration change notifications; false if the device refuses. */
+bool virtio_set_config_vector(struct virtio_dev* v, uint16_t entry);
+void virtio_cfg_write32(struct virtio_dev* v, uint32_t off, uint32_t value);
 /* MSI-X: programs table entry `entry` to deliver `vector` to this CPU's LAPIC, unmasked; enables MSI-X. */
 bool virtio_msix_setup(struct virtio_dev* v, unsigned entry, uint8_t vector);
 

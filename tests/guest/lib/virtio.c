@@ -114,6 +114,13 @@ uint8_t virtio_status(struct virtio_dev* v) { return r8(v->common + COMMON_STATU
 uint8_t virtio_read_isr(struct virtio_dev* v) { return r8(v->isr); }
 uint8_t virtio_cfg_read8(struct virtio_dev* v, uint32_t off) { return r8(v->device_cfg + off); }
 uint32_t virtio_cfg_read32(struct virtio_dev* v, uint32_t off) { return r32(v->device_cfg + off); }
+void virtio_cfg_write32(struct virtio_dev* v, uint32_t off, uint32_t value) { w32(v->device_cfg + off, value); }
+
+bool virtio_set_config_vector(struct virtio_dev* v, uint16_t entry)
+{
+    w16(v->common + COMMON_MSIX, entry);
+    return r16(v->common + COMMON_MSIX) == entry;
+}
 
 bool virtio_negotiate(struct virtio_dev* v, uint64_t wanted, uint64_t* features)
 {
