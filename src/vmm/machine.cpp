@@ -184,6 +184,9 @@ api::Reply Machine::execute(api::Command const& command)
         return Reply { 200, info() };
     case Action::Counters: {
         nlohmann::json out = nlohmann::json::object();
+        auto load = [](std::atomic<uint64_t> const& a) { return a.load(std::memory_order_relaxed); };
+        out["vcpu-exits"] = { { "io", load(m_exits.io) }, { "mmio", load(m_exits.mmio) }, { "hlt", load(m_exits.hlt) },
+            { "interrupted", load(m_exits.interrupted) }, { "other", load(m_exits.other) } };
         for (auto const& [name, counters] : m_counters)
             out[name] = counters();
         return Reply { 200, out };
@@ -346,6 +349,12 @@ void Machine::vcpu_loop(kvm::Vcpu& vcpu)
         }
         auto& exit = *r;
         using Reason = kvm::VcpuExit::Reason;
+        auto& counter = exit.reason == Reason::Io ? m_exits.io
+            : exit.reason == Reason::Mmio         ? m_exits.mmio
+            : exit.reason == Reason::Hlt          ? m_exits.hlt
+            : exit.reason == Reason::Interrupted  ? m_exits.interrupted
+                                                  : m_exits.other;
+        counter.fetch_add(1, std::memory_order_relaxed);
         switch (exit.reason) {
         case Reason::Io:
         case Reason::Mmio: {

@@ -84,6 +84,11 @@ private:
     bool m_paused { false };                // event loop thread only
     std::shared_ptr<devices::virtio::VirtioBalloon> m_balloon;
 
+    /// Exits to userspace, all vCPUs (relaxed atomics: statistics only), for vm.counters.
+    struct ExitCounters {
+        std::atomic<uint64_t> io { 0 }, mmio { 0 }, hlt { 0 }, interrupted { 0 }, other { 0 };
+    };
+    ExitCounters m_exits;
     std::vector<std::thread> m_threads;
     std::atomic<bool> m_stop_vcpus { false };
     std::atomic<bool> m_stopping { false };
