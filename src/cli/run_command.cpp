@@ -29,6 +29,7 @@ struct RunOptions {
     std::string kernel, initrd, cmdline, firmware, debugcon, api_socket, on_reboot { "restart" };
     std::vector<std::string> fw_cfg, disks, devices;
     std::string balloon;
+    std::string console { "serial" };
     bool cmdline_given { false };
     bool debug_exit { false };
     int verbose { 0 };
@@ -176,6 +177,7 @@ int run(RunOptions const& o)
             return fail(USAGE, fmt::format("--balloon target_mib={} is more than --memory", b.target_mib));
         config.balloon = b;
     }
+    config.console = o.console == "virtio" ? vmm::ConsoleKind::Virtio : vmm::ConsoleKind::Serial;
     config.debug_exit = o.debug_exit;
     if (char const* dev = std::getenv("HAKO_KVM_DEVICE"))
         config.kvm_device = dev; // tests: a missing or inaccessible KVM device
@@ -212,6 +214,10 @@ std::function<int()> register_run_command(CLI::App& app)
     cmd->add_option("--disk", o->disks,
         "A virtio-blk disk: path=FILE[,readonly=on][,serial=S] (raw image, locked against other writers; repeatable)");
     cmd->add_option("--device", o->devices, "Add a device: virtio-rng (entropy from the host's getrandom; repeatable)");
+    cmd->add_option("--console", o->console,
+        "Where terminal input goes: serial (COM1) or virtio (a virtio-console, e.g. Linux console=hvc0)")
+        ->check(CLI::IsMember({ "serial", "virtio" }))
+        ->capture_default_str();
     cmd->add_option("--balloon", o->balloon,
         "A virtio-balloon: target_mib=N[,stats_interval=SECONDS] (target changed later through the API socket)");
     cmd->add_option("--api-socket", o->api_socket,

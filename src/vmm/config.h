@@ -9,6 +9,8 @@
 namespace hako::vmm {
 
 enum class OnReboot { Restart, Exit };
+/// Where the terminal's input goes (output of both always reaches stdout).
+enum class ConsoleKind { Serial, Virtio };
 
 struct VmConfig {
     unsigned cpus { 1 };
@@ -31,6 +33,7 @@ struct VmConfig {
     };
     std::vector<DiskConfig> disks;
     bool virtio_rng { false }; // --device virtio-rng
+    ConsoleKind console { ConsoleKind::Serial }; // --console
     /// --balloon: a virtio-balloon with this initial target, and how often its statistics are refreshed (0: only
     /// when the API asks).
     struct BalloonConfig {

@@ -31,6 +31,7 @@
 #include "devices/pci/resource_setup.h"
 #include "devices/virtio/balloon/virtio_balloon.h"
 #include "devices/virtio/blk/virtio_blk.h"
+#include "devices/virtio/console/virtio_console.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtio_pci.h"
 #include "block/disk_image.h"
@@ -276,6 +277,16 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
         });
         TRY(add_virtio("virtio-rng", rng, [rng] { return to_json(rng->stats()); }));
     }
+    std::shared_ptr<devices::virtio::VirtioConsole> vcon;
+    if (config.console == ConsoleKind::Virtio) {
+        vcon = std::make_shared<devices::virtio::VirtioConsole>([](std::span<uint8_t const> b) { Console::write_output(b); });
+        TRY(add_virtio("virtio-console", vcon, [vcon] {
+            auto const c = vcon->stats();
+            return nlohmann::json { { "tx_bytes", c.tx_bytes }, { "rx_bytes", c.rx_bytes },
+                { "emergency_bytes", c.emergency_bytes }, { "tx_truncated", c.tx_truncated },
+                { "bad_chains", c.bad_chains }, { "queue_broken", c.queue_broken } };
+        }));
+    }
     if (config.balloon) {
         uint64_t const pages = (config.balloon->target_mib << 20) >> devices::virtio::VIRTIO_BALLOON_PFN_SHIFT;
         auto balloon = std::make_shared<devices::virtio::VirtioBalloon>(*m->m_memory, static_cast<uint32_t>(pages));
@@ -390,10 +401,13 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     TRY(m->m_vm->save_reset_state());
     TRY(m->reset_vcpus());
 
-    // 8. The console: stdin feeds COM1.
+    // 8. The console: stdin feeds COM1, or the virtio console with --console virtio.
     auto* machine = m.get();
+    std::function<size_t(std::span<uint8_t const>)> deliver = [serial](std::span<uint8_t const> b) { return serial->receive(b); };
+    if (vcon)
+        deliver = [vcon](std::span<uint8_t const> b) { return vcon->receive(b); };
     m->m_console = std::make_unique<Console>(
-        *m->m_loop, [serial](std::span<uint8_t const> b) { return serial->receive(b); },
+        *m->m_loop, std::move(deliver),
         [machine] { machine->request(bus::SystemEvent::PowerOff, 0); });
     TRY(m->m_console->start());
 
