@@ -7,6 +7,8 @@
  *   mode=serve       DHCP; listens on listen= (default 7), prints "net: listening", accepts one connection and echoes
  *                    it until the peer closes, then closes. The peer must send the same pattern; with expect=N it
  *                    must send exactly N bytes.
+ *   drop=N           (both modes) from the TCP connection on, lose every Nth frame sent and every Nth frame
+ *                    received (a wrapper around the NIC): exercises retransmission and out-of-order handling.
  * The pattern: little-endian 32-bit word k of the stream is (k * 0x9E3779B1) ^ 0xA5A5A5A5 (run-net-test.sh makes
  * the same).
  *
@@ -20,10 +22,33 @@
 #define STALL_US 15000000u
 
 static struct nic s_nic;
+static struct nic s_lossy;
+static uint32_t s_drop_every, s_tx_count, s_rx_count, s_tx_lost, s_rx_lost;
 static struct net s_net;
 static struct tcp_conn s_conn;
 static uint32_t s_out[MAX_BYTES / 4];
 static uint32_t s_in[MAX_BYTES / 4];
+
+static bool lossy_send(struct nic* nic, const void* frame, uint32_t len)
+{
+    (void)nic;
+    if (++s_tx_count % s_drop_every == 0) {
+        s_tx_lost++;
+        return true; /* "sent", and lost on the wire */
+    }
+    return s_nic.send(&s_nic, frame, len);
+}
+
+static uint32_t lossy_poll_recv(struct nic* nic, void* buf)
+{
+    (void)nic;
+    for (;;) {
+        uint32_t len = s_nic.poll_recv(&s_nic, buf);
+        if (!len || ++s_rx_count % s_drop_every != 0)
+            return len;
+        s_rx_lost++;
+    }
+}
 
 static void fill_pattern(uint32_t* w, uint32_t bytes)
 {
@@ -70,9 +95,11 @@ static void print_stats(uint32_t bytes, uint64_t start_us)
     uint32_t ms = us / 1000 ? us / 1000 : 1;
     const struct net_stats* s = &s_net.stats;
     printf("net: %u bytes in %u ms (%u KiB/s); frames rx %u tx %u dropped %u; tcp segments rx %u tx %u, "
-           "retransmission timeouts %u, out of order %u; NIC rx drops %u\n",
+           "retransmission timeouts %u, fast retransmits %u, out of order %u; NIC rx drops %u\n",
         bytes, ms, (bytes / 1024) * 1000 / ms, s->rx_frames, s->tx_frames, s->rx_dropped, s->tcp_rx_segments,
-        s->tcp_tx_segments, s->tcp_retransmits, s->tcp_out_of_order, s_nic.rx_drops);
+        s->tcp_tx_segments, s->tcp_retransmits, s->tcp_fast_retransmits, s->tcp_out_of_order, s_nic.rx_drops);
+    if (s_drop_every)
+        printf("net: lost on purpose: %u frames sent, %u received\n", s_tx_lost, s_rx_lost);
 }
 
 static void mode_echo(void)
@@ -228,6 +255,15 @@ int guest_main(void)
         fail(5, "no ARP reply from the router %u.%u.%u.%u", NET_IP_ARGS(s_net.router));
     printf("net: router is at %02x:%02x:%02x:%02x:%02x:%02x\n", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
 
+    if (cmdline_get_u32("drop", &s_drop_every) && s_drop_every) {
+        if (s_drop_every < 2)
+            fail(12, "drop= must be at least 2");
+        s_lossy = s_nic;
+        s_lossy.send = lossy_send;
+        s_lossy.poll_recv = lossy_poll_recv;
+        s_net.nic = &s_lossy;
+        printf("net: losing every %uth frame each way from now on\n", s_drop_every);
+    }
     if (strcmp(mode, "echo") == 0)
         mode_echo();
     else

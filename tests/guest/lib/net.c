@@ -602,10 +602,30 @@ static void tcp_emit(struct net* n, uint16_t sport, uint32_t dst, uint16_t dport
     ip_output(n, dst, IP_PROTO_TCP, seg_len);
 }
 
+static void tcp_segment_wnd(struct net* n, struct tcp_conn* c, uint32_t seq, uint8_t flags, uint32_t len,
+    bool keep_window);
 static uint32_t rcv_window(struct tcp_conn* c) { return NET_TCP_RCVBUF - c->rbuf_len; }
+
+/* Copies len bytes of stream data, starting `gap` bytes after rcv_nxt, to where they belong in the receive ring. */
+static void rbuf_put(struct tcp_conn* c, uint32_t gap, const uint8_t* data, uint32_t len)
+{
+    uint32_t pos = (c->rbuf_head + c->rbuf_len + gap) & (NET_TCP_RCVBUF - 1);
+    uint32_t l1 = NET_TCP_RCVBUF - pos < len ? NET_TCP_RCVBUF - pos : len;
+    net_copy(c->rbuf + pos, data, l1);
+    if (len > l1)
+        net_copy(c->rbuf, data + l1, len - l1);
+}
 
 /* A segment of the connection: seq, flags, len bytes of the send buffer starting at sequence number seq. */
 static void tcp_segment(struct net* n, struct tcp_conn* c, uint32_t seq, uint8_t flags, uint32_t len)
+{
+    tcp_segment_wnd(n, c, seq, flags, len, false);
+}
+
+/* keep_window: a duplicate ACK says the same window as the ACK before it (if it still fits), or the peer does not
+ * count it as a duplicate (RFC 5681 section 2). */
+static void tcp_segment_wnd(struct net* n, struct tcp_conn* c, uint32_t seq, uint8_t flags, uint32_t len,
+    bool keep_window)
 {
     const uint8_t* d1 = NULL;
     const uint8_t* d2 = NULL;
@@ -618,7 +638,10 @@ static void tcp_segment(struct net* n, struct tcp_conn* c, uint32_t seq, uint8_t
         d2 = c->sbuf;
     }
     uint32_t wnd = rcv_window(c);
+    if (keep_window && c->rcv_ack_sent == c->rcv_nxt && c->rcv_wnd_sent <= wnd)
+        wnd = c->rcv_wnd_sent;
     c->rcv_wnd_sent = wnd;
+    c->rcv_ack_sent = c->rcv_nxt;
     if (flags & TCP_ACK)
         c->ack_pending = false;
     tcp_emit(n, c->local_port, c->remote_ip, c->remote_port, seq, (flags & TCP_ACK) ? c->rcv_nxt : 0, flags, wnd,
@@ -737,6 +760,8 @@ static void tcp_start(struct tcp_conn* c)
 {
     static uint32_t s_iss_counter;
     c->reset = c->fin_received = c->fin_queued = c->ack_pending = false;
+    c->dup_acks = 0;
+    c->ooo_len = 0;
     c->iss = (uint32_t)time_us() * 2654435761u + (s_iss_counter += 0x10000);
     c->snd_una = c->snd_nxt = c->snd_max = c->iss;
     c->snd_wnd = 0;
@@ -865,7 +890,23 @@ static void tcp_input(struct net* n, uint32_t src, const uint8_t* seg, uint32_t 
         c->ack_pending = true; /* acknowledges something we never sent */
         return;
     }
+    if (ack == c->snd_una && !dlen && !(flags & TCP_FIN) && wnd == c->snd_wnd && c->snd_una != c->snd_max) {
+        /* A duplicate ACK: the third one means a lost segment; send it again at once (fast retransmit). */
+        if (++c->dup_acks == 3) {
+            uint32_t len = c->snd_max - c->snd_una;
+            if (len > c->sbuf_len)
+                len = c->sbuf_len;
+            if (len > c->mss)
+                len = c->mss;
+            if (len) {
+                n->stats.tcp_fast_retransmits++;
+                tcp_segment(n, c, c->snd_una, TCP_ACK, len);
+                tcp_arm_timer(c, now);
+            }
+        }
+    }
     if (SEQ_GT(ack, c->snd_una)) {
+        c->dup_acks = 0;
         uint32_t acked = ack - c->snd_una;
         bool fin_acked = c->fin_queued && ack == c->fin_seq + 1;
         uint32_t data_acked = fin_acked ? acked - 1 : acked;
@@ -895,8 +936,20 @@ static void tcp_input(struct net* n, uint32_t src, const uint8_t* seg, uint32_t 
     }
     int32_t off = (int32_t)(c->rcv_nxt - seq);
     if (off < 0) {
+        /* A hole before this segment. Keep it if it starts or extends the one out-of-order range (its bytes go
+         * where they belong in the ring), and send a duplicate ACK at once (not coalesced), so the peer's fast
+         * retransmit (three duplicate ACKs) fills the hole. A FIN out of order is dropped (the peer resends it). */
         n->stats.tcp_out_of_order++;
-        c->ack_pending = true;
+        uint32_t gap = (uint32_t)-off;
+        if (dlen && gap + dlen <= rcv_window(c)) {
+            if (!c->ooo_len || seq == c->ooo_seq + c->ooo_len) {
+                if (!c->ooo_len)
+                    c->ooo_seq = seq;
+                rbuf_put(c, gap, data, dlen);
+                c->ooo_len += dlen;
+            }
+        }
+        tcp_segment_wnd(n, c, c->snd_nxt, TCP_ACK, 0, true);
         return;
     }
     if ((uint32_t)off < dlen) {
@@ -906,13 +959,19 @@ static void tcp_input(struct net* n, uint32_t src, const uint8_t* seg, uint32_t 
             take = room;
             fin = false; /* the FIN comes after the bytes we could not take */
         }
-        uint32_t pos = (c->rbuf_head + c->rbuf_len) & (NET_TCP_RCVBUF - 1);
-        uint32_t l1 = NET_TCP_RCVBUF - pos < take ? NET_TCP_RCVBUF - pos : take;
-        net_copy(c->rbuf + pos, data + off, l1);
-        if (take > l1)
-            net_copy(c->rbuf, data + off + l1, take - l1);
+        rbuf_put(c, 0, data + off, take);
         c->rbuf_len += take;
         c->rcv_nxt += take;
+        /* The hole before the out-of-order range is filled: take the range too (its bytes are in place). */
+        if (c->ooo_len && SEQ_LEQ(c->ooo_seq, c->rcv_nxt)) {
+            uint32_t end = c->ooo_seq + c->ooo_len;
+            if (SEQ_GT(end, c->rcv_nxt)) {
+                c->rbuf_len += end - c->rcv_nxt;
+                c->rcv_nxt = end;
+                fin = fin && seq + dlen == end;
+            }
+            c->ooo_len = 0;
+        }
     }
     c->ack_pending = true;
     if (fin && seq + dlen == c->rcv_nxt) {

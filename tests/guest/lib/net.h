@@ -6,8 +6,9 @@
  *   fragments are dropped); ICMP echo reply; UDP (checksums set, checked when nonzero); a DHCP client
  *   (DISCOVER/OFFER/REQUEST/ACK: address, netmask, router, DNS server); TCP (RFC 793/9293 subset): active and
  *   passive open, MSS option, in-order data with a bounded send window (the peer's window, at most NET_TCP_SNDBUF),
- *   go-back-N retransmission on a timeout with exponential backoff, in-order receive (out-of-order segments are
- *   dropped and re-ACKed), ACKs coalesced per net_poll(), FIN close in both directions, RST.
+ *   go-back-N retransmission on a timeout with exponential backoff, fast retransmit of one segment on the third
+ *   duplicate ACK, receive with one out-of-order range kept past a hole (other out-of-order segments are dropped;
+ *   each is ACKed at once as a duplicate), ACKs otherwise coalesced per net_poll(), FIN close both ways, RST.
  * What it does not: IP options, fragments, SACK, window scaling, timestamps, congestion control, urgent data, TCP
  * keepalive, more than one connection, TIME_WAIT (a connection that reached it counts as closed).
  *
@@ -77,7 +78,7 @@ enum tcp_state {
 
 struct net_stats {
     uint32_t rx_frames, tx_frames, rx_dropped; /* rx_dropped: malformed, bad checksum, not for us */
-    uint32_t tcp_rx_segments, tcp_tx_segments, tcp_retransmits, tcp_out_of_order;
+    uint32_t tcp_rx_segments, tcp_tx_segments, tcp_retransmits, tcp_fast_retransmits, tcp_out_of_order;
 };
 
 struct net {
@@ -118,7 +119,10 @@ struct tcp_conn {
     uint32_t fin_seq;                    /* our FIN's sequence number, once fin_queued */
     uint32_t rbuf_head, rbuf_len;
     uint32_t rcv_nxt, rcv_wnd_sent;      /* rcv_wnd_sent: the window last advertised */
+    uint32_t rcv_ack_sent;               /* the acknowledgment number last sent */
+    uint32_t ooo_seq, ooo_len;           /* the one out-of-order range kept (already in rbuf past the hole) */
     bool ack_pending;
+    uint32_t dup_acks;                   /* duplicate ACKs in a row */
     uint64_t rto_deadline;               /* 0: timer off */
     uint32_t rto_us;
     uint8_t sbuf[NET_TCP_SNDBUF];
