@@ -16,6 +16,9 @@
 #   --virtio-rng         add a virtio-rng PCI device
 #   --disk FILE          add a virtio-blk PCI device on raw image FILE (may be repeated)
 #   --disk-serial S      serial of the disks that follow
+#   --net SPEC           a NIC on user networking (libslirp): SPEC is hako's --net value, user[,hostfwd=tcp:ADDR:HPORT-:GPORT]
+#                        [,model=virtio|e1000|rtl8139|ne2k|pcnet] (default model virtio); for QEMU it becomes
+#                        -netdev user,id=n0[,hostfwd=...] -device <model's device>,netdev=n0,romfile= (no option ROM)
 #   --kill-after TEXT    once the serial log shows TEXT, kill the VMM with SIGKILL (data-safety tests; the expected
 #                        exit status is then 137)
 #   --timeout SECONDS    default 120
@@ -25,12 +28,12 @@
 # The VMM exits with (code << 1) | 1 when the guest writes code to isa-debug-exit (0xf4): PASS is status 1.
 set -u
 
-usage() { sed -n '2,20p' "$0" >&2; exit 2; }
+usage() { sed -n '2,28p' "$0" >&2; exit 2; }
 [ $# -ge 3 ] || usage
 vmm=$1 guest=$2 expected=$3
 shift 3
 cpus=1 memory=64 cmdline="" cmdline_now=0 stdin_text="" have_stdin=0 stdin_after="READY" reboot=0
-timeout_s=120 log="" expects=() extra=() check_rtc=0 virtio_rng=0 disks=() disk_serial="" kill_after=""
+timeout_s=120 log="" expects=() extra=() check_rtc=0 virtio_rng=0 disks=() disk_serial="" kill_after="" net=""
 while [ $# -gt 0 ]; do
     case $1 in
         --cpus) cpus=$2; shift 2 ;;
@@ -45,6 +48,7 @@ while [ $# -gt 0 ]; do
         --virtio-rng) virtio_rng=1; shift ;;
         --disk) disks+=("$2|$disk_serial"); shift 2 ;;
         --disk-serial) disk_serial=$2; shift 2 ;;
+        --net) net=$2; shift 2 ;;
         --kill-after) kill_after=$2; shift 2 ;;
         --timeout) timeout_s=$2; shift 2 ;;
         --log) log=$2; shift 2 ;;
@@ -79,6 +83,7 @@ case $vmm in
             cmd+=(--disk "$spec")
         done
         [ $virtio_rng -eq 1 ] && cmd+=(--device virtio-rng)
+        [ -n "$net" ] && cmd+=(--net "$net")
         ;;
     qemu)
         cmd=("${QEMU:-qemu-system-x86_64}" -accel kvm -cpu host,-arch-capabilities -M pc -m "$memory" -smp "$cpus"
@@ -93,6 +98,26 @@ case $vmm in
             n=$((n + 1))
         done
         [ $virtio_rng -eq 1 ] && cmd+=(-device virtio-rng-pci)
+        if [ -n "$net" ]; then
+            netdev="" model=virtio
+            IFS=, read -r -a net_opts <<<"$net"
+            [ "${net_opts[0]}" = user ] || { echo "run-guest-test: --net must start with user, not $net" >&2; exit 2; }
+            for o in "${net_opts[@]:1}"; do
+                case $o in
+                    model=*) model=${o#model=} ;;
+                    *) netdev+=",$o" ;;
+                esac
+            done
+            case $model in
+                virtio) nic_dev=virtio-net-pci ;;
+                e1000) nic_dev=e1000 ;;
+                rtl8139) nic_dev=rtl8139 ;;
+                ne2k) nic_dev=ne2k_pci ;;
+                pcnet) nic_dev=pcnet ;;
+                *) echo "run-guest-test: unknown NIC model $model" >&2; exit 2 ;;
+            esac
+            cmd+=(-netdev "user,id=n0$netdev" -device "$nic_dev,netdev=n0,romfile=")
+        fi
         ;;
     *) echo "run-guest-test: VMM must be hako or qemu, not $vmm" >&2; exit 2 ;;
 esac

@@ -392,12 +392,25 @@ bool virtq_next_used(struct virtq* q, uint32_t* id, uint32_t* len);
 /* Selects MSI-X table entry `entry` for configuration change notifications; false if the device refuses. */
 bool virtio_set_config_vector(struct virtio_dev* v, uint16_t entry);
 void virtio_cfg_write32(struct virtio_dev* v, uint32_t off, uint32_t value);
+/* For drivers that keep one descriptor per buffer at a fixed index (virtio-net): writes descriptor idx as a single
+ * buffer (no chain), and puts a chain head in the available ring (no notify). */
+void virtq_set_desc(struct virtq* q, uint16_t idx, uint32_t addr, uint32_t len, bool device_writes);
+void virtq_publish(struct virtq* q, uint16_t head);
+#define VIRTQ_AVAIL_F_NO_INTERRUPT 1
+#define VIRTQ_USED_F_NO_NOTIFY 1
+/* Asks the device not to interrupt for used buffers (a hint; polling drivers set it). */
+void virtq_set_no_interrupt(struct virtq* q, bool no_interrupt);
+/* Whether the device wants notifications (VIRTQ_USED_F_NO_NOTIFY clear); call after publishing, before kicking. */
+bool virtq_kick_needed(struct virtq* q);
 /* MSI-X: programs table entry `entry` to deliver `vector` to this CPU's LAPIC, unmasked; enables MSI-X. */
 bool virtio_msix_setup(struct virtio_dev* v, unsigned entry, uint8_t vector);
 
 /* ---- Byte order ---- */
 static inline uint32_t bswap32(uint32_t v) { return __builtin_bswap32(v); }
 static inline uint16_t bswap16(uint16_t v) { return __builtin_bswap16(v); }
+
+/* ---- Network stack and NIC drivers ---- */
+#include "net.h"
 
 /* The guest's entry point, called with interrupts off after the library is set up. */
 int guest_main(void);

@@ -247,3 +247,30 @@ bool virtio_msix_setup(struct virtio_dev* v, unsigned entry, uint8_t vector)
     pci_write16(&v->pci, ctrl_off, (uint16_t)((ctrl | 0x8000) & ~0x4000)); /* enable, function unmasked */
     return (pci_read16(&v->pci, ctrl_off) & 0xc000) == 0x8000;
 }
+
+void virtq_set_desc(struct virtq* q, uint16_t idx, uint32_t addr, uint32_t len, bool device_writes)
+{
+    q->desc[idx].addr = addr;
+    q->desc[idx].len = len;
+    q->desc[idx].flags = device_writes ? VIRTQ_DESC_F_WRITE : 0;
+    q->desc[idx].next = 0;
+}
+
+void virtq_publish(struct virtq* q, uint16_t head)
+{
+    q->avail->ring[q->avail_idx % q->size] = head;
+    __asm__ volatile("" ::: "memory"); /* the entry before the index (x86 keeps stores in order) */
+    q->avail_idx++;
+    q->avail->idx = q->avail_idx;
+}
+
+void virtq_set_no_interrupt(struct virtq* q, bool no_interrupt)
+{
+    q->avail->flags = no_interrupt ? VIRTQ_AVAIL_F_NO_INTERRUPT : 0;
+}
+
+bool virtq_kick_needed(struct virtq* q)
+{
+    __asm__ volatile("mfence" ::: "memory");
+    return !(q->used->flags & VIRTQ_USED_F_NO_NOTIFY);
+}
