@@ -75,6 +75,10 @@ int Machine::run()
     start_vcpus();
     m_loop->run();
     stop_vcpus();
+    HAKO_INFO("exits to hako: {} port I/O, {} MMIO, {} HLT, {} interrupted, {} other",
+        m_exits.io.load(std::memory_order_relaxed), m_exits.mmio.load(std::memory_order_relaxed),
+        m_exits.hlt.load(std::memory_order_relaxed), m_exits.interrupted.load(std::memory_order_relaxed),
+        m_exits.other.load(std::memory_order_relaxed));
     m_console.reset(); // restores the terminal
     return m_exit_status;
 }
