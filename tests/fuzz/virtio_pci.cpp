@@ -52,13 +52,19 @@ struct Entropy {
 };
 
 struct Registrar final : NotifyRegistrar {
-    void add_notify(uint16_t, uint64_t, uint32_t) override { ++live; }
-    void remove_notify(uint16_t, uint64_t, uint32_t) override
+    void add_notify(uint16_t, uint64_t addr, uint32_t, NotifySpace space) override
     {
-        check(live > 0);
-        --live;
+        check(space == NotifySpace::Memory || addr < 0x10000); // a port is below 64 KiB
+        ++(space == NotifySpace::Io ? live_io : live);
+    }
+    void remove_notify(uint16_t, uint64_t, uint32_t, NotifySpace space) override
+    {
+        int& n = space == NotifySpace::Io ? live_io : live;
+        check(n > 0);
+        --n;
     }
     int live { 0 };
+    int live_io { 0 };
 };
 
 size_t access_size(uint8_t b)

@@ -34,6 +34,23 @@ std::vector<uint8_t> cap_body(uint8_t cfg_type, uint8_t bar, uint32_t offset, ui
 }
 
 constexpr uint16_t MODERN_BAR_REG = pci::PCI_BASE_ADDRESS_0 + 4 * VirtioPciDevice::MODERN_BAR;
+constexpr uint16_t LEGACY_BAR_REG = pci::PCI_BASE_ADDRESS_0 + 4 * VirtioPciDevice::LEGACY_BAR;
+constexpr uint64_t IO_SPACE_END = 0x10000;
+
+uint64_t legacy_bar_size(uint32_t config_size)
+{
+    return std::bit_ceil(std::max<uint64_t>(VirtioPciDevice::LEGACY_BAR_MIN_SIZE, virtio_pci_config_off(true) + uint64_t { config_size }));
+}
+
+std::string_view to_string(DriverInterface i)
+{
+    switch (i) {
+    case DriverInterface::Undecided: return "undecided";
+    case DriverInterface::Legacy: return "legacy";
+    case DriverInterface::Modern: return "modern";
+    }
+    return "unknown";
+}
 
 } // namespace
 
@@ -47,6 +64,21 @@ uint32_t VirtioPciDevice::class_code_for(uint16_t device_type)
     case VIRTIO_ID_GPU: return 0x038000;     // display controller, other
     case VIRTIO_ID_INPUT: return 0x098000;   // input device, other
     default: return 0xff0000;                // unassigned class (rng, balloon, 9p, vsock, fs, ...)
+    }
+}
+
+std::optional<uint16_t> VirtioPciDevice::transitional_device_id(uint16_t device_type)
+{
+    // 4.1.2.1, "Transitional PCI Device ID": not a linear mapping.
+    switch (device_type) {
+    case VIRTIO_ID_NET: return 0x1000;
+    case VIRTIO_ID_BLOCK: return 0x1001;
+    case VIRTIO_ID_BALLOON: return 0x1002;
+    case VIRTIO_ID_CONSOLE: return 0x1003;
+    case VIRTIO_ID_SCSI: return 0x1004;
+    case VIRTIO_ID_RNG: return 0x1005;
+    case VIRTIO_ID_9P: return 0x1009;
+    default: return std::nullopt;
     }
 }
 
@@ -71,15 +103,23 @@ Result<std::shared_ptr<VirtioPciDevice>> VirtioPciDevice::create(memory::GuestMe
     if (options.offer_event_idx)
         offered |= bit(VIRTIO_F_EVENT_IDX);
 
+    auto const legacy_id = options.transitional ? transitional_device_id(device->device_type()) : std::nullopt;
     pci::PciIdentity id;
     id.vendor_id = VIRTIO_PCI_VENDOR_ID;
-    id.device_id = static_cast<uint16_t>(VIRTIO_PCI_MODERN_DEVICE_ID_BASE + device->device_type());
     id.class_code = class_code_for(device->device_type());
-    id.revision = 1; // 4.1.2.1: non-transitional devices have revision 1 or higher
     id.subsystem_vendor_id = VIRTIO_PCI_VENDOR_ID;
-    id.subsystem_id = VIRTIO_PCI_SUBSYSTEM_ID;
     id.interrupt_pin = 1;
-    auto dev = std::make_shared<VirtioPciDevice>(Passkey {}, id, mem, device, offered);
+    if (legacy_id) {
+        // 4.1.2.1: transitional devices have revision 0 and the device type as subsystem device ID.
+        id.device_id = *legacy_id;
+        id.revision = 0;
+        id.subsystem_id = device->device_type();
+    } else {
+        id.device_id = static_cast<uint16_t>(VIRTIO_PCI_MODERN_DEVICE_ID_BASE + device->device_type());
+        id.revision = 1; // 4.1.2.1: non-transitional devices have revision 1 or higher
+        id.subsystem_id = VIRTIO_PCI_SUBSYSTEM_ID;
+    }
+    auto dev = std::make_shared<VirtioPciDevice>(Passkey {}, id, mem, device, offered, legacy_id.has_value());
 
     for (uint16_t q = 0; q < num_queues; ++q) {
         auto queue = Queue::create(mem, device->max_queue_size(q));
@@ -94,6 +134,8 @@ Result<std::shared_ptr<VirtioPciDevice>> VirtioPciDevice::create(memory::GuestMe
     uint64_t const table_bytes = pci::MsixCapability::table_bytes(vectors);
     uint64_t const pba_offset = align_up(table_bytes, 0x800);
     uint64_t const msix_bar_size = std::bit_ceil(std::max<uint64_t>(0x1000, pba_offset + pci::MsixCapability::pba_bytes(vectors)));
+    if (dev->m_transitional)
+        TRY(dev->add_bar(LEGACY_BAR, pci::BarKind::Io, legacy_bar_size(dev->m_config_size)));
     TRY(dev->add_bar(MSIX_BAR, pci::BarKind::Mem32, msix_bar_size));
     TRY(dev->add_bar(MODERN_BAR, pci::BarKind::Mem64, MODERN_BAR_SIZE, pci::Prefetchable::Yes));
 
@@ -123,12 +165,13 @@ Result<std::shared_ptr<VirtioPciDevice>> VirtioPciDevice::create(memory::GuestMe
 }
 
 VirtioPciDevice::VirtioPciDevice(Passkey, pci::PciIdentity const& identity, memory::GuestMemory const& mem,
-    std::shared_ptr<VirtioDevice> device, uint64_t offered_features)
+    std::shared_ptr<VirtioDevice> device, uint64_t offered_features, bool transitional)
     : pci::PciDevice(identity)
     , m_name(fmt::format("virtio-pci-{}", device->name()))
     , m_mem(mem)
     , m_device(std::move(device))
     , m_offered_features(offered_features)
+    , m_transitional(transitional)
     , m_num_queues(m_device->num_queues())
     , m_config_size(m_device->config_size())
     , m_queue_state(m_num_queues)
@@ -147,10 +190,7 @@ VirtioPciDevice::~VirtioPciDevice()
             m_device->reset();
     }
     std::lock_guard lock(m_notify_lock);
-    if (m_registrar && m_registered_base) {
-        for (uint16_t q = 0; q < m_num_queues; ++q)
-            m_registrar->remove_notify(q, *m_registered_base + NOTIFY_CFG_OFFSET + uint64_t { q } * NOTIFY_OFF_MULTIPLIER, NOTIFY_LEN);
-    }
+    unregister_notifies_locked();
 }
 
 // --- Counters and logging ---
@@ -175,6 +215,7 @@ VirtioPciStats VirtioPciDevice::stats() const
     s.features_refused = m_features_refused.load(std::memory_order_relaxed);
     s.needs_reset = m_needs_reset_count.load(std::memory_order_relaxed);
     s.bad_notifies = m_bad_notifies.load(std::memory_order_relaxed);
+    s.mixed_accesses = m_mixed_accesses.load(std::memory_order_relaxed);
     return s;
 }
 
@@ -188,7 +229,29 @@ uint8_t VirtioPciDevice::device_status() const
 uint64_t VirtioPciDevice::negotiated_features() const
 {
     std::lock_guard lock(m_control_lock);
-    return (m_status & VIRTIO_CONFIG_S_FEATURES_OK) ? m_driver_features : 0;
+    bool const in_effect = (m_status & VIRTIO_CONFIG_S_FEATURES_OK) || m_interface == DriverInterface::Legacy;
+    return in_effect ? m_driver_features : 0;
+}
+
+DriverInterface VirtioPciDevice::driver_interface() const
+{
+    std::lock_guard lock(m_control_lock);
+    return m_interface;
+}
+
+bool VirtioPciDevice::claim_interface_locked(DriverInterface via, bool decides, uint64_t offset)
+{
+    if (m_interface == via)
+        return true;
+    if (m_interface == DriverInterface::Undecided) {
+        if (decides)
+            m_interface = via;
+        return true;
+    }
+    m_mixed_accesses.fetch_add(1, std::memory_order_relaxed);
+    HAKO_WARN_RATELIMITED("{}: {} register {:#x} refused: the driver uses the {} interface until reset", m_name,
+        to_string(via), offset, to_string(m_interface));
+    return false;
 }
 
 bool VirtioPciDevice::active() const
@@ -218,6 +281,10 @@ void VirtioPciDevice::read_bar(int bar, uint64_t offset, std::span<uint8_t> data
         if (mode == ReadMode::Guest)
             bad_access(what, at, n);
     };
+    if (bar == LEGACY_BAR && m_transitional) {
+        read_legacy(offset, data, mode);
+        return;
+    }
     bool const good_size = size == 1 || size == 2 || size == 4 || size == 8;
     if (bar != MODERN_BAR || !good_size || !range_within(offset, size, MODERN_BAR_SIZE)
         || (offset % REGION_SIZE) + size > REGION_SIZE) {
@@ -228,7 +295,7 @@ void VirtioPciDevice::read_bar(int bar, uint64_t offset, std::span<uint8_t> data
     uint64_t const rel = offset - region;
     switch (region) {
     case COMMON_CFG_OFFSET: {
-        auto value = read_common(rel, size);
+        auto value = read_common(rel, size, mode);
         if (!value)
             report_bad("common config read", offset, size);
         else
@@ -240,13 +307,7 @@ void VirtioPciDevice::read_bar(int bar, uint64_t offset, std::span<uint8_t> data
             report_bad("ISR read", offset, size);
             return;
         }
-        std::lock_guard lock(m_irq_lock);
-        data[0] = m_isr;
-        if (mode == ReadMode::Guest) {
-            // 4.1.4.5.1: reading the ISR status resets it to 0 and de-asserts the interrupt.
-            m_isr = 0;
-            set_intx(false);
-        }
+        data[0] = read_isr(mode);
         return;
     }
     case DEVICE_CFG_OFFSET:
@@ -262,10 +323,26 @@ void VirtioPciDevice::read_bar(int bar, uint64_t offset, std::span<uint8_t> data
     }
 }
 
+uint8_t VirtioPciDevice::read_isr(ReadMode mode)
+{
+    std::lock_guard lock(m_irq_lock);
+    uint8_t const value = m_isr;
+    if (mode == ReadMode::Guest) {
+        // 4.1.4.5.1: reading the ISR status resets it to 0 and de-asserts the interrupt.
+        m_isr = 0;
+        set_intx(false);
+    }
+    return value;
+}
+
 void VirtioPciDevice::bar_write(int bar, uint64_t offset, std::span<uint8_t const> data)
 {
     if (m_msix->bar_write(bar, offset, data))
         return;
+    if (bar == LEGACY_BAR && m_transitional) {
+        write_legacy(offset, data);
+        return;
+    }
     size_t const size = data.size();
     bool const good_size = size == 1 || size == 2 || size == 4 || size == 8;
     if (bar != MODERN_BAR || !good_size || !range_within(offset, size, MODERN_BAR_SIZE)
@@ -314,9 +391,14 @@ void VirtioPciDevice::process_notify(uint16_t queue)
 
 // --- Common configuration ---
 
-std::optional<uint64_t> VirtioPciDevice::read_common(uint64_t offset, size_t size)
+std::optional<uint64_t> VirtioPciDevice::read_common(uint64_t offset, size_t size, ReadMode mode)
 {
     std::lock_guard lock(m_control_lock);
+    if (mode == ReadMode::Guest && offset < VIRTIO_PCI_COMMON_CFG_SIZE) {
+        bool const decides = offset <= VIRTIO_PCI_COMMON_GF || offset == VIRTIO_PCI_COMMON_STATUS;
+        if (!claim_interface_locked(DriverInterface::Modern, decides, COMMON_CFG_OFFSET + offset))
+            return ~uint64_t { 0 };
+    }
     uint16_t const q = m_queue_select;
     bool const valid_q = q < m_num_queues;
     QueueState const none {};
@@ -402,6 +484,13 @@ void VirtioPciDevice::write_common(uint64_t offset, size_t size, uint64_t value)
     }
 
     std::lock_guard lock(m_control_lock);
+    if (offset == VIRTIO_PCI_COMMON_STATUS && value == 0) { // a reset works through either interface
+        write_status_locked(0, DriverInterface::Modern);
+        return;
+    }
+    bool const decides = offset <= VIRTIO_PCI_COMMON_GF || offset == VIRTIO_PCI_COMMON_STATUS;
+    if (!claim_interface_locked(DriverInterface::Modern, decides, COMMON_CFG_OFFSET + offset))
+        return;
     switch (offset) {
     case VIRTIO_PCI_COMMON_DFSELECT:
         m_device_feature_select = static_cast<uint32_t>(value);
@@ -431,7 +520,7 @@ void VirtioPciDevice::write_common(uint64_t offset, size_t size, uint64_t value)
         return;
     }
     case VIRTIO_PCI_COMMON_STATUS:
-        write_status_locked(static_cast<uint8_t>(value));
+        write_status_locked(static_cast<uint8_t>(value), DriverInterface::Modern);
         return;
     case VIRTIO_PCI_COMMON_Q_SELECT:
         m_queue_select = static_cast<uint16_t>(value);
@@ -503,6 +592,8 @@ void VirtioPciDevice::enable_queue_locked(uint16_t q)
 {
     QueueState& qs = m_queue_state[q];
     Queue& queue = m_queues[q];
+    queue.set_ready(false); // a legacy PFN write may replace a working configuration
+    qs.enabled = false;
     if (auto r = queue.set_size(qs.size); !r) { // checked on write; kept for safety
         set_needs_reset(r.error().message());
         return;
@@ -519,15 +610,22 @@ void VirtioPciDevice::enable_queue_locked(uint16_t q)
     qs.enabled = true;
 }
 
-void VirtioPciDevice::write_status_locked(uint8_t value)
+void VirtioPciDevice::write_status_locked(uint8_t value, DriverInterface via)
 {
+    bool const legacy = via == DriverInterface::Legacy;
+    uint64_t const reg = legacy ? VIRTIO_PCI_STATUS : VIRTIO_PCI_COMMON_STATUS;
     auto v = static_cast<uint8_t>(value & ~VIRTIO_CONFIG_S_NEEDS_RESET); // NEEDS_RESET is the device's bit
     if (v == 0) {
         reset_locked();
         return;
     }
+    if (legacy && (v & VIRTIO_CONFIG_S_FEATURES_OK)) {
+        // A legacy driver has no FEATURES_OK (4.1.4.10 notes): its features take effect as written.
+        rejected("FEATURES_OK from a legacy driver", reg, value);
+        v = static_cast<uint8_t>(v & ~VIRTIO_CONFIG_S_FEATURES_OK);
+    }
     if (m_status & ~v) {
-        rejected("device status bits cleared without a reset", VIRTIO_PCI_COMMON_STATUS, value);
+        rejected("device status bits cleared without a reset", reg, value);
         return;
     }
     auto added = static_cast<uint8_t>(v & ~m_status);
@@ -541,8 +639,8 @@ void VirtioPciDevice::write_status_locked(uint8_t value)
             added = static_cast<uint8_t>(added & ~VIRTIO_CONFIG_S_FEATURES_OK);
         }
     }
-    if ((added & VIRTIO_CONFIG_S_DRIVER_OK) && !(v & VIRTIO_CONFIG_S_FEATURES_OK)) {
-        rejected("DRIVER_OK without FEATURES_OK", VIRTIO_PCI_COMMON_STATUS, value);
+    if (!legacy && (added & VIRTIO_CONFIG_S_DRIVER_OK) && !(v & VIRTIO_CONFIG_S_FEATURES_OK)) {
+        rejected("DRIVER_OK without FEATURES_OK", reg, value);
         v = static_cast<uint8_t>(v & ~VIRTIO_CONFIG_S_DRIVER_OK);
         added = static_cast<uint8_t>(added & ~VIRTIO_CONFIG_S_DRIVER_OK);
     }
@@ -594,6 +692,7 @@ void VirtioPciDevice::reset_locked()
     m_device_feature_select = 0;
     m_driver_feature_select = 0;
     m_queue_select = 0;
+    m_interface = DriverInterface::Undecided;
     std::lock_guard irq(m_irq_lock);
     m_config_vector = VIRTIO_MSI_NO_VECTOR;
     std::fill(m_queue_vectors.begin(), m_queue_vectors.end(), VIRTIO_MSI_NO_VECTOR);
@@ -601,6 +700,230 @@ void VirtioPciDevice::reset_locked()
     m_needs_reset = false;
     m_driver_ok = false;
     set_intx(false);
+}
+
+// --- Legacy interface (BAR 0 of a transitional device) ---
+
+void VirtioPciDevice::read_legacy(uint64_t offset, std::span<uint8_t> data, ReadMode mode)
+{
+    std::fill(data.begin(), data.end(), uint8_t { 0xff });
+    size_t const size = data.size();
+    auto report_bad = [&](std::string_view what) {
+        if (mode == ReadMode::Guest)
+            bad_access(what, offset, size);
+    };
+    if (size != 1 && size != 2 && size != 4) {
+        report_bad("legacy read");
+        return;
+    }
+    uint64_t const config_off = virtio_pci_config_off(m_msix->enabled());
+    if (offset >= config_off) {
+        uint64_t const rel = offset - config_off;
+        if (!range_within(rel, size, m_config_size)) {
+            report_bad("legacy device config read");
+            return;
+        }
+        m_device->read_config(static_cast<uint32_t>(rel), data);
+        return;
+    }
+    if (offset == VIRTIO_PCI_ISR) {
+        if (size != 1) {
+            report_bad("legacy ISR read");
+            return;
+        }
+        data[0] = read_isr(mode);
+        return;
+    }
+    std::optional<uint64_t> value;
+    {
+        std::lock_guard lock(m_control_lock);
+        // Natural width only: each register is read at its own offset with its own size.
+        struct Reg {
+            uint16_t offset;
+            uint8_t width;
+        };
+        static constexpr std::array<Reg, 8> REGS { {
+            { VIRTIO_PCI_HOST_FEATURES, 4 }, { VIRTIO_PCI_GUEST_FEATURES, 4 }, { VIRTIO_PCI_QUEUE_PFN, 4 },
+            { VIRTIO_PCI_QUEUE_NUM, 2 }, { VIRTIO_PCI_QUEUE_SEL, 2 }, { VIRTIO_PCI_STATUS, 1 },
+            { VIRTIO_MSI_CONFIG_VECTOR, 2 }, { VIRTIO_MSI_QUEUE_VECTOR, 2 },
+        } };
+        bool const good = std::any_of(REGS.begin(), REGS.end(), [&](Reg const& r) { return r.offset == offset && r.width == size; });
+        if (!good) {
+            report_bad("legacy header read");
+            return;
+        }
+        if (mode == ReadMode::Guest) {
+            bool const decides = offset <= VIRTIO_PCI_GUEST_FEATURES || offset == VIRTIO_PCI_STATUS;
+            if (!claim_interface_locked(DriverInterface::Legacy, decides, offset))
+                return; // all-ones
+        }
+        value = read_legacy_header_locked(offset);
+    }
+    if (!value) {
+        report_bad("legacy header read");
+        return;
+    }
+    store_le(data, *value);
+}
+
+std::optional<uint64_t> VirtioPciDevice::read_legacy_header_locked(uint64_t offset)
+{
+    uint16_t const q = m_queue_select;
+    bool const valid_q = q < m_num_queues;
+    switch (offset) {
+    case VIRTIO_PCI_HOST_FEATURES: return m_offered_features & 0xffffffff; // legacy never sees VERSION_1
+    case VIRTIO_PCI_GUEST_FEATURES: return m_driver_features & 0xffffffff;
+    case VIRTIO_PCI_QUEUE_PFN: return valid_q ? m_queue_state[q].pfn : 0;
+    case VIRTIO_PCI_QUEUE_NUM: return valid_q ? m_queues[q].max_size() : 0; // 0: no such queue (drivers stop there)
+    case VIRTIO_PCI_QUEUE_SEL: return q;
+    case VIRTIO_PCI_STATUS: {
+        std::lock_guard irq(m_irq_lock);
+        return static_cast<uint8_t>(m_status | (m_needs_reset ? VIRTIO_CONFIG_S_NEEDS_RESET : 0));
+    }
+    case VIRTIO_MSI_CONFIG_VECTOR: {
+        std::lock_guard irq(m_irq_lock);
+        return m_config_vector;
+    }
+    case VIRTIO_MSI_QUEUE_VECTOR: {
+        std::lock_guard irq(m_irq_lock);
+        return valid_q ? m_queue_vectors[q] : VIRTIO_MSI_NO_VECTOR;
+    }
+    default: return std::nullopt;
+    }
+}
+
+void VirtioPciDevice::write_legacy(uint64_t offset, std::span<uint8_t const> data)
+{
+    size_t const size = data.size();
+    if (size != 1 && size != 2 && size != 4) {
+        bad_access("legacy write", offset, size);
+        return;
+    }
+    uint64_t const config_off = virtio_pci_config_off(m_msix->enabled());
+    if (offset >= config_off) {
+        uint64_t const rel = offset - config_off;
+        if (!range_within(rel, size, m_config_size)) {
+            bad_access("legacy device config write", offset, size);
+            return;
+        }
+        m_device->write_config(static_cast<uint32_t>(rel), data);
+        return;
+    }
+    uint64_t const value = load_le(data);
+    if (offset == VIRTIO_PCI_QUEUE_NOTIFY) {
+        if (size != 2) {
+            bad_access("legacy notify write", offset, size);
+            return;
+        }
+        process_notify(static_cast<uint16_t>(value)); // the value is the queue index
+        return;
+    }
+    struct Reg {
+        uint16_t offset;
+        uint8_t width;
+    };
+    static constexpr std::array<Reg, 9> REGS { {
+        { VIRTIO_PCI_HOST_FEATURES, 4 }, { VIRTIO_PCI_GUEST_FEATURES, 4 }, { VIRTIO_PCI_QUEUE_PFN, 4 },
+        { VIRTIO_PCI_QUEUE_NUM, 2 }, { VIRTIO_PCI_QUEUE_SEL, 2 }, { VIRTIO_PCI_STATUS, 1 }, { VIRTIO_PCI_ISR, 1 },
+        { VIRTIO_MSI_CONFIG_VECTOR, 2 }, { VIRTIO_MSI_QUEUE_VECTOR, 2 },
+    } };
+    bool const good = std::any_of(REGS.begin(), REGS.end(), [&](Reg const& r) { return r.offset == offset && r.width == size; });
+    if (!good) {
+        bad_access("legacy header write", offset, size);
+        return;
+    }
+    if (offset == VIRTIO_PCI_ISR) {
+        bad_access("legacy ISR write", offset, size);
+        return;
+    }
+    std::lock_guard lock(m_control_lock);
+    if (offset == VIRTIO_PCI_STATUS && value == 0) { // a reset works through either interface
+        write_status_locked(0, DriverInterface::Legacy);
+        return;
+    }
+    bool const decides = offset <= VIRTIO_PCI_GUEST_FEATURES || offset == VIRTIO_PCI_STATUS;
+    if (!claim_interface_locked(DriverInterface::Legacy, decides, offset))
+        return;
+    write_legacy_header_locked(offset, value);
+}
+
+void VirtioPciDevice::write_legacy_header_locked(uint64_t offset, uint64_t value)
+{
+    uint16_t const q = m_queue_select;
+    switch (offset) {
+    case VIRTIO_PCI_GUEST_FEATURES: {
+        if (m_status & VIRTIO_CONFIG_S_DRIVER_OK) {
+            rejected("legacy guest features after DRIVER_OK", offset, value);
+            return;
+        }
+        uint64_t const offered = m_offered_features & 0xffffffff;
+        if (uint64_t const unknown = value & ~offered; unknown != 0) {
+            m_features_refused.fetch_add(1, std::memory_order_relaxed);
+            HAKO_WARN_RATELIMITED("{}: legacy guest features {:#x}: bits {:#x} not offered, dropped", m_name, value, unknown);
+        }
+        m_driver_features = value & offered;
+        return;
+    }
+    case VIRTIO_PCI_QUEUE_PFN:
+        write_legacy_pfn_locked(static_cast<uint32_t>(value));
+        return;
+    case VIRTIO_PCI_QUEUE_SEL:
+        m_queue_select = static_cast<uint16_t>(value);
+        return;
+    case VIRTIO_PCI_STATUS:
+        write_status_locked(static_cast<uint8_t>(value), DriverInterface::Legacy);
+        return;
+    case VIRTIO_MSI_CONFIG_VECTOR: {
+        if (!m_msix->enabled()) // the register exists only while MSI-X is on (else it is device config)
+            return;
+        std::lock_guard irq(m_irq_lock);
+        auto const v = static_cast<uint16_t>(value);
+        m_config_vector = v < m_num_queues + 1 ? v : VIRTIO_MSI_NO_VECTOR;
+        return;
+    }
+    case VIRTIO_MSI_QUEUE_VECTOR: {
+        if (q >= m_num_queues) {
+            rejected("no such queue selected", offset, value);
+            return;
+        }
+        std::lock_guard irq(m_irq_lock);
+        auto const v = static_cast<uint16_t>(value);
+        m_queue_vectors[q] = v < m_num_queues + 1 ? v : VIRTIO_MSI_NO_VECTOR;
+        return;
+    }
+    default: // VIRTIO_PCI_HOST_FEATURES, VIRTIO_PCI_QUEUE_NUM
+        rejected("read-only legacy register", offset, value);
+        return;
+    }
+}
+
+void VirtioPciDevice::write_legacy_pfn_locked(uint32_t pfn)
+{
+    uint16_t const q = m_queue_select;
+    if (q >= m_num_queues) {
+        rejected("no such queue selected", VIRTIO_PCI_QUEUE_PFN, pfn);
+        return;
+    }
+    if (m_status & VIRTIO_CONFIG_S_DRIVER_OK) {
+        // From activate() until reset() the device owns the queues.
+        rejected("legacy queue address after DRIVER_OK", VIRTIO_PCI_QUEUE_PFN, pfn);
+        return;
+    }
+    QueueState& qs = m_queue_state[q];
+    Queue& queue = m_queues[q];
+    uint16_t const n = queue.max_size(); // legacy cannot choose the size
+    qs = QueueState {};
+    qs.size = n;
+    queue.set_ready(false);
+    if (pfn == 0) // 4.1.4.10 notes: writing 0 disables the queue
+        return;
+    // 2.7 "Legacy Interfaces: A Note on Virtqueue Layout": descriptors, the available ring (with used_event) right
+    // after them, the used ring at the next 4096-byte boundary. pfn < 2^32, so none of this overflows.
+    qs.pfn = pfn;
+    qs.desc = uint64_t { pfn } << VIRTIO_PCI_QUEUE_ADDR_SHIFT;
+    qs.driver = qs.desc + virtq_desc_table_size(n);
+    qs.device = align_up(qs.driver + virtq_avail_ring_size(n), VIRTIO_PCI_VRING_ALIGN);
+    enable_queue_locked(q);
 }
 
 // --- Interrupts ---
@@ -652,7 +975,8 @@ void VirtioPciDevice::Interrupt::signal_needs_reset() { m_owner.set_needs_reset(
 void VirtioPciDevice::config_written(uint16_t offset, size_t size)
 {
     m_msix->config_written(offset, size);
-    if (overlaps(offset, size, pci::PCI_COMMAND, 2) || overlaps(offset, size, MODERN_BAR_REG, 8))
+    if (overlaps(offset, size, pci::PCI_COMMAND, 2) || overlaps(offset, size, MODERN_BAR_REG, 8)
+        || overlaps(offset, size, LEGACY_BAR_REG, 4))
         update_notify_registration();
     uint16_t const cap = m_pci_cfg_cap;
     if (overlaps(offset, size, cap + VIRTIO_PCI_CFG_CAP_DATA, 4))
@@ -677,6 +1001,21 @@ std::optional<uint64_t> VirtioPciDevice::modern_bar_placement() const
     return addr;
 }
 
+std::optional<uint64_t> VirtioPciDevice::legacy_bar_placement() const
+{
+    // Mirrors PciDevice's placement rule for an I/O BAR: I/O decoding on, not mid-sizing, not at 0, below 64 KiB.
+    if (!m_transitional || !(config_load(pci::PCI_COMMAND, 2) & pci::PCI_COMMAND_IO))
+        return std::nullopt;
+    uint64_t const size = bar_size(LEGACY_BAR);
+    auto const mask = static_cast<uint32_t>(~(size - 1) & 0xfffffffc);
+    if ((config_load(LEGACY_BAR_REG, 4) & mask) == mask)
+        return std::nullopt;
+    uint64_t const addr = bar_address(LEGACY_BAR);
+    if (addr == 0 || addr + size > IO_SPACE_END)
+        return std::nullopt;
+    return addr;
+}
+
 std::optional<uint64_t> VirtioPciDevice::notify_address(uint16_t queue) const
 {
     auto base = modern_bar_placement();
@@ -685,21 +1024,68 @@ std::optional<uint64_t> VirtioPciDevice::notify_address(uint16_t queue) const
     return *base + NOTIFY_CFG_OFFSET + uint64_t { queue } * NOTIFY_OFF_MULTIPLIER;
 }
 
+std::optional<uint64_t> VirtioPciDevice::legacy_notify_port() const
+{
+    auto base = legacy_bar_placement();
+    if (!base)
+        return std::nullopt;
+    return *base + VIRTIO_PCI_QUEUE_NOTIFY;
+}
+
+namespace {
+
+uint64_t modern_notify_at(uint64_t base, uint16_t q)
+{
+    return base + VirtioPciDevice::NOTIFY_CFG_OFFSET + uint64_t { q } * VirtioPciDevice::NOTIFY_OFF_MULTIPLIER;
+}
+
+} // namespace
+
+void VirtioPciDevice::unregister_notifies_locked()
+{
+    // m_notify_lock held.
+    if (!m_registrar)
+        return;
+    if (m_registered_base) {
+        for (uint16_t q = 0; q < m_num_queues; ++q)
+            m_registrar->remove_notify(q, modern_notify_at(*m_registered_base, q), NOTIFY_LEN, NotifySpace::Memory);
+    }
+    if (m_registered_io_base) {
+        for (uint16_t q = 0; q < m_num_queues; ++q)
+            m_registrar->remove_notify(q, *m_registered_io_base + VIRTIO_PCI_QUEUE_NOTIFY, NOTIFY_LEN, NotifySpace::Io);
+    }
+    m_registered_base.reset();
+    m_registered_io_base.reset();
+}
+
 void VirtioPciDevice::update_notify_registration()
 {
     auto const want = modern_bar_placement();
+    auto const want_io = legacy_bar_placement();
     std::lock_guard lock(m_notify_lock);
-    if (!m_registrar || want == m_registered_base)
+    if (!m_registrar)
         return;
-    auto at = [](uint64_t base, uint16_t q) { return base + NOTIFY_CFG_OFFSET + uint64_t { q } * NOTIFY_OFF_MULTIPLIER; };
-    if (m_registered_base) {
-        for (uint16_t q = 0; q < m_num_queues; ++q)
-            m_registrar->remove_notify(q, at(*m_registered_base, q), NOTIFY_LEN);
+    if (want != m_registered_base) {
+        if (m_registered_base) {
+            for (uint16_t q = 0; q < m_num_queues; ++q)
+                m_registrar->remove_notify(q, modern_notify_at(*m_registered_base, q), NOTIFY_LEN, NotifySpace::Memory);
+        }
+        m_registered_base = want;
+        if (want) {
+            for (uint16_t q = 0; q < m_num_queues; ++q)
+                m_registrar->add_notify(q, modern_notify_at(*want, q), NOTIFY_LEN, NotifySpace::Memory);
+        }
     }
-    m_registered_base = want;
-    if (want) {
-        for (uint16_t q = 0; q < m_num_queues; ++q)
-            m_registrar->add_notify(q, at(*want, q), NOTIFY_LEN);
+    if (want_io != m_registered_io_base) {
+        if (m_registered_io_base) {
+            for (uint16_t q = 0; q < m_num_queues; ++q)
+                m_registrar->remove_notify(q, *m_registered_io_base + VIRTIO_PCI_QUEUE_NOTIFY, NOTIFY_LEN, NotifySpace::Io);
+        }
+        m_registered_io_base = want_io;
+        if (want_io) {
+            for (uint16_t q = 0; q < m_num_queues; ++q)
+                m_registrar->add_notify(q, *want_io + VIRTIO_PCI_QUEUE_NOTIFY, NOTIFY_LEN, NotifySpace::Io);
+        }
     }
 }
 
@@ -707,12 +1093,8 @@ void VirtioPciDevice::set_notify_registrar(std::shared_ptr<NotifyRegistrar> regi
 {
     {
         std::lock_guard lock(m_notify_lock);
-        if (m_registrar && m_registered_base) {
-            for (uint16_t q = 0; q < m_num_queues; ++q)
-                m_registrar->remove_notify(q, *m_registered_base + NOTIFY_CFG_OFFSET + uint64_t { q } * NOTIFY_OFF_MULTIPLIER, NOTIFY_LEN);
-        }
+        unregister_notifies_locked();
         m_registrar = std::move(registrar);
-        m_registered_base.reset();
     }
     update_notify_registration();
 }
