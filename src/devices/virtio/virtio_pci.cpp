@@ -195,10 +195,11 @@ VirtioPciDevice::~VirtioPciDevice()
 
 // --- Counters and logging ---
 
-void VirtioPciDevice::rejected(std::string_view what, uint64_t offset, uint64_t value)
+void VirtioPciDevice::rejected(std::string_view what, uint64_t offset, uint64_t value, DriverInterface via)
 {
     m_rejected_writes.fetch_add(1, std::memory_order_relaxed);
-    HAKO_WARN_RATELIMITED("{}: rejected write {:#x} to common config {:#x}: {}", m_name, value, offset, what);
+    HAKO_WARN_RATELIMITED("{}: rejected write {:#x} to {} {:#x}: {}", m_name, value,
+        via == DriverInterface::Legacy ? "legacy register" : "common config", offset, what);
 }
 
 void VirtioPciDevice::bad_access(std::string_view what, uint64_t offset, size_t size)
@@ -621,11 +622,11 @@ void VirtioPciDevice::write_status_locked(uint8_t value, DriverInterface via)
     }
     if (legacy && (v & VIRTIO_CONFIG_S_FEATURES_OK)) {
         // A legacy driver has no FEATURES_OK (4.1.4.10 notes): its features take effect as written.
-        rejected("FEATURES_OK from a legacy driver", reg, value);
+        rejected("FEATURES_OK from a legacy driver", reg, value, via);
         v = static_cast<uint8_t>(v & ~VIRTIO_CONFIG_S_FEATURES_OK);
     }
     if (m_status & ~v) {
-        rejected("device status bits cleared without a reset", reg, value);
+        rejected("device status bits cleared without a reset", reg, value, via);
         return;
     }
     auto added = static_cast<uint8_t>(v & ~m_status);
@@ -853,7 +854,7 @@ void VirtioPciDevice::write_legacy_header_locked(uint64_t offset, uint64_t value
     switch (offset) {
     case VIRTIO_PCI_GUEST_FEATURES: {
         if (m_status & VIRTIO_CONFIG_S_DRIVER_OK) {
-            rejected("legacy guest features after DRIVER_OK", offset, value);
+            rejected("legacy guest features after DRIVER_OK", offset, value, DriverInterface::Legacy);
             return;
         }
         uint64_t const offered = m_offered_features & 0xffffffff;
@@ -883,7 +884,7 @@ void VirtioPciDevice::write_legacy_header_locked(uint64_t offset, uint64_t value
     }
     case VIRTIO_MSI_QUEUE_VECTOR: {
         if (q >= m_num_queues) {
-            rejected("no such queue selected", offset, value);
+            rejected("no such queue selected", offset, value, DriverInterface::Legacy);
             return;
         }
         std::lock_guard irq(m_irq_lock);
@@ -892,7 +893,7 @@ void VirtioPciDevice::write_legacy_header_locked(uint64_t offset, uint64_t value
         return;
     }
     default: // VIRTIO_PCI_HOST_FEATURES, VIRTIO_PCI_QUEUE_NUM
-        rejected("read-only legacy register", offset, value);
+        rejected("read-only legacy register", offset, value, DriverInterface::Legacy);
         return;
     }
 }
@@ -901,12 +902,12 @@ void VirtioPciDevice::write_legacy_pfn_locked(uint32_t pfn)
 {
     uint16_t const q = m_queue_select;
     if (q >= m_num_queues) {
-        rejected("no such queue selected", VIRTIO_PCI_QUEUE_PFN, pfn);
+        rejected("no such queue selected", VIRTIO_PCI_QUEUE_PFN, pfn, DriverInterface::Legacy);
         return;
     }
     if (m_status & VIRTIO_CONFIG_S_DRIVER_OK) {
         // From activate() until reset() the device owns the queues.
-        rejected("legacy queue address after DRIVER_OK", VIRTIO_PCI_QUEUE_PFN, pfn);
+        rejected("legacy queue address after DRIVER_OK", VIRTIO_PCI_QUEUE_PFN, pfn, DriverInterface::Legacy);
         return;
     }
     QueueState& qs = m_queue_state[q];

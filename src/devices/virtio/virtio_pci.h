@@ -304,7 +304,7 @@ private:
     void reset_locked();
     void set_needs_reset(std::string_view why);
     void notify_vector_or_isr(uint16_t vector, uint8_t isr_bit);
-    void rejected(std::string_view what, uint64_t offset, uint64_t value);
+    void rejected(std::string_view what, uint64_t offset, uint64_t value, DriverInterface via = DriverInterface::Modern);
     void bad_access(std::string_view what, uint64_t offset, size_t size);
     void update_notify_registration();
     void unregister_notifies_locked();
