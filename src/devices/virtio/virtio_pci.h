@@ -63,6 +63,9 @@
 // the capability's bar, offset, length or data (PciDevice::config_read has no hook), and such a read does not
 // clear the ISR nor pick an interface.
 //
+// Implementation: virtio_pci.cpp (creation, modern interface, interrupts, notify registration), virtio_pci_legacy.cpp
+// (the BAR 0 legacy header).
+//
 // Locking (outer to inner): m_control_lock (common configuration, legacy header, queues, status, interface) -> the
 // device's lock -> m_irq_lock (vectors, ISR, generation, NEEDS_RESET) -> MSI-X lock -> PciDevice config lock.
 // m_notify_lock guards the NotifyRegistrar and is taken alone (it calls only the registrar). process_notify() takes
