@@ -1,8 +1,8 @@
-// Fuzzes the virtio-pci transport with a virtio-rng behind it, as a hostile guest drives them: arbitrary
-// configuration space accesses (MSI-X control, BARs, the PCI cfg access capability), BAR 4 and BAR 1 accesses of
-// any offset and size, guest RAM writes between them (rings, descriptors, indices), notifies by BAR write and by
-// process_notify(), and a scripted bring-up with fuzzer-chosen features and ring addresses to reach live states
-// quickly.
+// Fuzzes the (transitional) virtio-pci transport with a virtio-rng behind it, as a hostile guest drives them:
+// arbitrary configuration space accesses (MSI-X control, BARs, the PCI cfg access capability), BAR 4, BAR 1 and the
+// legacy I/O BAR 0 accesses of any offset and size, guest RAM writes between them (rings, descriptors, indices),
+// notifies by BAR write (modern and legacy port) and by process_notify(), and scripted modern and legacy bring-ups
+// with fuzzer-chosen features and ring addresses (or PFN) to reach live states quickly, then mixed freely.
 //
 // Checked beyond "no crash, no hang, no sanitizer report": the work done per notify is bounded (at most Queue Size
 // entropy requests of at most 64 KiB each), INTx is only driven on changes (StrictIrqLine), and reads always fill
@@ -52,13 +52,19 @@ struct Entropy {
 };
 
 struct Registrar final : NotifyRegistrar {
-    void add_notify(uint16_t, uint64_t, uint32_t) override { ++live; }
-    void remove_notify(uint16_t, uint64_t, uint32_t) override
+    void add_notify(uint16_t, uint64_t addr, uint32_t, NotifySpace space) override
     {
-        check(live > 0);
-        --live;
+        check(space == NotifySpace::Memory || addr < 0x10000); // a port is below 64 KiB
+        ++(space == NotifySpace::Io ? live_io : live);
+    }
+    void remove_notify(uint16_t, uint64_t, uint32_t, NotifySpace space) override
+    {
+        int& n = space == NotifySpace::Io ? live_io : live;
+        check(n > 0);
+        --n;
     }
     int live { 0 };
+    int live_io { 0 };
 };
 
 size_t access_size(uint8_t b)
@@ -109,7 +115,9 @@ public:
     {
         uint64_t const calls = m_entropy.calls;
         uint64_t const bytes = m_entropy.bytes;
-        if (by_bar)
+        if (by_bar && (queue & 0x100))
+            bar_write(VirtioPciDevice::LEGACY_BAR, VIRTIO_PCI_QUEUE_NOTIFY, 2, queue & 0xff);
+        else if (by_bar)
             bar_write(VirtioPciDevice::MODERN_BAR, VirtioPciDevice::NOTIFY_CFG_OFFSET + uint64_t { queue } * 4, 2, queue);
         else
             m_dev->process_notify(queue);
@@ -146,6 +154,24 @@ public:
         common(VIRTIO_PCI_COMMON_Q_ENABLE, 2, 1);
         common(VIRTIO_PCI_COMMON_STATUS, 1,
             VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_DRIVER_OK);
+    }
+
+    /// A legacy driver's bring-up: features as written, queue 0 by page frame number, DRIVER_OK.
+    void legacy_bring_up(uint8_t const* a)
+    {
+        auto legacy = [&](uint16_t off, size_t size, uint64_t value) { bar_write(VirtioPciDevice::LEGACY_BAR, off, size, value); };
+        legacy(VIRTIO_PCI_STATUS, 1, 0);
+        legacy(VIRTIO_PCI_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER);
+        legacy(VIRTIO_PCI_GUEST_FEATURES, 4, get_le32(a)); // maybe bits not offered
+        legacy(VIRTIO_PCI_QUEUE_SEL, 2, a[4] & 0x80 ? a[4] & 3 : 0);
+        // RAM is 16 pages and a 256-entry legacy queue takes 3: most PFNs fit, some do not.
+        legacy(VIRTIO_PCI_QUEUE_PFN, 4, a[5] & 0x80 ? get_le32(a + 2) : a[5] & 0x0f);
+        if (a[4] & 0x40) {
+            legacy(VIRTIO_MSI_CONFIG_VECTOR, 2, 0);
+            legacy(VIRTIO_MSI_QUEUE_VECTOR, 2, a[4] & 0x20 ? 1 : VIRTIO_MSI_NO_VECTOR);
+        }
+        legacy(VIRTIO_PCI_STATUS, 1, VIRTIO_CONFIG_S_ACKNOWLEDGE | VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_DRIVER_OK
+                | (a[4] & 0x10 ? VIRTIO_CONFIG_S_FEATURES_OK : 0));
     }
 
     std::shared_ptr<VirtioPciDevice>& dev() { return m_dev; }
@@ -214,8 +240,16 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
         case 6: // BAR 4 read anywhere (includes the ISR read-to-clear)
             h.bar_read(VirtioPciDevice::MODERN_BAR, get_le16(a) % (VirtioPciDevice::MODERN_BAR_SIZE + 16), access_size(a[2]));
             break;
-        case 7: // BAR 1 (MSI-X table and PBA) and other BARs
-            if (a[2] & 1)
+        case 7: // BAR 1 (MSI-X table and PBA) and other BARs; half the time the legacy I/O BAR 0
+            if (a[3] & 1) {
+                uint64_t const off = a[0] % (VirtioPciDevice::LEGACY_BAR_MIN_SIZE + 8);
+                if (a[2] & 1)
+                    h.bar_write(VirtioPciDevice::LEGACY_BAR, off, access_size(a[2] >> 1), value);
+                else
+                    h.bar_read(VirtioPciDevice::LEGACY_BAR, off, access_size(a[2] >> 1));
+                if (a[3] & 2)
+                    h.legacy_bring_up(a);
+            } else if (a[2] & 1)
                 h.bar_write(a[2] >> 5, get_le16(a) % 0x1010, access_size(a[2] >> 1), value);
             else
                 h.bar_read(a[2] >> 5, get_le16(a) % 0x1010, access_size(a[2] >> 1));
@@ -228,13 +262,16 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
         }
         case 10:
         case 11:
-            h.notify(a[0] & 1, true);
+            h.notify(static_cast<uint16_t>((a[0] & 1) | (a[1] & 1) << 8), true); // bit 8: by the legacy port
             break;
         case 12:
             h.notify(a[0] % 3, false);
             break;
         case 13:
-            h.bring_up(a);
+            if (a[6] & 1)
+                h.legacy_bring_up(a);
+            else
+                h.bring_up(a);
             break;
         case 14: // device status write (including reset)
             h.bar_write(VirtioPciDevice::MODERN_BAR, VIRTIO_PCI_COMMON_STATUS, 1, a[0] & 0x0f ? a[0] : 0);

@@ -34,6 +34,23 @@ std::vector<uint8_t> cap_body(uint8_t cfg_type, uint8_t bar, uint32_t offset, ui
 }
 
 constexpr uint16_t MODERN_BAR_REG = pci::PCI_BASE_ADDRESS_0 + 4 * VirtioPciDevice::MODERN_BAR;
+constexpr uint16_t LEGACY_BAR_REG = pci::PCI_BASE_ADDRESS_0 + 4 * VirtioPciDevice::LEGACY_BAR;
+constexpr uint64_t IO_SPACE_END = 0x10000;
+
+uint64_t legacy_bar_size(uint32_t config_size)
+{
+    return std::bit_ceil(std::max<uint64_t>(VirtioPciDevice::LEGACY_BAR_MIN_SIZE, virtio_pci_config_off(true) + uint64_t { config_size }));
+}
+
+std::string_view to_string(DriverInterface i)
+{
+    switch (i) {
+    case DriverInterface::Undecided: return "undecided";
+    case DriverInterface::Legacy: return "legacy";
+    case DriverInterface::Modern: return "modern";
+    }
+    return "unknown";
+}
 
 } // namespace
 
@@ -47,6 +64,21 @@ uint32_t VirtioPciDevice::class_code_for(uint16_t device_type)
     case VIRTIO_ID_GPU: return 0x038000;     // display controller, other
     case VIRTIO_ID_INPUT: return 0x098000;   // input device, other
     default: return 0xff0000;                // unassigned class (rng, balloon, 9p, vsock, fs, ...)
+    }
+}
+
+std::optional<uint16_t> VirtioPciDevice::transitional_device_id(uint16_t device_type)
+{
+    // 4.1.2.1, "Transitional PCI Device ID": not a linear mapping.
+    switch (device_type) {
+    case VIRTIO_ID_NET: return 0x1000;
+    case VIRTIO_ID_BLOCK: return 0x1001;
+    case VIRTIO_ID_BALLOON: return 0x1002;
+    case VIRTIO_ID_CONSOLE: return 0x1003;
+    case VIRTIO_ID_SCSI: return 0x1004;
+    case VIRTIO_ID_RNG: return 0x1005;
+    case VIRTIO_ID_9P: return 0x1009;
+    default: return std::nullopt;
     }
 }
 
@@ -71,15 +103,23 @@ Result<std::shared_ptr<VirtioPciDevice>> VirtioPciDevice::create(memory::GuestMe
     if (options.offer_event_idx)
         offered |= bit(VIRTIO_F_EVENT_IDX);
 
+    auto const legacy_id = options.transitional ? transitional_device_id(device->device_type()) : std::nullopt;
     pci::PciIdentity id;
     id.vendor_id = VIRTIO_PCI_VENDOR_ID;
-    id.device_id = static_cast<uint16_t>(VIRTIO_PCI_MODERN_DEVICE_ID_BASE + device->device_type());
     id.class_code = class_code_for(device->device_type());
-    id.revision = 1; // 4.1.2.1: non-transitional devices have revision 1 or higher
     id.subsystem_vendor_id = VIRTIO_PCI_VENDOR_ID;
-    id.subsystem_id = VIRTIO_PCI_SUBSYSTEM_ID;
     id.interrupt_pin = 1;
-    auto dev = std::make_shared<VirtioPciDevice>(Passkey {}, id, mem, device, offered);
+    if (legacy_id) {
+        // 4.1.2.1: transitional devices have revision 0 and the device type as subsystem device ID.
+        id.device_id = *legacy_id;
+        id.revision = 0;
+        id.subsystem_id = device->device_type();
+    } else {
+        id.device_id = static_cast<uint16_t>(VIRTIO_PCI_MODERN_DEVICE_ID_BASE + device->device_type());
+        id.revision = 1; // 4.1.2.1: non-transitional devices have revision 1 or higher
+        id.subsystem_id = VIRTIO_PCI_SUBSYSTEM_ID;
+    }
+    auto dev = std::make_shared<VirtioPciDevice>(Passkey {}, id, mem, device, offered, legacy_id.has_value());
 
     for (uint16_t q = 0; q < num_queues; ++q) {
         auto queue = Queue::create(mem, device->max_queue_size(q));
@@ -94,6 +134,8 @@ Result<std::shared_ptr<VirtioPciDevice>> VirtioPciDevice::create(memory::GuestMe
     uint64_t const table_bytes = pci::MsixCapability::table_bytes(vectors);
     uint64_t const pba_offset = align_up(table_bytes, 0x800);
     uint64_t const msix_bar_size = std::bit_ceil(std::max<uint64_t>(0x1000, pba_offset + pci::MsixCapability::pba_bytes(vectors)));
+    if (dev->m_transitional)
+        TRY(dev->add_bar(LEGACY_BAR, pci::BarKind::Io, legacy_bar_size(dev->m_config_size)));
     TRY(dev->add_bar(MSIX_BAR, pci::BarKind::Mem32, msix_bar_size));
     TRY(dev->add_bar(MODERN_BAR, pci::BarKind::Mem64, MODERN_BAR_SIZE, pci::Prefetchable::Yes));
 
@@ -123,12 +165,13 @@ Result<std::shared_ptr<VirtioPciDevice>> VirtioPciDevice::create(memory::GuestMe
 }
 
 VirtioPciDevice::VirtioPciDevice(Passkey, pci::PciIdentity const& identity, memory::GuestMemory const& mem,
-    std::shared_ptr<VirtioDevice> device, uint64_t offered_features)
+    std::shared_ptr<VirtioDevice> device, uint64_t offered_features, bool transitional)
     : pci::PciDevice(identity)
     , m_name(fmt::format("virtio-pci-{}", device->name()))
     , m_mem(mem)
     , m_device(std::move(device))
     , m_offered_features(offered_features)
+    , m_transitional(transitional)
     , m_num_queues(m_device->num_queues())
     , m_config_size(m_device->config_size())
     , m_queue_state(m_num_queues)
@@ -147,18 +190,16 @@ VirtioPciDevice::~VirtioPciDevice()
             m_device->reset();
     }
     std::lock_guard lock(m_notify_lock);
-    if (m_registrar && m_registered_base) {
-        for (uint16_t q = 0; q < m_num_queues; ++q)
-            m_registrar->remove_notify(q, *m_registered_base + NOTIFY_CFG_OFFSET + uint64_t { q } * NOTIFY_OFF_MULTIPLIER, NOTIFY_LEN);
-    }
+    unregister_notifies_locked();
 }
 
 // --- Counters and logging ---
 
-void VirtioPciDevice::rejected(std::string_view what, uint64_t offset, uint64_t value)
+void VirtioPciDevice::rejected(std::string_view what, uint64_t offset, uint64_t value, DriverInterface via)
 {
     m_rejected_writes.fetch_add(1, std::memory_order_relaxed);
-    HAKO_WARN_RATELIMITED("{}: rejected write {:#x} to common config {:#x}: {}", m_name, value, offset, what);
+    HAKO_WARN_RATELIMITED("{}: rejected write {:#x} to {} {:#x}: {}", m_name, value,
+        via == DriverInterface::Legacy ? "legacy register" : "common config", offset, what);
 }
 
 void VirtioPciDevice::bad_access(std::string_view what, uint64_t offset, size_t size)
@@ -175,6 +216,7 @@ VirtioPciStats VirtioPciDevice::stats() const
     s.features_refused = m_features_refused.load(std::memory_order_relaxed);
     s.needs_reset = m_needs_reset_count.load(std::memory_order_relaxed);
     s.bad_notifies = m_bad_notifies.load(std::memory_order_relaxed);
+    s.mixed_accesses = m_mixed_accesses.load(std::memory_order_relaxed);
     return s;
 }
 
@@ -188,7 +230,29 @@ uint8_t VirtioPciDevice::device_status() const
 uint64_t VirtioPciDevice::negotiated_features() const
 {
     std::lock_guard lock(m_control_lock);
-    return (m_status & VIRTIO_CONFIG_S_FEATURES_OK) ? m_driver_features : 0;
+    bool const in_effect = (m_status & VIRTIO_CONFIG_S_FEATURES_OK) || m_interface == DriverInterface::Legacy;
+    return in_effect ? m_driver_features : 0;
+}
+
+DriverInterface VirtioPciDevice::driver_interface() const
+{
+    std::lock_guard lock(m_control_lock);
+    return m_interface;
+}
+
+bool VirtioPciDevice::claim_interface_locked(DriverInterface via, bool decides, uint64_t offset)
+{
+    if (m_interface == via)
+        return true;
+    if (m_interface == DriverInterface::Undecided) {
+        if (decides)
+            m_interface = via;
+        return true;
+    }
+    m_mixed_accesses.fetch_add(1, std::memory_order_relaxed);
+    HAKO_WARN_RATELIMITED("{}: {} register {:#x} refused: the driver uses the {} interface until reset", m_name,
+        to_string(via), offset, to_string(m_interface));
+    return false;
 }
 
 bool VirtioPciDevice::active() const
@@ -218,6 +282,10 @@ void VirtioPciDevice::read_bar(int bar, uint64_t offset, std::span<uint8_t> data
         if (mode == ReadMode::Guest)
             bad_access(what, at, n);
     };
+    if (bar == LEGACY_BAR && m_transitional) {
+        read_legacy(offset, data, mode);
+        return;
+    }
     bool const good_size = size == 1 || size == 2 || size == 4 || size == 8;
     if (bar != MODERN_BAR || !good_size || !range_within(offset, size, MODERN_BAR_SIZE)
         || (offset % REGION_SIZE) + size > REGION_SIZE) {
@@ -228,7 +296,7 @@ void VirtioPciDevice::read_bar(int bar, uint64_t offset, std::span<uint8_t> data
     uint64_t const rel = offset - region;
     switch (region) {
     case COMMON_CFG_OFFSET: {
-        auto value = read_common(rel, size);
+        auto value = read_common(rel, size, mode);
         if (!value)
             report_bad("common config read", offset, size);
         else
@@ -240,13 +308,7 @@ void VirtioPciDevice::read_bar(int bar, uint64_t offset, std::span<uint8_t> data
             report_bad("ISR read", offset, size);
             return;
         }
-        std::lock_guard lock(m_irq_lock);
-        data[0] = m_isr;
-        if (mode == ReadMode::Guest) {
-            // 4.1.4.5.1: reading the ISR status resets it to 0 and de-asserts the interrupt.
-            m_isr = 0;
-            set_intx(false);
-        }
+        data[0] = read_isr(mode);
         return;
     }
     case DEVICE_CFG_OFFSET:
@@ -262,10 +324,26 @@ void VirtioPciDevice::read_bar(int bar, uint64_t offset, std::span<uint8_t> data
     }
 }
 
+uint8_t VirtioPciDevice::read_isr(ReadMode mode)
+{
+    std::lock_guard lock(m_irq_lock);
+    uint8_t const value = m_isr;
+    if (mode == ReadMode::Guest) {
+        // 4.1.4.5.1: reading the ISR status resets it to 0 and de-asserts the interrupt.
+        m_isr = 0;
+        set_intx(false);
+    }
+    return value;
+}
+
 void VirtioPciDevice::bar_write(int bar, uint64_t offset, std::span<uint8_t const> data)
 {
     if (m_msix->bar_write(bar, offset, data))
         return;
+    if (bar == LEGACY_BAR && m_transitional) {
+        write_legacy(offset, data);
+        return;
+    }
     size_t const size = data.size();
     bool const good_size = size == 1 || size == 2 || size == 4 || size == 8;
     if (bar != MODERN_BAR || !good_size || !range_within(offset, size, MODERN_BAR_SIZE)
@@ -314,9 +392,14 @@ void VirtioPciDevice::process_notify(uint16_t queue)
 
 // --- Common configuration ---
 
-std::optional<uint64_t> VirtioPciDevice::read_common(uint64_t offset, size_t size)
+std::optional<uint64_t> VirtioPciDevice::read_common(uint64_t offset, size_t size, ReadMode mode)
 {
     std::lock_guard lock(m_control_lock);
+    if (mode == ReadMode::Guest && offset < VIRTIO_PCI_COMMON_CFG_SIZE) {
+        bool const decides = offset <= VIRTIO_PCI_COMMON_GF || offset == VIRTIO_PCI_COMMON_STATUS;
+        if (!claim_interface_locked(DriverInterface::Modern, decides, COMMON_CFG_OFFSET + offset))
+            return ~uint64_t { 0 };
+    }
     uint16_t const q = m_queue_select;
     bool const valid_q = q < m_num_queues;
     QueueState const none {};
@@ -402,6 +485,13 @@ void VirtioPciDevice::write_common(uint64_t offset, size_t size, uint64_t value)
     }
 
     std::lock_guard lock(m_control_lock);
+    if (offset == VIRTIO_PCI_COMMON_STATUS && value == 0) { // a reset works through either interface
+        write_status_locked(0, DriverInterface::Modern);
+        return;
+    }
+    bool const decides = offset <= VIRTIO_PCI_COMMON_GF || offset == VIRTIO_PCI_COMMON_STATUS;
+    if (!claim_interface_locked(DriverInterface::Modern, decides, COMMON_CFG_OFFSET + offset))
+        return;
     switch (offset) {
     case VIRTIO_PCI_COMMON_DFSELECT:
         m_device_feature_select = static_cast<uint32_t>(value);
@@ -431,7 +521,7 @@ void VirtioPciDevice::write_common(uint64_t offset, size_t size, uint64_t value)
         return;
     }
     case VIRTIO_PCI_COMMON_STATUS:
-        write_status_locked(static_cast<uint8_t>(value));
+        write_status_locked(static_cast<uint8_t>(value), DriverInterface::Modern);
         return;
     case VIRTIO_PCI_COMMON_Q_SELECT:
         m_queue_select = static_cast<uint16_t>(value);
@@ -503,6 +593,8 @@ void VirtioPciDevice::enable_queue_locked(uint16_t q)
 {
     QueueState& qs = m_queue_state[q];
     Queue& queue = m_queues[q];
+    queue.set_ready(false); // a legacy PFN write may replace a working configuration
+    qs.enabled = false;
     if (auto r = queue.set_size(qs.size); !r) { // checked on write; kept for safety
         set_needs_reset(r.error().message());
         return;
@@ -519,15 +611,22 @@ void VirtioPciDevice::enable_queue_locked(uint16_t q)
     qs.enabled = true;
 }
 
-void VirtioPciDevice::write_status_locked(uint8_t value)
+void VirtioPciDevice::write_status_locked(uint8_t value, DriverInterface via)
 {
+    bool const legacy = via == DriverInterface::Legacy;
+    uint64_t const reg = legacy ? VIRTIO_PCI_STATUS : VIRTIO_PCI_COMMON_STATUS;
     auto v = static_cast<uint8_t>(value & ~VIRTIO_CONFIG_S_NEEDS_RESET); // NEEDS_RESET is the device's bit
     if (v == 0) {
         reset_locked();
         return;
     }
+    if (legacy && (v & VIRTIO_CONFIG_S_FEATURES_OK)) {
+        // A legacy driver has no FEATURES_OK (4.1.4.10 notes): its features take effect as written.
+        rejected("FEATURES_OK from a legacy driver", reg, value, via);
+        v = static_cast<uint8_t>(v & ~VIRTIO_CONFIG_S_FEATURES_OK);
+    }
     if (m_status & ~v) {
-        rejected("device status bits cleared without a reset", VIRTIO_PCI_COMMON_STATUS, value);
+        rejected("device status bits cleared without a reset", reg, value, via);
         return;
     }
     auto added = static_cast<uint8_t>(v & ~m_status);
@@ -541,8 +640,8 @@ void VirtioPciDevice::write_status_locked(uint8_t value)
             added = static_cast<uint8_t>(added & ~VIRTIO_CONFIG_S_FEATURES_OK);
         }
     }
-    if ((added & VIRTIO_CONFIG_S_DRIVER_OK) && !(v & VIRTIO_CONFIG_S_FEATURES_OK)) {
-        rejected("DRIVER_OK without FEATURES_OK", VIRTIO_PCI_COMMON_STATUS, value);
+    if (!legacy && (added & VIRTIO_CONFIG_S_DRIVER_OK) && !(v & VIRTIO_CONFIG_S_FEATURES_OK)) {
+        rejected("DRIVER_OK without FEATURES_OK", reg, value);
         v = static_cast<uint8_t>(v & ~VIRTIO_CONFIG_S_DRIVER_OK);
         added = static_cast<uint8_t>(added & ~VIRTIO_CONFIG_S_DRIVER_OK);
     }
@@ -594,6 +693,7 @@ void VirtioPciDevice::reset_locked()
     m_device_feature_select = 0;
     m_driver_feature_select = 0;
     m_queue_select = 0;
+    m_interface = DriverInterface::Undecided;
     std::lock_guard irq(m_irq_lock);
     m_config_vector = VIRTIO_MSI_NO_VECTOR;
     std::fill(m_queue_vectors.begin(), m_queue_vectors.end(), VIRTIO_MSI_NO_VECTOR);
@@ -662,7 +762,8 @@ void VirtioPciDevice::reset_device()
 void VirtioPciDevice::config_written(uint16_t offset, size_t size)
 {
     m_msix->config_written(offset, size);
-    if (overlaps(offset, size, pci::PCI_COMMAND, 2) || overlaps(offset, size, MODERN_BAR_REG, 8))
+    if (overlaps(offset, size, pci::PCI_COMMAND, 2) || overlaps(offset, size, MODERN_BAR_REG, 8)
+        || overlaps(offset, size, LEGACY_BAR_REG, 4))
         update_notify_registration();
     uint16_t const cap = m_pci_cfg_cap;
     if (overlaps(offset, size, cap + VIRTIO_PCI_CFG_CAP_DATA, 4))
@@ -687,6 +788,21 @@ std::optional<uint64_t> VirtioPciDevice::modern_bar_placement() const
     return addr;
 }
 
+std::optional<uint64_t> VirtioPciDevice::legacy_bar_placement() const
+{
+    // Mirrors PciDevice's placement rule for an I/O BAR: I/O decoding on, not mid-sizing, not at 0, below 64 KiB.
+    if (!m_transitional || !(config_load(pci::PCI_COMMAND, 2) & pci::PCI_COMMAND_IO))
+        return std::nullopt;
+    uint64_t const size = bar_size(LEGACY_BAR);
+    auto const mask = static_cast<uint32_t>(~(size - 1) & 0xfffffffc);
+    if ((config_load(LEGACY_BAR_REG, 4) & mask) == mask)
+        return std::nullopt;
+    uint64_t const addr = bar_address(LEGACY_BAR);
+    if (addr == 0 || addr + size > IO_SPACE_END)
+        return std::nullopt;
+    return addr;
+}
+
 std::optional<uint64_t> VirtioPciDevice::notify_address(uint16_t queue) const
 {
     auto base = modern_bar_placement();
@@ -695,21 +811,68 @@ std::optional<uint64_t> VirtioPciDevice::notify_address(uint16_t queue) const
     return *base + NOTIFY_CFG_OFFSET + uint64_t { queue } * NOTIFY_OFF_MULTIPLIER;
 }
 
+std::optional<uint64_t> VirtioPciDevice::legacy_notify_port() const
+{
+    auto base = legacy_bar_placement();
+    if (!base)
+        return std::nullopt;
+    return *base + VIRTIO_PCI_QUEUE_NOTIFY;
+}
+
+namespace {
+
+uint64_t modern_notify_at(uint64_t base, uint16_t q)
+{
+    return base + VirtioPciDevice::NOTIFY_CFG_OFFSET + uint64_t { q } * VirtioPciDevice::NOTIFY_OFF_MULTIPLIER;
+}
+
+} // namespace
+
+void VirtioPciDevice::unregister_notifies_locked()
+{
+    // m_notify_lock held.
+    if (!m_registrar)
+        return;
+    if (m_registered_base) {
+        for (uint16_t q = 0; q < m_num_queues; ++q)
+            m_registrar->remove_notify(q, modern_notify_at(*m_registered_base, q), NOTIFY_LEN, NotifySpace::Memory);
+    }
+    if (m_registered_io_base) {
+        for (uint16_t q = 0; q < m_num_queues; ++q)
+            m_registrar->remove_notify(q, *m_registered_io_base + VIRTIO_PCI_QUEUE_NOTIFY, NOTIFY_LEN, NotifySpace::Io);
+    }
+    m_registered_base.reset();
+    m_registered_io_base.reset();
+}
+
 void VirtioPciDevice::update_notify_registration()
 {
     auto const want = modern_bar_placement();
+    auto const want_io = legacy_bar_placement();
     std::lock_guard lock(m_notify_lock);
-    if (!m_registrar || want == m_registered_base)
+    if (!m_registrar)
         return;
-    auto at = [](uint64_t base, uint16_t q) { return base + NOTIFY_CFG_OFFSET + uint64_t { q } * NOTIFY_OFF_MULTIPLIER; };
-    if (m_registered_base) {
-        for (uint16_t q = 0; q < m_num_queues; ++q)
-            m_registrar->remove_notify(q, at(*m_registered_base, q), NOTIFY_LEN);
+    if (want != m_registered_base) {
+        if (m_registered_base) {
+            for (uint16_t q = 0; q < m_num_queues; ++q)
+                m_registrar->remove_notify(q, modern_notify_at(*m_registered_base, q), NOTIFY_LEN, NotifySpace::Memory);
+        }
+        m_registered_base = want;
+        if (want) {
+            for (uint16_t q = 0; q < m_num_queues; ++q)
+                m_registrar->add_notify(q, modern_notify_at(*want, q), NOTIFY_LEN, NotifySpace::Memory);
+        }
     }
-    m_registered_base = want;
-    if (want) {
-        for (uint16_t q = 0; q < m_num_queues; ++q)
-            m_registrar->add_notify(q, at(*want, q), NOTIFY_LEN);
+    if (want_io != m_registered_io_base) {
+        if (m_registered_io_base) {
+            for (uint16_t q = 0; q < m_num_queues; ++q)
+                m_registrar->remove_notify(q, *m_registered_io_base + VIRTIO_PCI_QUEUE_NOTIFY, NOTIFY_LEN, NotifySpace::Io);
+        }
+        m_registered_io_base = want_io;
+        if (want_io) {
+            for (uint16_t q = 0; q < m_num_queues; ++q)
+                m_registrar->add_notify(q, *want_io + VIRTIO_PCI_QUEUE_NOTIFY, NOTIFY_LEN, NotifySpace::Io);
+        }
     }
 }
 
@@ -717,12 +880,8 @@ void VirtioPciDevice::set_notify_registrar(std::shared_ptr<NotifyRegistrar> regi
 {
     {
         std::lock_guard lock(m_notify_lock);
-        if (m_registrar && m_registered_base) {
-            for (uint16_t q = 0; q < m_num_queues; ++q)
-                m_registrar->remove_notify(q, *m_registered_base + NOTIFY_CFG_OFFSET + uint64_t { q } * NOTIFY_OFF_MULTIPLIER, NOTIFY_LEN);
-        }
+        unregister_notifies_locked();
         m_registrar = std::move(registrar);
-        m_registered_base.reset();
     }
     update_notify_registration();
 }

@@ -46,13 +46,20 @@ struct FakeEntropy {
 
 class RecordingRegistrar final : public NotifyRegistrar {
 public:
-    void add_notify(uint16_t queue, uint64_t gpa, uint32_t len) override { events.push_back({ true, queue, gpa, len }); }
-    void remove_notify(uint16_t queue, uint64_t gpa, uint32_t len) override { events.push_back({ false, queue, gpa, len }); }
+    void add_notify(uint16_t queue, uint64_t addr, uint32_t len, NotifySpace space) override
+    {
+        events.push_back({ true, queue, addr, len, space });
+    }
+    void remove_notify(uint16_t queue, uint64_t addr, uint32_t len, NotifySpace space) override
+    {
+        events.push_back({ false, queue, addr, len, space });
+    }
     struct Event {
         bool add;
         uint16_t queue;
         uint64_t gpa;
         uint32_t len;
+        NotifySpace space { NotifySpace::Memory };
         bool operator==(Event const&) const = default;
     };
     std::vector<Event> events;
@@ -207,12 +214,17 @@ protected:
 
 TEST_F(VirtioPciTest, Identity)
 {
+    // Transitional by default (4.1.2.1): legacy device ID, revision 0, the device type as subsystem ID.
+    EXPECT_TRUE(m_dev->transitional());
     EXPECT_EQ(cfg_read(*m_dev, pci::PCI_VENDOR_ID, 2), 0x1af4u);
-    EXPECT_EQ(cfg_read(*m_dev, pci::PCI_DEVICE_ID, 2), 0x1044u); // 0x1040 + VIRTIO_ID_RNG
-    EXPECT_EQ(cfg_read(*m_dev, pci::PCI_REVISION_ID, 1), 1u);
+    EXPECT_EQ(cfg_read(*m_dev, pci::PCI_DEVICE_ID, 2), 0x1005u); // entropy source
+    EXPECT_EQ(cfg_read(*m_dev, pci::PCI_REVISION_ID, 1), 0u);
     EXPECT_EQ(cfg_read(*m_dev, pci::PCI_REVISION_ID, 4) >> 8, 0xff0000u);
     EXPECT_EQ(cfg_read(*m_dev, pci::PCI_SUBSYSTEM_VENDOR_ID, 2), 0x1af4u);
-    EXPECT_EQ(cfg_read(*m_dev, pci::PCI_SUBSYSTEM_ID, 2), 0x1100u);
+    EXPECT_EQ(cfg_read(*m_dev, pci::PCI_SUBSYSTEM_ID, 2), uint32_t { VIRTIO_ID_RNG });
+    EXPECT_EQ(m_dev->bar_kind(VirtioPciDevice::LEGACY_BAR), pci::BarKind::Io);
+    EXPECT_EQ(m_dev->bar_size(VirtioPciDevice::LEGACY_BAR), 0x20u);
+    EXPECT_EQ(cfg_read(*m_dev, pci::PCI_BASE_ADDRESS_0, 4), pci::PCI_BASE_ADDRESS_SPACE_IO);
     EXPECT_EQ(cfg_read(*m_dev, pci::PCI_INTERRUPT_PIN, 1), 1u);
     EXPECT_EQ(m_dev->bar_kind(BAR), pci::BarKind::Mem64);
     EXPECT_EQ(m_dev->bar_size(BAR), VirtioPciDevice::MODERN_BAR_SIZE);
@@ -574,7 +586,7 @@ TEST_F(VirtioPciTest, NotifyRegistrarFollowsTheBar)
     EXPECT_FALSE(m_dev->notify_address(0));
     cfg_write(*m_dev, pci::PCI_COMMAND, 2, pci::PCI_COMMAND_MEMORY);
     using E = RecordingRegistrar::Event;
-    ASSERT_EQ(reg->events.size(), 1u);
+    ASSERT_EQ(reg->events.size(), 1u); // I/O decoding is off: no legacy port
     EXPECT_EQ(reg->events[0], (E { true, 0, 0x1'e000'3000ull, 2 }));
     EXPECT_EQ(m_dev->notify_address(0), 0x1'e000'3000ull);
     // BAR sizing takes it away; a new address puts it back.
