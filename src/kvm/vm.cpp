@@ -120,25 +120,28 @@ Result<std::unique_ptr<Vcpu>> Vm::create_vcpu(uint32_t id)
     return Vcpu::create(*this, id, UniqueFd(fd), size);
 }
 
-Result<void> Vm::add_ioeventfd(int fd, uint64_t addr, uint32_t len, bool pio)
+Result<void> Vm::add_ioeventfd(int fd, uint64_t addr, uint32_t len, bool pio, std::optional<uint64_t> datamatch)
 {
     kvm_ioeventfd io {};
     io.addr = addr;
     io.len = len;
     io.fd = fd;
-    io.flags = pio ? KVM_IOEVENTFD_FLAG_PIO : 0;
+    io.flags = (pio ? KVM_IOEVENTFD_FLAG_PIO : 0) | (datamatch ? KVM_IOEVENTFD_FLAG_DATAMATCH : 0);
+    io.datamatch = datamatch.value_or(0);
     if (::ioctl(m_fd.get(), KVM_IOEVENTFD, &io) < 0)
         return Error::from_errno(ErrorKind::Kvm, "KVM_IOEVENTFD");
     return ok();
 }
 
-Result<void> Vm::remove_ioeventfd(int fd, uint64_t addr, uint32_t len, bool pio)
+Result<void> Vm::remove_ioeventfd(int fd, uint64_t addr, uint32_t len, bool pio, std::optional<uint64_t> datamatch)
 {
     kvm_ioeventfd io {};
     io.addr = addr;
     io.len = len;
     io.fd = fd;
-    io.flags = KVM_IOEVENTFD_FLAG_DEASSIGN | (pio ? KVM_IOEVENTFD_FLAG_PIO : 0);
+    io.flags = KVM_IOEVENTFD_FLAG_DEASSIGN | (pio ? KVM_IOEVENTFD_FLAG_PIO : 0)
+        | (datamatch ? KVM_IOEVENTFD_FLAG_DATAMATCH : 0);
+    io.datamatch = datamatch.value_or(0);
     if (::ioctl(m_fd.get(), KVM_IOEVENTFD, &io) < 0)
         return Error::from_errno(ErrorKind::Kvm, "KVM_IOEVENTFD (deassign)");
     return ok();

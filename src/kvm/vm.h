@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <span>
 #include <vector>
 
@@ -50,9 +51,12 @@ public:
 
     /// Registers an eventfd that KVM signals on a guest write to [addr, addr+len) (KVM_IOEVENTFD); the write
     /// completes in the kernel without an exit to hako.
-    [[nodiscard]] Result<void> add_ioeventfd(int fd, uint64_t addr, uint32_t len, bool pio);
+    /// With `datamatch`, only writes of that value signal (several queues sharing one notify port).
+    [[nodiscard]] Result<void> add_ioeventfd(int fd, uint64_t addr, uint32_t len, bool pio,
+                                             std::optional<uint64_t> datamatch = std::nullopt);
     /// Undoes add_ioeventfd() with the same arguments.
-    [[nodiscard]] Result<void> remove_ioeventfd(int fd, uint64_t addr, uint32_t len, bool pio);
+    [[nodiscard]] Result<void> remove_ioeventfd(int fd, uint64_t addr, uint32_t len, bool pio,
+                                                std::optional<uint64_t> datamatch = std::nullopt);
     /// Registers an eventfd that raises gsi when signalled (KVM_IRQFD).
     [[nodiscard]] Result<void> add_irqfd(int fd, uint32_t gsi);
     /// Undoes add_irqfd().

@@ -5,28 +5,44 @@
 
 #include "base/log.h"
 
+using hako::devices::virtio::NotifySpace;
+
 namespace hako::vmm {
 
 KvmNotifier::~KvmNotifier()
 {
     std::lock_guard lock(m_lock);
     for (auto const& [key, fd] : m_fds) {
-        auto const& [queue, gpa, len] = key;
-        (void)m_vm.remove_ioeventfd(fd->fd(), gpa, len, false);
+        auto const& [queue, addr, len, space] = key;
+        (void)unregister_fd(fd->fd(), queue, addr, len, space);
     }
 }
 
-void KvmNotifier::add_notify(uint16_t queue, uint64_t gpa, uint32_t len)
+Result<void> KvmNotifier::register_fd(int fd, uint16_t queue, uint64_t addr, uint32_t len, NotifySpace space)
+{
+    if (space == NotifySpace::Io)
+        return m_vm.add_ioeventfd(fd, addr, len, true, queue);
+    return m_vm.add_ioeventfd(fd, addr, len, false);
+}
+
+Result<void> KvmNotifier::unregister_fd(int fd, uint16_t queue, uint64_t addr, uint32_t len, NotifySpace space)
+{
+    if (space == NotifySpace::Io)
+        return m_vm.remove_ioeventfd(fd, addr, len, true, queue);
+    return m_vm.remove_ioeventfd(fd, addr, len, false);
+}
+
+void KvmNotifier::add_notify(uint16_t queue, uint64_t addr, uint32_t len, NotifySpace space)
 {
     std::lock_guard lock(m_lock);
-    Key const key { queue, gpa, len };
+    Key const key { queue, addr, len, space };
     if (m_fds.contains(key))
         return;
     auto fd = EventFd::create(EFD_CLOEXEC | EFD_NONBLOCK);
-    Result<void> r = fd ? m_vm.add_ioeventfd(fd->fd(), gpa, len, false) : Result<void>(fd.error());
+    Result<void> r = fd ? register_fd(fd->fd(), queue, addr, len, space) : Result<void>(fd.error());
     if (!r) {
         ++m_failures;
-        HAKO_WARN_RATELIMITED("queue {} notify at {:#x}: no ioeventfd ({}); notifications exit to hako", queue, gpa,
+        HAKO_WARN_RATELIMITED("queue {} notify at {:#x}: no ioeventfd ({}); notifications exit to hako", queue, addr,
             r.error().message());
         return;
     }
@@ -44,16 +60,16 @@ void KvmNotifier::add_notify(uint16_t queue, uint64_t gpa, uint32_t len)
     });
 }
 
-void KvmNotifier::remove_notify(uint16_t queue, uint64_t gpa, uint32_t len)
+void KvmNotifier::remove_notify(uint16_t queue, uint64_t addr, uint32_t len, NotifySpace space)
 {
     std::lock_guard lock(m_lock);
-    auto it = m_fds.find(Key { queue, gpa, len });
+    auto it = m_fds.find(Key { queue, addr, len, space });
     if (it == m_fds.end())
         return;
     auto shared = std::move(it->second);
     m_fds.erase(it);
-    if (auto r = m_vm.remove_ioeventfd(shared->fd(), gpa, len, false); !r)
-        HAKO_WARN_RATELIMITED("queue {} notify at {:#x}: {}", queue, gpa, r.error().message());
+    if (auto r = unregister_fd(shared->fd(), queue, addr, len, space); !r)
+        HAKO_WARN_RATELIMITED("queue {} notify at {:#x}: {}", queue, addr, r.error().message());
     // A notify that raced with the removal is served before the fd goes: the device checks its own state.
     m_loop.post([loop = &m_loop, shared] { loop->remove_fd(shared->fd()); });
 }

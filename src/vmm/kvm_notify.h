@@ -1,6 +1,8 @@
 // KvmNotifier: virtio queue notifications through KVM ioeventfds. When a virtio-pci transport tells it where a
-// queue's notify register is (NotifyRegistrar::add_notify), it registers an eventfd for that address with KVM, so
-// the guest's notify write completes inside the kernel with no exit to hako; the event loop wakes on the eventfd
+// queue's notify register is (NotifyRegistrar::add_notify: an MMIO address of the modern interface, one per queue, or
+// the legacy interface's I/O port, shared by all queues and told apart by the value written, so registered with
+// KVM's datamatch), it registers an eventfd for it with KVM, so the guest's notify write completes inside the kernel
+// with no exit to hako; the event loop wakes on the eventfd
 // and calls VirtioPciDevice::process_notify(queue). When the BAR moves, the old registrations are removed.
 //
 // If KVM refuses an ioeventfd, the notify register still works through the ordinary MMIO exit (the transport
@@ -32,15 +34,17 @@ public:
     }
     ~KvmNotifier() override;
 
-    void add_notify(uint16_t queue, uint64_t gpa, uint32_t len) override;
-    void remove_notify(uint16_t queue, uint64_t gpa, uint32_t len) override;
+    void add_notify(uint16_t queue, uint64_t addr, uint32_t len, devices::virtio::NotifySpace space) override;
+    void remove_notify(uint16_t queue, uint64_t addr, uint32_t len, devices::virtio::NotifySpace space) override;
 
     /// Registrations currently in KVM, and ioeventfds KVM refused.
     size_t registered() const;
     uint64_t failures() const;
 
 private:
-    using Key = std::tuple<uint16_t, uint64_t, uint32_t>;
+    Result<void> register_fd(int fd, uint16_t queue, uint64_t addr, uint32_t len, devices::virtio::NotifySpace space);
+    Result<void> unregister_fd(int fd, uint16_t queue, uint64_t addr, uint32_t len, devices::virtio::NotifySpace space);
+    using Key = std::tuple<uint16_t, uint64_t, uint32_t, devices::virtio::NotifySpace>;
 
     kvm::Vm& m_vm;
     EventLoop& m_loop;

@@ -6,6 +6,8 @@
  *             2048-2063 (header, two data buffers, status), FLUSH, reads both back and compares; GET_ID equals
  *             serial=; a read at the capacity fails with IOERR. The harness then checks the pattern in the host file.
  *             stop_after_flush=1: stop (interrupts off, halted) once the FLUSH completed, for the SIGKILL test.
+ *   legacy=1  through the transitional device's legacy I/O interface (BAR 0, queue by PFN, INTx), as SeaBIOS,
+ *             iPXE and pre-4.0 Linux drivers do.
  *   irq=msix  (default) MSI-X vector per queue to this CPU's LAPIC; irq=intx: INTx through the IOAPIC, the PCI
  *             Interrupt Line register (set by firmware or hako) saying which ISA IRQ, the ISR read in the handler.
  *
@@ -48,11 +50,14 @@ static struct {
 } PACKED s_hdr __attribute__((aligned(16)));
 static volatile uint8_t s_status;
 
+static bool s_legacy;
+
 static void queue_isr(struct int_frame* f)
 {
     (void)f;
     if (s_intx) {
-        uint8_t isr = virtio_read_isr(&s_dev); /* read clears and deasserts INTx */
+        /* Reading the ISR clears it and deasserts INTx (legacy: port BAR 0 + 0x13). */
+        uint8_t isr = s_legacy ? inb((uint16_t)(virtio_legacy_port(&s_dev) + 0x13)) : virtio_read_isr(&s_dev);
         if (isr & 1)
             s_isr_reads++;
     }
@@ -74,7 +79,8 @@ static void wait_used(uint32_t irqs_before, uint32_t* id, uint32_t* len)
         cpu_relax();
     }
     cli();
-    if (virtio_status(&s_dev) & VIRTIO_STATUS_NEEDS_RESET)
+    uint8_t status = s_legacy ? inb((uint16_t)(virtio_legacy_port(&s_dev) + 0x12)) : virtio_status(&s_dev);
+    if (status & VIRTIO_STATUS_NEEDS_RESET)
         fail(11, "device set NEEDS_RESET");
     if (!got)
         fail(6, "no used buffer (used idx %u, irqs %u)", s_q.used->idx, s_irqs);
@@ -116,6 +122,11 @@ static void start(uint16_t type, uint64_t wanted)
         fail(2, "device not found");
     uint64_t features;
     setup_interrupts();
+    if (s_legacy) {
+        if (!virtio_legacy_start(&s_dev, (uint32_t)wanted, &s_q, 0, 0))
+            fail(4, "legacy interface setup failed");
+        return;
+    }
     if (!virtio_negotiate(&s_dev, wanted, &features))
         fail(3, "feature negotiation failed");
     if (!virtq_setup(&s_dev, &s_q, 0, 16, 0, s_intx ? VIRTIO_MSI_NO_VECTOR : 1))
@@ -301,6 +312,11 @@ int guest_main(void)
     cmdline_get("dev", dev, sizeof(dev));
     if (cmdline_get("irq", irq, sizeof(irq)) && strcmp(irq, "intx") == 0)
         s_intx = true;
+    uint32_t legacy = 0;
+    if (cmdline_get_u32("legacy", &legacy) && legacy) {
+        s_legacy = true;
+        s_intx = true; /* this driver does the legacy interface without MSI-X */
+    }
     uint32_t reboot = 0;
     if (cmdline_get_u32("reboot", &reboot) && reboot)
         reboot_test(strcmp(dev, "blk") == 0 ? VIRTIO_ID_BLOCK : VIRTIO_ID_RNG);

@@ -346,6 +346,7 @@ struct virtq {
     volatile struct virtq_used* used;
     uint16_t avail_idx, last_used, next_desc;
     uintptr_t notify;
+    bool notify_is_port; /* legacy interface: notify is an I/O port */
 };
 struct virtio_dev {
     struct pci_dev pci;
@@ -402,6 +403,13 @@ void virtq_publish(struct virtq* q, uint16_t head);
 void virtq_set_no_interrupt(struct virtq* q, bool no_interrupt);
 /* Whether the device wants notifications (VIRTQ_USED_F_NO_NOTIFY clear); call after publishing, before kicking. */
 bool virtq_kick_needed(struct virtq* q);
+/* The legacy (virtio 0.9.5) interface of a transitional device, through its I/O BAR 0: what old drivers, SeaBIOS
+ * and iPXE use. virtio_legacy_start() resets, negotiates (a subset of the low 32 feature bits), sets up queue
+ * `index` at its fixed size in the library's ring memory `slot` (legacy layout: used ring on the next 4 KiB
+ * boundary), and sets DRIVER_OK. MSI-X must be off (device config then starts at 0x14). false if the device has no
+ * I/O BAR 0 or refuses. */
+bool virtio_legacy_start(struct virtio_dev* v, uint32_t wanted, struct virtq* q, uint16_t index, unsigned slot);
+uint16_t virtio_legacy_port(struct virtio_dev* v);
 /* MSI-X: programs table entry `entry` to deliver `vector` to this CPU's LAPIC, unmasked; enables MSI-X. */
 bool virtio_msix_setup(struct virtio_dev* v, unsigned entry, uint8_t vector);
 

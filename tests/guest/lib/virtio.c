@@ -25,6 +25,7 @@
 #define CAP_DEVICE 4
 
 static uint8_t s_rings[4][4096] __attribute__((aligned(4096)));
+static uint8_t s_legacy_ring[4 * 4096] __attribute__((aligned(4096))); /* up to 256 entries, legacy layout */
 
 static inline void w8(uintptr_t a, uint8_t v) { *(volatile uint8_t*)a = v; }
 static inline void w16(uintptr_t a, uint16_t v) { *(volatile uint16_t*)a = v; }
@@ -186,6 +187,7 @@ bool virtq_setup(struct virtio_dev* v, struct virtq* q, uint16_t index, uint16_t
     }
     uint16_t noff = r16(v->common + COMMON_Q_NOFF);
     q->notify = v->notify_base + (uintptr_t)noff * v->notify_mult;
+    q->notify_is_port = false;
     w16(v->common + COMMON_Q_ENABLE, 1);
     return r16(v->common + COMMON_Q_ENABLE) == 1;
 }
@@ -218,7 +220,68 @@ uint16_t virtq_add(struct virtq* q, const struct virtq_buf* bufs, unsigned n)
 void virtq_kick(struct virtq* q)
 {
     __asm__ volatile("mfence" ::: "memory");
-    w16(q->notify, q->index);
+    if (q->notify_is_port)
+        outw((uint16_t)q->notify, q->index);
+    else
+        w16(q->notify, q->index);
+}
+
+/* Legacy header registers (offsets in I/O BAR 0). */
+#define LEGACY_HOST_FEATURES 0x00
+#define LEGACY_GUEST_FEATURES 0x04
+#define LEGACY_QUEUE_PFN 0x08
+#define LEGACY_QUEUE_NUM 0x0c
+#define LEGACY_QUEUE_SEL 0x0e
+#define LEGACY_QUEUE_NOTIFY 0x10
+#define LEGACY_STATUS 0x12
+#define LEGACY_ISR 0x13
+
+uint16_t virtio_legacy_port(struct virtio_dev* v)
+{
+    bool io;
+    uint64_t base = pci_bar_address(&v->pci, 0, &io);
+    return io ? (uint16_t)base : 0;
+}
+
+bool virtio_legacy_start(struct virtio_dev* v, uint32_t wanted, struct virtq* q, uint16_t index, unsigned slot)
+{
+    (void)slot;
+    uint16_t port = virtio_legacy_port(v);
+    if (!port) {
+        printf("virtio: no legacy I/O BAR 0\n");
+        return false;
+    }
+    outb((uint16_t)(port + LEGACY_STATUS), 0);
+    outb((uint16_t)(port + LEGACY_STATUS), VIRTIO_STATUS_ACK);
+    outb((uint16_t)(port + LEGACY_STATUS), VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER);
+    uint32_t offered = inl((uint16_t)(port + LEGACY_HOST_FEATURES));
+    outl((uint16_t)(port + LEGACY_GUEST_FEATURES), offered & wanted);
+    outw((uint16_t)(port + LEGACY_QUEUE_SEL), index);
+    uint16_t size = inw((uint16_t)(port + LEGACY_QUEUE_NUM));
+    printf("virtio: legacy interface at port %x, features %x, queue %u has %u entries\n", port, offered, index, size);
+    if (size == 0 || size > 256 || (size & (size - 1)))
+        return false;
+    uint32_t avail_end = 16u * size + 6u + 2u * size;
+    uint32_t used_off = (avail_end + 4095u) & ~4095u;
+    if (used_off + 6u + 8u * size > sizeof(s_legacy_ring))
+        return false;
+    memset(s_legacy_ring, 0, sizeof(s_legacy_ring));
+    q->index = index;
+    q->size = size;
+    q->desc = (volatile struct virtq_desc*)s_legacy_ring;
+    q->avail = (volatile struct virtq_avail*)(s_legacy_ring + 16u * size);
+    q->used = (volatile struct virtq_used*)(s_legacy_ring + used_off);
+    q->avail_idx = q->last_used = q->next_desc = 0;
+    q->notify = (uintptr_t)(port + LEGACY_QUEUE_NOTIFY);
+    q->notify_is_port = true;
+    outl((uint16_t)(port + LEGACY_QUEUE_PFN), (uint32_t)(uintptr_t)s_legacy_ring >> 12);
+    outb((uint16_t)(port + LEGACY_STATUS), VIRTIO_STATUS_ACK | VIRTIO_STATUS_DRIVER | VIRTIO_STATUS_DRIVER_OK);
+    uint8_t status = inb((uint16_t)(port + LEGACY_STATUS));
+    if (status & (VIRTIO_STATUS_NEEDS_RESET | VIRTIO_STATUS_FAILED)) {
+        printf("virtio: legacy status %x after DRIVER_OK\n", status);
+        return false;
+    }
+    return true;
 }
 
 bool virtq_next_used(struct virtq* q, uint32_t* id, uint32_t* len)
