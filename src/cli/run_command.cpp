@@ -70,6 +70,8 @@ Result<vmm::VmConfig::DiskConfig> parse_disk(std::string const& spec)
             if (!ro)
                 return Error(ErrorKind::InvalidArgument, fmt::format("--disk '{}': readonly must be on or off", spec));
             disk.read_only = *ro;
+        } else if (key == "romfile") {
+            disk.romfile = value;
         } else if (key == "serial") {
             if (value.size() > 20)
                 return Error(ErrorKind::InvalidArgument,
@@ -77,7 +79,7 @@ Result<vmm::VmConfig::DiskConfig> parse_disk(std::string const& spec)
             disk.serial = value;
         } else {
             return Error(ErrorKind::InvalidArgument,
-                fmt::format("--disk '{}': unknown key '{}' (known: path, readonly, serial)", spec, key));
+                fmt::format("--disk '{}': unknown key '{}' (known: path, readonly, serial, romfile)", spec, key));
         }
     }
     if (disk.path.empty())
@@ -152,10 +154,19 @@ int run(RunOptions const& o)
         config.disks.push_back(std::move(*disk));
     }
     for (auto const& spec : o.devices) {
-        if (spec == "virtio-rng" || spec == "virtio-rng-pci")
-            config.virtio_rng = true;
-        else
+        // NAME[,romfile=FILE]
+        auto parts = parse_key_values(spec);
+        if (!parts || (*parts)[0].key != "")
+            return fail(USAGE, fmt::format("--device '{}': expected NAME[,romfile=FILE]", spec));
+        std::string const& name = (*parts)[0].value;
+        if (name != "virtio-rng" && name != "virtio-rng-pci")
             return fail(USAGE, fmt::format("--device '{}': unknown device (known: virtio-rng)", spec));
+        config.virtio_rng = true;
+        for (size_t i = 1; i < parts->size(); ++i) {
+            if ((*parts)[i].key != "romfile")
+                return fail(USAGE, fmt::format("--device '{}': unknown key '{}' (known: romfile)", spec, (*parts)[i].key));
+            config.virtio_rng_romfile = (*parts)[i].value;
+        }
     }
     if (!o.balloon.empty()) {
         auto parts = parse_key_values(o.balloon == "on" ? std::string("target_mib=0") : o.balloon);
@@ -212,8 +223,10 @@ std::function<int()> register_run_command(CLI::App& app)
     cmd->add_option("--firmware", o->firmware, "BIOS image (e.g. SeaBIOS bios.bin), run from the reset vector");
     cmd->add_option("--fw-cfg", o->fw_cfg, "Add a fw_cfg file for the firmware: name=NAME,file=PATH (repeatable)");
     cmd->add_option("--disk", o->disks,
-        "A virtio-blk disk: path=FILE[,readonly=on][,serial=S] (raw image, locked against other writers; repeatable)");
-    cmd->add_option("--device", o->devices, "Add a device: virtio-rng (entropy from the host's getrandom; repeatable)");
+        "A virtio-blk disk: path=FILE[,readonly=on][,serial=S][,romfile=ROM] (raw image, locked against other writers; "
+        "romfile: a PCI option ROM for the device; repeatable)");
+    cmd->add_option("--device", o->devices,
+        "Add a device: virtio-rng[,romfile=ROM] (entropy from the host's getrandom; romfile: a PCI option ROM)");
     cmd->add_option("--console", o->console,
         "Where terminal input goes: serial (COM1) or virtio (a virtio-console, e.g. Linux console=hvc0)")
         ->check(CLI::IsMember({ "serial", "virtio" }))

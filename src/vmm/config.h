@@ -30,9 +30,11 @@ struct VmConfig {
         std::string path;
         bool read_only { false };
         std::string serial;
+        std::string romfile; // PCI option ROM for the device ("" none)
     };
     std::vector<DiskConfig> disks;
     bool virtio_rng { false }; // --device virtio-rng
+    std::string virtio_rng_romfile; // its PCI option ROM ("" none)
     ConsoleKind console { ConsoleKind::Serial }; // --console
     /// --balloon: a virtio-balloon with this initial target, and how often its statistics are refreshed (0: only
     /// when the API asks).

@@ -156,6 +156,19 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     std::vector<std::pair<std::string, std::vector<uint8_t>>> fw_cfg_files;
     for (auto const& f : config.fw_cfg_files)
         fw_cfg_files.emplace_back(f.name, TRY(read_file(f.path, MAX_FIRMWARE_SIZE)));
+    // PCI option ROMs (romfile=): a PnP/PCI expansion ROM image starts with 0x55 0xAA.
+    auto load_option_rom = [](std::string const& path) -> Result<std::vector<uint8_t>> {
+        if (path.empty())
+            return std::vector<uint8_t> {};
+        auto rom = TRY(read_file(path, MAX_FIRMWARE_SIZE));
+        if (rom.size() < 3 || rom[0] != 0x55 || rom[1] != 0xaa)
+            return Error(ErrorKind::Format, fmt::format("{}: not a PCI option ROM (no 0x55 0xAA signature)", path));
+        return rom;
+    };
+    std::vector<std::vector<uint8_t>> disk_roms;
+    for (auto const& d : config.disks)
+        disk_roms.push_back(TRY(load_option_rom(d.romfile)));
+    auto rng_rom = TRY(load_option_rom(config.virtio_rng_romfile));
     // Disks are opened (and locked) now: an image in use or missing is reported before anything runs.
     std::vector<std::shared_ptr<block::DiskImage>> disks;
     for (auto const& d : config.disks)
@@ -247,8 +260,11 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     m->m_counters.emplace_back("msi", [msi] { return to_json(msi->stats()); });
     // Adds a virtio device; \return its transport, named `name` in the API's counters.
     auto add_virtio = [&](std::string const& name, std::shared_ptr<devices::virtio::VirtioDevice> device,
-                          std::function<nlohmann::json()> device_counters) -> Result<void> {
-        auto pci = TRY(devices::virtio::VirtioPciDevice::create(*m->m_memory, std::move(device), msi));
+                          std::function<nlohmann::json()> device_counters,
+                          std::vector<uint8_t> option_rom = {}) -> Result<void> {
+        devices::virtio::VirtioPciDevice::Options options;
+        options.option_rom = std::move(option_rom);
+        auto pci = TRY(devices::virtio::VirtioPciDevice::create(*m->m_memory, std::move(device), msi, options));
         uint8_t const slot = TRY(pci_root->add_device(pci));
         m->m_device_list.push_back({ { "name", name }, { "pci_slot", slot } });
         auto notifier = std::make_shared<KvmNotifier>(vm, *m->m_loop, pci);
@@ -268,14 +284,14 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
         options.read_only = config.disks[i].read_only;
         options.serial = config.disks[i].serial;
         auto blk = std::make_shared<devices::virtio::blk::VirtioBlk>(disks[i], options);
-        TRY(add_virtio(fmt::format("virtio-blk{}", i), blk, [blk] { return to_json(blk->stats()); }));
+        TRY(add_virtio(fmt::format("virtio-blk{}", i), blk, [blk] { return to_json(blk->stats()); }, std::move(disk_roms[i])));
     }
     if (config.virtio_rng) {
         auto rng = std::make_shared<devices::virtio::VirtioRng>([](std::span<uint8_t> out) -> size_t {
             ssize_t const n = ::getrandom(out.data(), out.size(), GRND_NONBLOCK);
             return n > 0 ? static_cast<size_t>(n) : 0;
         });
-        TRY(add_virtio("virtio-rng", rng, [rng] { return to_json(rng->stats()); }));
+        TRY(add_virtio("virtio-rng", rng, [rng] { return to_json(rng->stats()); }, std::move(rng_rom)));
     }
     std::shared_ptr<devices::virtio::VirtioConsole> vcon;
     if (config.console == ConsoleKind::Virtio) {

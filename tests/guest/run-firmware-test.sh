@@ -3,7 +3,8 @@
 # under hako or QEMU, and checks the exit status and that the serial console shows the expected lines.
 # usage: run-firmware-test.sh <hako|qemu> <bios image> <rom|-> <expected status> <expected text>...
 # Environment: HAKO (default build/hako), QEMU (default qemu-system-x86_64), LOG (where the serial log goes),
-#   DISK (a raw image attached as a virtio-blk disk; the ROM may then be "-" for none).
+#   DISK (a raw image attached as a virtio-blk disk; the ROM may then be "-" for none),
+#   EXTRA_ARGS (more VMM arguments, split at spaces).
 set -u
 vmm=$1 bios=$2 rom=$3 expected=$4
 shift 4
@@ -18,6 +19,11 @@ fi
 if [ -n "${DISK:-}" ]; then
   hako_extra+=(--disk "path=$DISK")
   qemu_extra+=(-drive "file=$DISK,if=none,id=disk0,format=raw" -device virtio-blk-pci,drive=disk0)
+fi
+if [ -n "${EXTRA_ARGS:-}" ]; then
+  read -r -a extra <<<"$EXTRA_ARGS"
+  hako_extra+=("${extra[@]}")
+  qemu_extra+=("${extra[@]}")
 fi
 case $vmm in
   hako) timeout 120 "${HAKO:-build/hako}" run --firmware "$bios" "${hako_extra[@]}" \

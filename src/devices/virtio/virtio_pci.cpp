@@ -138,6 +138,10 @@ Result<std::shared_ptr<VirtioPciDevice>> VirtioPciDevice::create(memory::GuestMe
         TRY(dev->add_bar(LEGACY_BAR, pci::BarKind::Io, legacy_bar_size(dev->m_config_size)));
     TRY(dev->add_bar(MSIX_BAR, pci::BarKind::Mem32, msix_bar_size));
     TRY(dev->add_bar(MODERN_BAR, pci::BarKind::Mem64, MODERN_BAR_SIZE, pci::Prefetchable::Yes));
+    if (!options.option_rom.empty()) {
+        TRY(dev->add_rom_bar(std::bit_ceil(std::max<uint64_t>(2048, options.option_rom.size()))));
+        dev->m_option_rom = options.option_rom;
+    }
 
     auto const bar = static_cast<uint8_t>(MODERN_BAR);
     TRY(dev->add_capability(PCI_CAP_ID_VNDR, cap_body(VIRTIO_PCI_CAP_COMMON_CFG, bar, COMMON_CFG_OFFSET, VIRTIO_PCI_COMMON_CFG_SIZE)));
@@ -276,6 +280,12 @@ void VirtioPciDevice::read_bar(int bar, uint64_t offset, std::span<uint8_t> data
     if (m_msix->bar_read(bar, offset, data))
         return;
     std::fill(data.begin(), data.end(), uint8_t { 0xff });
+    if (bar == pci::ROM_BAR) {
+        // The ROM image, all-ones past its end (the BAR is rounded up to a power of two).
+        for (size_t i = 0; i < data.size() && offset + i < m_option_rom.size(); ++i)
+            data[i] = m_option_rom[offset + i];
+        return;
+    }
     size_t const size = data.size();
     // Snapshots for the PCI cfg access capability pass through half-set-up windows: not the guest's fault.
     auto report_bad = [&](std::string_view what, uint64_t at, size_t n) {

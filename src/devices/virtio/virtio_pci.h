@@ -214,6 +214,8 @@ public:
         /// A transitional device (legacy I/O BAR 0 and IDs) as QEMU's default on a PCI bus. Ignored (modern-only)
         /// for device types with no transitional device ID.
         bool transitional { true };
+        /// An expansion ROM (PCI option ROM, e.g. iPXE's pxe-virtio.rom) shown through the ROM BAR; empty: none.
+        std::vector<uint8_t> option_rom;
     };
 
     /// A transport for `device` (1 to MAX_QUEUES queues, config_size() <= 4 KiB). `mem` must outlive it.
@@ -326,6 +328,7 @@ private:
     uint16_t const m_num_queues;
     uint32_t const m_config_size;
     std::unique_ptr<pci::MsixCapability> m_msix;
+    std::vector<uint8_t> m_option_rom; // set once in create()
     uint8_t m_pci_cfg_cap { 0 };
     Interrupt m_interrupt { *this };
 

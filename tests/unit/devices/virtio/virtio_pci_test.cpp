@@ -658,3 +658,27 @@ TEST_F(VirtioPciTest, CreateRejectsBadDevices)
     EXPECT_FALSE(VirtioPciDevice::create(m_mem, nullptr, m_sink));
     EXPECT_FALSE(VirtioPciDevice::create(m_mem, m_rng, nullptr));
 }
+
+TEST_F(VirtioPciTest, OptionRomThroughTheExpansionRomBar)
+{
+    EXPECT_EQ(m_dev->bar_kind(pci::ROM_BAR), pci::BarKind::Unused); // none by default
+    VirtioPciDevice::Options options;
+    options.option_rom = std::vector<uint8_t>(3000, 0xab);
+    options.option_rom[0] = 0x55;
+    options.option_rom[1] = 0xaa;
+    auto dev = VirtioPciDevice::create(m_mem, std::make_shared<VirtioRng>([](std::span<uint8_t>) { return size_t { 0 }; }),
+        m_sink, options).value();
+    EXPECT_EQ(dev->bar_kind(pci::ROM_BAR), pci::BarKind::Rom);
+    EXPECT_EQ(dev->bar_size(pci::ROM_BAR), 4096u); // 3000 bytes rounded up to a power of two
+    cfg_write(*dev, pci::PCI_ROM_ADDRESS, 4, 0xffffffff);
+    EXPECT_EQ(cfg_read(*dev, pci::PCI_ROM_ADDRESS, 4) & 0xfffff800u, 0xfffff000u);
+    uint8_t buf[4];
+    dev->bar_read(pci::ROM_BAR, 0, buf);
+    EXPECT_EQ(buf[0], 0x55);
+    EXPECT_EQ(buf[1], 0xaa);
+    EXPECT_EQ(buf[2], 0xab);
+    dev->bar_read(pci::ROM_BAR, 2998, buf); // the last two bytes, then past the image
+    EXPECT_EQ(buf[1], 0xab);
+    EXPECT_EQ(buf[2], 0xff);
+    EXPECT_EQ(buf[3], 0xff);
+}
