@@ -12,7 +12,9 @@
 // FALLOC_FL_PUNCH_HOLE or FALLOC_FL_ZERO_RANGE when the host supports them and otherwise writes zero buffers in
 // bounded chunks; afterwards the range always reads back as zeros.
 //
-// Deliberately not done: image formats (qcow2, vmdk), O_DIRECT, asynchronous I/O, resizing, and locking within
+// Asynchronous I/O is done by the owner through fd() and block::IoUring (io_uring.h), after the same checks.
+//
+// Deliberately not done: image formats (qcow2, vmdk), O_DIRECT, resizing, and locking within
 // one open description (a DiskImage may be used from several threads only for read/write/flush; its caller
 // serialises the rest).
 #pragma once
@@ -66,6 +68,9 @@ public:
     uint64_t size_bytes() const { return m_size; }
     /// Whole 512-byte sectors: a trailing partial sector is not addressable.
     uint64_t size_sectors() const { return m_size / SECTOR_SIZE; }
+    /// The open descriptor, for asynchronous I/O (block::IoUring) the caller has range-checked with in_range()
+    /// and, for writes, checked against read_only(). Owned by the DiskImage: never close it.
+    int fd() const { return m_fd.get(); }
     /// True if [offset, offset+len) lies inside the image (overflow-checked).
     bool in_range(uint64_t offset, uint64_t len) const;
 

@@ -1,6 +1,7 @@
 // build_machine(): the one place where a hako machine is put together. Every device in the machine is
 // created and wired here, in order; read this function to know what the guest sees.
 #include <fstream>
+#include <sys/epoll.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -283,7 +284,15 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
         devices::virtio::blk::BlkOptions options;
         options.read_only = config.disks[i].read_only;
         options.serial = config.disks[i].serial;
-        auto blk = std::make_shared<devices::virtio::blk::VirtioBlk>(disks[i], options);
+        // Requests go to the host through io_uring (synchronously, with one warning, where the kernel refuses it);
+        // completions arrive on the event loop, which holds the device weakly: it must go before guest memory.
+        auto blk = std::make_shared<devices::virtio::blk::VirtioBlk>(disks[i], options,
+            devices::virtio::blk::VirtioBlk::create_ring(disks[i]->path()));
+        if (blk->completion_fd() >= 0)
+            TRY(m->m_loop->add_fd(blk->completion_fd(), EPOLLIN, [weak = std::weak_ptr(blk)](uint32_t) {
+                if (auto b = weak.lock())
+                    b->handle_completions();
+            }));
         TRY(add_virtio(fmt::format("virtio-blk{}", i), blk, [blk] { return to_json(blk->stats()); }, std::move(disk_roms[i])));
     }
     if (config.virtio_rng) {

@@ -1,6 +1,8 @@
 #include "devices/virtio/blk/request.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <vector>
 
 #include "base/bytes.h"
@@ -87,8 +89,10 @@ std::vector<std::span<uint8_t>> data_spans(DescriptorChain const& chain, bool wr
     return out;
 }
 
-Outcome do_in(DescriptorChain const& chain, BlockRequest const& req, block::DiskImage& disk, BlkConfig const& config,
-    BlkStats& stats)
+/// What a type handler decided: finished (with an outcome) or I/O to do.
+using Step = std::variant<Outcome, IoPlan>;
+
+Step do_in(DescriptorChain const& chain, BlockRequest const& req, BlkConfig const& config, BlkStats& stats)
 {
     if (req.readable_data_len != 0)
         return fail(stats, req, RequestError::WrongDirection);
@@ -98,15 +102,10 @@ Outcome do_in(DescriptorChain const& chain, BlockRequest const& req, block::Disk
     auto offset = sector_range_offset(req.sector, len / VIRTIO_BLK_SECTOR_SIZE, config.capacity);
     if (!offset)
         return fail(stats, req, RequestError::OutOfRange);
-    auto spans = data_spans(chain, true, 0, len);
-    if (auto r = disk.read_vectored(*offset, spans); !r)
-        return host_fail(stats, req, r.error());
-    ++stats.reads;
-    stats.bytes_read += len;
-    return { VIRTIO_BLK_S_OK, len };
+    return IoPlan { req, IoOp::Read, *offset, len, data_spans(chain, true, 0, len) };
 }
 
-Outcome do_out(DescriptorChain const& chain, BlockRequest const& req, block::DiskImage& disk, BlkConfig const& config,
+Step do_out(DescriptorChain const& chain, BlockRequest const& req, block::DiskImage& disk, BlkConfig const& config,
     BlkStats& stats)
 {
     if (req.writable_data_len != 0)
@@ -119,25 +118,16 @@ Outcome do_out(DescriptorChain const& chain, BlockRequest const& req, block::Dis
     auto offset = sector_range_offset(req.sector, len / VIRTIO_BLK_SECTOR_SIZE, config.capacity);
     if (!offset)
         return fail(stats, req, RequestError::OutOfRange);
-    auto spans = data_spans(chain, false, VIRTIO_BLK_OUTHDR_SIZE, len);
-    std::vector<std::span<uint8_t const>> const_spans(spans.begin(), spans.end());
-    if (auto r = disk.write_vectored(*offset, const_spans); !r)
-        return host_fail(stats, req, r.error());
-    ++stats.writes;
-    stats.bytes_written += len;
-    return { VIRTIO_BLK_S_OK, 0 };
+    return IoPlan { req, IoOp::Write, *offset, len, data_spans(chain, false, VIRTIO_BLK_OUTHDR_SIZE, len) };
 }
 
-Outcome do_flush(BlockRequest const& req, block::DiskImage& disk, BlkConfig const& config, BlkStats& stats)
+Step do_flush(BlockRequest const& req, BlkConfig const& config, BlkStats& stats)
 {
     if (!config.flush)
         return fail(stats, req, RequestError::UnsupportedType, VIRTIO_BLK_S_UNSUPP);
     if (req.readable_data_len != 0 || req.writable_data_len != 0)
         return fail(stats, req, RequestError::WrongDirection);
-    if (auto r = disk.flush(); !r)
-        return host_fail(stats, req, r.error());
-    ++stats.flushes;
-    return { VIRTIO_BLK_S_OK, 0 };
+    return IoPlan { req, IoOp::Flush, 0, 0, {} };
 }
 
 Outcome do_get_id(DescriptorChain const& chain, BlockRequest const& req, BlkConfig const& config, BlkStats& stats)
@@ -235,42 +225,11 @@ std::variant<BlockRequest, RequestError> BlockRequest::parse(DescriptorChain con
     return req;
 }
 
-uint32_t process_request(DescriptorChain const& chain, block::DiskImage& disk, BlkConfig const& config, BlkStats& stats)
-{
-    auto parsed = BlockRequest::parse(chain);
-    Outcome outcome { VIRTIO_BLK_S_IOERR, 0 };
-    if (auto const* error = std::get_if<RequestError>(&parsed)) {
-        ++stats.errors[static_cast<size_t>(*error)];
-        HAKO_WARN_RATELIMITED("virtio-blk: malformed request (head {}): {}", chain.head(), to_string(*error));
-        if (*error == RequestError::NoStatusByte) {
-            ++stats.unanswerable;
-            return 0;
-        }
-    } else {
-        auto const& req = std::get<BlockRequest>(parsed);
-        switch (req.type) {
-        case VIRTIO_BLK_T_IN:
-            outcome = do_in(chain, req, disk, config, stats);
-            break;
-        case VIRTIO_BLK_T_OUT:
-            outcome = do_out(chain, req, disk, config, stats);
-            break;
-        case VIRTIO_BLK_T_FLUSH:
-            outcome = do_flush(req, disk, config, stats);
-            break;
-        case VIRTIO_BLK_T_GET_ID:
-            outcome = do_get_id(chain, req, config, stats);
-            break;
-        case VIRTIO_BLK_T_DISCARD:
-        case VIRTIO_BLK_T_WRITE_ZEROES:
-            outcome = do_discard_write_zeroes(chain, req, disk, config, stats);
-            break;
-        default:
-            outcome = fail(stats, req, RequestError::UnsupportedType, VIRTIO_BLK_S_UNSUPP);
-            break;
-        }
-    }
+namespace {
 
+/// Counts the outcome and writes the status byte (the last device-writable byte). \return the used length.
+uint32_t finish(DescriptorChain const& chain, Outcome outcome, BlkStats& stats)
+{
     switch (outcome.status) {
     case VIRTIO_BLK_S_OK:
         ++stats.status_ok;
@@ -286,6 +245,125 @@ uint32_t process_request(DescriptorChain const& chain, block::DiskImage& disk, B
     chain.write_to_chain(status, chain.writable_len() - 1);
     // The data bytes never include the status byte (it is outside writable_data_len), so this cannot overflow.
     return outcome.data_written + 1;
+}
+
+std::string_view op_name(IoOp op)
+{
+    switch (op) {
+    case IoOp::Read:
+        return "read";
+    case IoOp::Write:
+        return "write";
+    case IoOp::Flush:
+        return "flush";
+    }
+    return "?";
+}
+
+} // namespace
+
+std::variant<FinishedRequest, IoPlan> prepare_request(DescriptorChain const& chain, block::DiskImage& disk,
+    BlkConfig const& config, BlkStats& stats)
+{
+    auto parsed = BlockRequest::parse(chain);
+    if (auto const* error = std::get_if<RequestError>(&parsed)) {
+        ++stats.errors[static_cast<size_t>(*error)];
+        HAKO_WARN_RATELIMITED("virtio-blk: malformed request (head {}): {}", chain.head(), to_string(*error));
+        if (*error == RequestError::NoStatusByte) {
+            ++stats.unanswerable;
+            return FinishedRequest { 0 };
+        }
+        return FinishedRequest { finish(chain, { VIRTIO_BLK_S_IOERR, 0 }, stats) };
+    }
+    auto const& req = std::get<BlockRequest>(parsed);
+    Step step { Outcome { VIRTIO_BLK_S_IOERR, 0 } };
+    switch (req.type) {
+    case VIRTIO_BLK_T_IN:
+        step = do_in(chain, req, config, stats);
+        break;
+    case VIRTIO_BLK_T_OUT:
+        step = do_out(chain, req, disk, config, stats);
+        break;
+    case VIRTIO_BLK_T_FLUSH:
+        step = do_flush(req, config, stats);
+        break;
+    case VIRTIO_BLK_T_GET_ID:
+        step = do_get_id(chain, req, config, stats);
+        break;
+    case VIRTIO_BLK_T_DISCARD:
+    case VIRTIO_BLK_T_WRITE_ZEROES:
+        step = do_discard_write_zeroes(chain, req, disk, config, stats);
+        break;
+    default:
+        step = fail(stats, req, RequestError::UnsupportedType, VIRTIO_BLK_S_UNSUPP);
+        break;
+    }
+    if (auto* plan = std::get_if<IoPlan>(&step))
+        return std::move(*plan);
+    return FinishedRequest { finish(chain, std::get<Outcome>(step), stats) };
+}
+
+int64_t execute_plan(IoPlan const& plan, block::DiskImage& disk)
+{
+    Result<void> r;
+    switch (plan.op) {
+    case IoOp::Read:
+        r = disk.read_vectored(plan.offset, plan.buffers);
+        break;
+    case IoOp::Write: {
+        std::vector<std::span<uint8_t const>> const bufs(plan.buffers.begin(), plan.buffers.end());
+        r = disk.write_vectored(plan.offset, bufs);
+        break;
+    }
+    case IoOp::Flush:
+        r = disk.flush();
+        break;
+    }
+    if (!r) {
+        HAKO_WARN_RATELIMITED("virtio-blk: {}", r.error().message());
+        int const err = r.error().sys_errno();
+        return -int64_t { err > 0 ? err : EIO };
+    }
+    return plan.length;
+}
+
+uint32_t complete_request(DescriptorChain const& chain, IoPlan const& plan, int64_t result, BlkStats& stats)
+{
+    BlockRequest const& req = plan.request;
+    if (result != int64_t { plan.length }) {
+        ++stats.errors[static_cast<size_t>(RequestError::HostIo)];
+        if (result < 0)
+            HAKO_WARN_RATELIMITED("virtio-blk: request type {} sector {}: host {} of {} bytes at offset {} failed: {}",
+                req.type, req.sector, op_name(plan.op), plan.length, plan.offset,
+                std::strerror(static_cast<int>(-result)));
+        else
+            HAKO_WARN_RATELIMITED("virtio-blk: request type {} sector {}: host {} at offset {} moved {} of {} bytes",
+                req.type, req.sector, op_name(plan.op), plan.offset, result, plan.length);
+        return finish(chain, { VIRTIO_BLK_S_IOERR, 0 }, stats);
+    }
+    switch (plan.op) {
+    case IoOp::Read:
+        ++stats.reads;
+        stats.bytes_read += plan.length;
+        return finish(chain, { VIRTIO_BLK_S_OK, plan.length }, stats);
+    case IoOp::Write:
+        ++stats.writes;
+        stats.bytes_written += plan.length;
+        break;
+    case IoOp::Flush:
+        ++stats.flushes;
+        break;
+    }
+    return finish(chain, { VIRTIO_BLK_S_OK, 0 }, stats);
+}
+
+uint32_t process_request(DescriptorChain const& chain, block::DiskImage& disk, BlkConfig const& config, BlkStats& stats)
+{
+    auto prepared = prepare_request(chain, disk, config, stats);
+    if (auto const* done = std::get_if<FinishedRequest>(&prepared))
+        return done->used_len;
+    auto const& plan = std::get<IoPlan>(prepared);
+    return complete_request(chain, plan, execute_plan(plan, disk), stats);
 }
 
 } // namespace hako::devices::virtio::blk

@@ -4,7 +4,16 @@
 // the device-readable part, then the data (device-readable for OUT, DISCARD and WRITE_ZEROES; device-writable for
 // IN and GET_ID), then one status byte, the last byte of the device-writable part. The chain has already been
 // validated by Queue::pop() (every buffer inside guest memory, readable before writable); this file validates
-// what the bytes say and runs the request synchronously against a block::DiskImage.
+// what the bytes say and runs the request against a block::DiskImage.
+//
+// Two stages, so a device can run the disk I/O asynchronously (io_uring, see VirtioBlk): prepare_request() parses
+// and checks everything and either finishes the request on the spot (malformed requests, GET_ID, DISCARD and
+// WRITE_ZEROES, which are done synchronously) or returns an IoPlan for IN, OUT and FLUSH: the operation, the byte
+// offset in the image, and the data buffers as host spans straight into guest memory (the chain's segments, each
+// already checked by Queue::pop(); device-writable ones, which IN fills, always lie in RAM). Once the I/O is done,
+// complete_request() turns its result (bytes transferred or -errno, the io_uring convention) into the status byte
+// and the used length: a negative result or a short transfer is IOERR (counted as HostIo). process_request() is
+// both stages with the I/O run synchronously in between (execute_plan()), so both paths share every check.
 //
 // Covered: IN, OUT, FLUSH, GET_ID, DISCARD and WRITE_ZEROES (any number of segments up to the configured maximum,
 // each range-checked; flags other than UNMAP, and UNMAP on a DISCARD, give UNSUPP). Any other type gives UNSUPP.
@@ -13,15 +22,17 @@
 // disk; a request without a device-writable byte cannot be answered and is returned with used length 0. Every
 // outcome is counted in BlkStats and logged with a rate limit.
 //
-// Deliberately not done: asynchronous I/O (each request runs to completion in process_request), enforcing
+// Deliberately not done: asynchronous DISCARD/WRITE_ZEROES (rare, and fallocate has no vectored form), enforcing
 // seg_max/size_max on the chain (a longer chain costs nothing extra: the queue already bounds it), the legacy
 // VIRTIO_BLK_T_BARRIER/SCSI commands, GET_LIFETIME, SECURE_ERASE and zoned commands (all UNSUPP).
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <span>
 #include <string_view>
 #include <variant>
+#include <vector>
 
 #include "devices/virtio/blk/blk_config.h"
 #include "devices/virtio/queue.h"
@@ -81,7 +92,44 @@ struct BlockRequest {
     static std::variant<BlockRequest, RequestError> parse(DescriptorChain const& chain);
 };
 
-/// Parses and runs one request, and writes its status byte.
+/// The disk operation an IN, OUT or FLUSH request needs.
+enum class IoOp : uint8_t { Read, Write, Flush };
+
+/// A parsed and fully checked request whose only remaining work is the disk I/O.
+struct IoPlan {
+    BlockRequest request;
+    IoOp op { IoOp::Flush };
+    uint64_t offset { 0 }; // byte offset in the image (range-checked against the capacity)
+    uint32_t length { 0 }; // data bytes to transfer (0 for FLUSH)
+    /// The data segments, back to back, `length` bytes in all: guest memory the disk reads into (Read, always RAM)
+    /// or writes from (Write). Valid while the chain is outstanding (guest memory stays mapped).
+    std::vector<std::span<uint8_t>> buffers;
+};
+
+/// A request prepare_request() finished on the spot: its status byte is written (if it has one).
+struct FinishedRequest {
+    uint32_t used_len { 0 }; // for Queue::add_used()
+};
+
+/// Parses and checks one request. Finishes it at once if it is malformed or not an IN/OUT/FLUSH (DISCARD,
+/// WRITE_ZEROES and GET_ID run synchronously here); otherwise returns the I/O it needs, with nothing written yet.
+/// \param chain a chain popped from the request queue
+/// \param disk the image behind the device
+/// \param config the device's configuration (capacity, read-only, offered commands, limits, serial)
+/// \param stats counters to update
+std::variant<FinishedRequest, IoPlan> prepare_request(DescriptorChain const& chain, block::DiskImage& disk,
+    BlkConfig const& config, BlkStats& stats);
+
+/// Runs a plan's I/O synchronously on `disk`. \return bytes transferred (0 for FLUSH), or -errno.
+int64_t execute_plan(IoPlan const& plan, block::DiskImage& disk);
+
+/// Finishes a planned request once its I/O is done: writes the status byte into `chain` (OK if `result` is the
+/// plan's length, else IOERR) and updates `stats`.
+/// \param result bytes transferred, or -errno
+/// \return the used length for Queue::add_used(): data bytes read into the chain plus the status byte.
+uint32_t complete_request(DescriptorChain const& chain, IoPlan const& plan, int64_t result, BlkStats& stats);
+
+/// Parses and runs one request synchronously, and writes its status byte.
 /// \param chain a chain popped from the request queue
 /// \param disk the image behind the device
 /// \param config the device's configuration (capacity, read-only, offered commands, limits, serial)
