@@ -380,6 +380,11 @@ bool virtio_negotiate(struct virtio_dev* v, uint64_t wanted, uint64_t* features)
 /* Sets up queue `index` with `size` entries (<= VIRTQ_MAX) in the library's static ring memory (slot 0-3) and
  * MSI-X vector `vector` (VIRTIO_MSI_NO_VECTOR for none); false if the device refuses. */
 bool virtq_setup(struct virtio_dev* v, struct virtq* q, uint16_t index, uint16_t size, unsigned slot, uint16_t vector);
+/* The same in caller-provided ring memory (16-byte aligned, virtq_mem_size(size) bytes), for queues larger than
+ * VIRTQ_MAX: descriptor table, available ring, used ring, back to back. */
+bool virtq_setup_mem(struct virtio_dev* v, struct virtq* q, uint16_t index, uint16_t size, void* ring_mem,
+    uint16_t vector);
+size_t virtq_mem_size(uint16_t size);
 void virtio_driver_ok(struct virtio_dev* v);
 uint8_t virtio_status(struct virtio_dev* v);
 uint8_t virtio_read_isr(struct virtio_dev* v);
@@ -419,6 +424,12 @@ static inline uint16_t bswap16(uint16_t v) { return __builtin_bswap16(v); }
 
 /* ---- Network stack and NIC drivers ---- */
 #include "net.h"
+
+/* ---- 64-bit user mode (usermode.S) ---- */
+/* Identity-maps the first 4 GiB (2 MiB pages, user-accessible), switches to 64-bit long mode and enters `entry`
+ * at CPL3 with RSP = stack, RDI = arg, IOPL 3 and interrupts off (SYSEXIT with REX.W, which KVM's emulator does;
+ * IRETQ after #UD on AMD hardware). The 64-bit code must not return; it exits through isa-debug-exit itself. */
+NORETURN void enter_user64(uint32_t entry, uint32_t stack, uint32_t arg);
 
 /* The guest's entry point, called with interrupts off after the library is set up. */
 int guest_main(void);

@@ -153,9 +153,17 @@ bool virtio_negotiate(struct virtio_dev* v, uint64_t wanted, uint64_t* features)
     return true;
 }
 
-bool virtq_setup(struct virtio_dev* v, struct virtq* q, uint16_t index, uint16_t size, unsigned slot, uint16_t vector)
+size_t virtq_mem_size(uint16_t size)
 {
-    if (slot >= 4 || size > VIRTQ_MAX || size == 0 || (size & (size - 1)))
+    /* Descriptor table, then the available ring (flags, idx, ring, used_event), then the used ring 4-aligned. */
+    size_t used = (16u * size + 6u + 2u * size + 3u) & ~(size_t)3;
+    return used + 6u + 8u * size;
+}
+
+bool virtq_setup_mem(struct virtio_dev* v, struct virtq* q, uint16_t index, uint16_t size, void* ring_mem,
+    uint16_t vector)
+{
+    if (size == 0 || (size & (size - 1)) || ((uintptr_t)ring_mem & 15))
         return false;
     w16(v->common + COMMON_Q_SELECT, index);
     uint16_t max = r16(v->common + COMMON_Q_SIZE);
@@ -165,13 +173,13 @@ bool virtq_setup(struct virtio_dev* v, struct virtq* q, uint16_t index, uint16_t
     }
     if (size > max)
         size = max;
-    uint8_t* mem = s_rings[slot];
-    memset(mem, 0, 4096);
+    uint8_t* mem = ring_mem;
+    memset(mem, 0, virtq_mem_size(size));
     q->index = index;
     q->size = size;
     q->desc = (volatile struct virtq_desc*)mem;
-    q->avail = (volatile struct virtq_avail*)(mem + 1024);
-    q->used = (volatile struct virtq_used*)(mem + 2048);
+    q->avail = (volatile struct virtq_avail*)(mem + 16u * size);
+    q->used = (volatile struct virtq_used*)(mem + ((16u * size + 6u + 2u * size + 3u) & ~3u));
     q->avail_idx = q->last_used = q->next_desc = 0;
     w16(v->common + COMMON_Q_SIZE, size);
     w32(v->common + COMMON_Q_DESC, (uint32_t)(uintptr_t)q->desc);
@@ -190,6 +198,13 @@ bool virtq_setup(struct virtio_dev* v, struct virtq* q, uint16_t index, uint16_t
     q->notify_is_port = false;
     w16(v->common + COMMON_Q_ENABLE, 1);
     return r16(v->common + COMMON_Q_ENABLE) == 1;
+}
+
+bool virtq_setup(struct virtio_dev* v, struct virtq* q, uint16_t index, uint16_t size, unsigned slot, uint16_t vector)
+{
+    if (slot >= 4 || size > VIRTQ_MAX)
+        return false;
+    return virtq_setup_mem(v, q, index, size, s_rings[slot], vector);
 }
 
 void virtio_driver_ok(struct virtio_dev* v)

@@ -1,0 +1,46 @@
+/* blkbench: what the CPL0 setup (blkbench.c, 32-bit, the guest library) hands to the CPL3 benchmark loop
+ * (blkbench/user.c, 64-bit, built as a flat binary and copied to BB_USER_BASE). Both sides compile this header:
+ * fixed-width fields only, and fixed guest-physical addresses (identity-mapped by enter_user64).
+ */
+#ifndef HAKO_BLKBENCH_H
+#define HAKO_BLKBENCH_H
+
+#include <stdint.h>
+
+#define BB_USER_BASE 0x400000u      /* the 64-bit code and data, at most BB_USER_MAX bytes */
+#define BB_USER_MAX 0x100000u
+#define BB_USER_STACK_TOP 0x580000u /* 256 KiB of stack below */
+#define BB_PARAMS 0x580000u         /* struct bb_params */
+#define BB_RING 0x590000u           /* the virtqueue (descriptors, available ring, used ring) */
+#define BB_HDRS 0x5a0000u           /* one 16-byte virtio_blk_outhdr per slot */
+#define BB_STATUS 0x5a1000u         /* one status byte per slot, 16 bytes apart */
+#define BB_DATA 0x1000000u          /* one BB_MAX_BS data buffer per slot: 16 MiB .. 48 MiB */
+#define BB_MAX_BS 0x100000u
+#define BB_MAX_QD 32u
+#define BB_MIN_RAM (BB_DATA + BB_MAX_QD * BB_MAX_BS)
+
+#define BB_PM_TIMER_HZ 3579545u
+
+/* The image holds, at the start of every 4 KiB block at byte offset o, the little-endian u64 BB_PATTERN(o)
+ * (bench/virtio_blk.py writes it). With verify=1 the guest checks it in what it reads. */
+#define BB_PATTERN(o) ((uint64_t)(o) ^ 0x484b4f4200000000ull)
+
+/* Modes, in the order they run; the mask bit is 1 << index. */
+#define BB_MODE_COUNT 4
+
+struct bb_params {
+    uint64_t desc, avail, used; /* guest-physical addresses of the queue's parts */
+    uint64_t notify;            /* the queue's notify register (MMIO), written with queue_index */
+    uint64_t capacity;          /* in 512-byte sectors */
+    uint32_t queue_size;
+    uint32_t queue_index;
+    uint32_t pm_port;           /* ACPI PM timer I/O port */
+    uint32_t pm_mask;           /* 0xffffff (24-bit timer) or 0xffffffff (FADT TMR_VAL_EXT) */
+    uint32_t quick_requests;    /* 0: run each mode for duration_ms; else this many requests per mode */
+    uint32_t duration_ms;
+    uint32_t verify;            /* check BB_PATTERN in the data read */
+    uint32_t mode_mask;         /* which modes run */
+    uint64_t seed;              /* xorshift64 state, nonzero */
+};
+
+#endif
