@@ -836,4 +836,11 @@ TEST(AcpiPci, RoutingFormulaMatchesPiix3)
     for (uint8_t slot = 0; slot < 32; ++slot)
         for (uint8_t pin = 0; pin <= 5; ++pin)
             EXPECT_EQ(pc_intx_to_pirq(slot, pin), devices::pci::intx_to_pirq(slot, pin)) << int(slot) << " " << int(pin);
+    // The DSDT's P40C region (PCI_Config 0x60-0x63) and its bit tests (0x80 disabled, IRQ in 0x0F) are the PIIX3
+    // model's registers: acpi.cpp cannot include devices/, so pin them here.
+    using devices::pci::Piix3IsaBridge;
+    EXPECT_EQ(Piix3IsaBridge::PIRQRC, 0x60);
+    EXPECT_EQ(Piix3IsaBridge::PIRQRC_IRQROUTEN, 0x80);
+    EXPECT_EQ(Piix3IsaBridge::PIRQRC_IRQ_MASK, 0x0f);
+    EXPECT_EQ(devices::pci::NUM_PIRQS, 4u);
 }
