@@ -1,10 +1,12 @@
 #include "arch/x86/acpi.h"
 
 #include <cstring>
+#include <iterator>
 
 #include <fmt/format.h>
 
 #include "arch/x86/aml.h"
+#include "arch/x86/pci_irq.h"
 #include "base/bytes.h"
 #include "base/checked.h"
 
@@ -180,13 +182,170 @@ void put_gas(uint8_t* p, uint8_t space, uint8_t bit_width, uint8_t access_size, 
     put_le64(p + 4, address);
 }
 
-Result<Bytes> build_dsdt_aml()
+constexpr uint64_t MIB = 1ull << 20;
+constexpr uint64_t ECAM_BYTES_PER_BUS = MIB;
+constexpr uint32_t ISA_BRIDGE_ADR = 0x00010000; // device 1, function 0
+constexpr unsigned PCI_FIRST_SLOT = 1;
+constexpr unsigned PCI_SLOTS = 32;
+constexpr uint8_t PIRQRC_OFFSET = 0x60;          // PIIX3 PIRQRC[A:D]
+constexpr uint8_t PIRQRC_DISABLED = 0x80;        // IRQROUTEN
+constexpr uint8_t PIRQRC_IRQ = 0x0f;
+constexpr uint8_t STA_PRESENT_DISABLED = 0x09;   // present, functioning, not enabled
+constexpr uint8_t STA_PRESENT_ENABLED = 0x0b;    // present, enabled, functioning
+constexpr char const* LINK_NAMES[] = { "LNKA", "LNKB", "LNKC", "LNKD" };
+constexpr char const* PIRQ_FIELDS[] = { "\\_SB.PCI0.ISA.PRQ0", "\\_SB.PCI0.ISA.PRQ1", "\\_SB.PCI0.ISA.PRQ2",
+    "\\_SB.PCI0.ISA.PRQ3" };
+static_assert(std::size(LINK_NAMES) == PCI_NUM_PIRQS && std::size(PIRQ_FIELDS) == PCI_NUM_PIRQS);
+
+Result<void> check_pci(PciAcpiConfig const& p)
+{
+    if (p.ecam_size == 0 || p.ecam_size % ECAM_BYTES_PER_BUS != 0 || p.ecam_size > 256 * ECAM_BYTES_PER_BUS
+        || p.ecam_base % ECAM_BYTES_PER_BUS != 0)
+        return Error(ErrorKind::InvalidArgument,
+            fmt::format("ACPI: bad PCI ECAM [{:#x}, +{:#x}): 1-256 buses of 1 MiB, 1 MiB aligned", p.ecam_base, p.ecam_size));
+    if (p.ecam_base > IOAPIC_BASE || p.ecam_size > IOAPIC_BASE - p.ecam_base)
+        return Error(ErrorKind::InvalidArgument, "ACPI: PCI ECAM must lie below the IOAPIC");
+    if (p.ram_low_end < HIGH_MEMORY_START || p.ram_low_end > p.ecam_base)
+        return Error(ErrorKind::InvalidArgument,
+            fmt::format("ACPI: low RAM end {:#x} must lie between 1 MiB and the ECAM base", p.ram_low_end));
+    if (p.mmio64_start < FOUR_GIB || p.mmio64_size == 0 || p.mmio64_size - 1 > ~uint64_t { 0 } - p.mmio64_start)
+        return Error(ErrorKind::InvalidArgument,
+            fmt::format("ACPI: bad 64-bit PCI window [{:#x}, +{:#x})", p.mmio64_start, p.mmio64_size));
+    return {};
+}
+
+/// Name(path, value) for a value that may have failed to build (keeps TRY un-nested).
+Result<Bytes> name_of(std::string_view path, Result<Bytes> const& value)
+{
+    if (!value)
+        return value.error();
+    return aml::name(path, *value);
+}
+
+/// \_SB.PCI0._CRS: what the root bridge decodes (producer windows) and the config ports it consumes.
+Result<Bytes> pci_root_resources(PciAcpiConfig const& p)
+{
+    using aml::MemoryCaching;
+    auto const last_bus = static_cast<uint16_t>(p.ecam_size / ECAM_BYTES_PER_BUS - 1);
+    uint64_t const ecam_end = p.ecam_base + p.ecam_size;
+    std::vector<Result<Bytes>> parts;
+    parts.push_back(aml::word_bus_number(0, last_bus));
+    parts.push_back(aml::io_port(0xcf8, 0xcf8, 1, 8)); // CONFIG_ADDRESS/CONFIG_DATA, consumed
+    parts.push_back(aml::word_io(0x0000, 0x0cf7));
+    parts.push_back(aml::word_io(0x0d00, 0xffff));
+    parts.push_back(aml::dword_memory(MemoryCaching::Cacheable, static_cast<uint32_t>(VGA_WINDOW_START),
+        static_cast<uint32_t>(VGA_WINDOW_START + VGA_WINDOW_SIZE - 1)));
+    if (p.ram_low_end < p.ecam_base)
+        parts.push_back(aml::dword_memory(MemoryCaching::NonCacheable, static_cast<uint32_t>(p.ram_low_end),
+            static_cast<uint32_t>(p.ecam_base - 1)));
+    if (ecam_end < IOAPIC_BASE)
+        parts.push_back(aml::dword_memory(MemoryCaching::NonCacheable, static_cast<uint32_t>(ecam_end),
+            static_cast<uint32_t>(IOAPIC_BASE - 1)));
+    parts.push_back(aml::qword_memory(MemoryCaching::Cacheable, p.mmio64_start, p.mmio64_start + p.mmio64_size - 1));
+    Bytes d;
+    for (auto& part : parts)
+        aml::append(d, TRY(std::move(part)));
+    return aml::resource_template(d);
+}
+
+/// \_SB.PCI0._PRT: Package{ Package{ (slot << 16) | 0xFFFF, pin (0 = INTA#), link, 0 }, ... }.
+Result<Bytes> pci_routing_table()
+{
+    std::vector<Bytes> entries;
+    for (unsigned slot = PCI_FIRST_SLOT; slot < PCI_SLOTS; ++slot) {
+        for (uint8_t pin = 0; pin < 4; ++pin) {
+            auto pirq = pc_intx_to_pirq(static_cast<uint8_t>(slot), static_cast<uint8_t>(pin + 1));
+            if (!pirq || *pirq >= PCI_NUM_PIRQS)
+                return Error(ErrorKind::InvalidArgument, "ACPI: no PIRQ for a PCI pin");
+            Bytes link = TRY(aml::name_string(LINK_NAMES[*pirq]));
+            entries.push_back(TRY(aml::package(
+                { aml::integer((uint64_t { slot } << 16) | 0xffff), aml::integer(pin), link, aml::integer(0) })));
+        }
+    }
+    return aml::package(entries);
+}
+
+/// \_SB.LNKx: a PCI interrupt link (PNP0C0F) backed by PIIX3's PIRQRC register `pirq`.
+Result<Bytes> pci_link(unsigned pirq)
+{
+    using namespace aml;
+    Bytes const field = TRY(name_string(PIRQ_FIELDS[pirq]));
+    Bytes const prr0 = TRY(name_string("PRR0"));
+    Bytes const prri = TRY(name_string("PRRI"));
+    Bytes const arg0 = TRY(arg(0));
+    Bytes const disabled_bit = and_op(field, integer(PIRQRC_DISABLED));
+    uint32_t const possible[] = { PCI_LINK_IRQS[0], PCI_LINK_IRQS[1], PCI_LINK_IRQS[2], PCI_LINK_IRQS[3] };
+    uint32_t const none[] = { 0 };
+    static_assert(std::size(possible) == std::size(PCI_LINK_IRQS));
+    Bytes const possible_irqs = TRY(interrupt(Trigger::Level, Polarity::ActiveHigh, Sharing::Shared, possible));
+    Bytes const no_irq = TRY(interrupt(Trigger::Level, Polarity::ActiveHigh, Sharing::Shared, none));
+
+    Bytes body;
+    append(body, TRY(name_of("_HID", eisa_id("PNP0C0F"))));
+    append(body, TRY(name("_UID", integer(pirq + 1))));
+    append(body, TRY(name_of("_PRS", resource_template(possible_irqs))));
+    // _STA: enabled unless IRQROUTEN (bit 7) is set.
+    Bytes sta = TRY(if_op(disabled_bit, return_value(integer(STA_PRESENT_DISABLED))));
+    append(sta, TRY(else_op(return_value(integer(STA_PRESENT_ENABLED)))));
+    append(body, TRY(method("_STA", 0, MethodSync::NotSerialized, sta)));
+    // _DIS: set IRQROUTEN.
+    append(body, TRY(method("_DIS", 0, MethodSync::NotSerialized, or_op(field, integer(PIRQRC_DISABLED), field))));
+    // _CRS: the routed IRQ, or 0 ("not configured") while routing is disabled. Serialized: it creates names.
+    Bytes crs = TRY(name_of("PRR0", resource_template(no_irq)));
+    append(crs, TRY(create_dword_field(prr0, integer(INTERRUPT_FIRST_IRQ_OFFSET), "PRRI")));
+    append(crs, TRY(if_op(lequal(disabled_bit, integer(0)), store(and_op(field, integer(PIRQRC_IRQ)), prri))));
+    append(crs, return_value(prr0));
+    append(body, TRY(method("_CRS", 0, MethodSync::Serialized, crs)));
+    // _SRS(resources): route to the IRQ in the descriptor, which also clears IRQROUTEN.
+    Bytes srs = TRY(create_dword_field(arg0, integer(INTERRUPT_FIRST_IRQ_OFFSET), "PRRI"));
+    append(srs, store(prri, field));
+    append(body, TRY(method("_SRS", 1, MethodSync::Serialized, srs)));
+    return device(LINK_NAMES[pirq], body);
+}
+
+Result<Bytes> pci_aml(PciAcpiConfig const& p)
+{
+    using namespace aml;
+    Bytes isa;
+    append(isa, TRY(name("_ADR", integer(ISA_BRIDGE_ADR))));
+    append(isa, TRY(operation_region("P40C", RegionSpace::PciConfig, PIRQRC_OFFSET, PCI_NUM_PIRQS)));
+    append(isa, TRY(field("P40C", FieldAccess::Byte, FieldUpdate::Preserve,
+        { { "PRQ0", 8 }, { "PRQ1", 8 }, { "PRQ2", 8 }, { "PRQ3", 8 } })));
+
+    // Motherboard resources: the ECAM range, so the OS trusts MCFG even without an e820 reservation.
+    Bytes res;
+    append(res, TRY(name_of("_HID", eisa_id("PNP0C02"))));
+    append(res, TRY(name("_UID", integer(1))));
+    append(res, TRY(name_of("_CRS", resource_template(memory32_fixed(true, static_cast<uint32_t>(p.ecam_base),
+        static_cast<uint32_t>(p.ecam_size))))));
+
+    Bytes pci0;
+    append(pci0, TRY(name_of("_HID", eisa_id("PNP0A03"))));
+    append(pci0, TRY(name("_ADR", integer(0))));
+    append(pci0, TRY(name("_UID", integer(0))));
+    append(pci0, TRY(name("_BBN", integer(0))));
+    append(pci0, TRY(name("_SEG", integer(0))));
+    append(pci0, TRY(name_of("_CRS", pci_root_resources(p))));
+    append(pci0, TRY(name_of("_PRT", pci_routing_table())));
+    append(pci0, TRY(device("ISA", isa)));
+    append(pci0, TRY(device("PDRC", res)));
+
+    Bytes sb = TRY(device("PCI0", pci0));
+    for (unsigned i = 0; i < PCI_NUM_PIRQS; ++i)
+        append(sb, TRY(pci_link(i)));
+    return sb;
+}
+
+Result<Bytes> build_dsdt_aml(AcpiConfig const& cfg)
 {
     Bytes body;
     // \_S5: SLP_TYPa, SLP_TYPb, reserved, reserved.
     auto s5 = TRY(aml::package({ aml::integer(SLP_TYP_S5), aml::integer(SLP_TYP_S5), aml::integer(0), aml::integer(0) }));
     aml::append(body, TRY(aml::name("_S5", s5)));
-    aml::append(body, TRY(aml::scope("\\_SB", {})));
+    Bytes sb;
+    if (cfg.pci)
+        sb = TRY(pci_aml(*cfg.pci));
+    aml::append(body, TRY(aml::scope("\\_SB", sb)));
     return body;
 }
 
@@ -198,6 +357,8 @@ Result<Tables> build_tables(AcpiConfig const& cfg)
         return Error(ErrorKind::InvalidArgument, fmt::format("ACPI: SCI IRQ {} is not an ISA IRQ", cfg.sci_irq));
     if (cfg.pm_base == 0 || cfg.pm_base > 0xffff - PM_BLOCK_SIZE)
         return Error(ErrorKind::InvalidArgument, fmt::format("ACPI: bad PM base {:#x}", cfg.pm_base));
+    if (cfg.pci)
+        TRY(check_pci(*cfg.pci));
 
     Tables t;
     TableWriter w(t);
@@ -211,7 +372,7 @@ Result<Tables> build_tables(AcpiConfig const& cfg)
 
     // DSDT.
     size_t dsdt = w.begin("DSDT", 2); // revision 2: 64-bit AML integers
-    w.bytes(TRY(build_dsdt_aml()));
+    w.bytes(TRY(build_dsdt_aml(cfg)));
     w.end();
 
     // FADT.
@@ -280,6 +441,13 @@ Result<Tables> build_tables(AcpiConfig const& cfg)
     };
     iso(0, 2, 0); // the PIT's IRQ0 is wired to IOAPIC pin 2 on every PC
     iso(cfg.sci_irq, cfg.sci_irq, MPS_INTI_POLARITY_HIGH | MPS_INTI_TRIGGER_LEVEL);
+    if (cfg.pci) {
+        // PCI links drive their ISA IRQ level-triggered, active-high: say so for each IRQ they may use, so the OS
+        // does not program those IOAPIC pins edge-triggered as it would an ISA IRQ.
+        for (uint8_t irq : PCI_LINK_IRQS)
+            if (irq != cfg.sci_irq)
+                iso(irq, irq, MPS_INTI_POLARITY_HIGH | MPS_INTI_TRIGGER_LEVEL);
+    }
     w.u8(MADT_LOCAL_APIC_NMI);
     w.u8(6);
     w.u8(ALL_PROCESSORS);
@@ -287,8 +455,21 @@ Result<Tables> build_tables(AcpiConfig const& cfg)
     w.u8(1);  // LINT1
     w.end();
 
-    // RSDT and XSDT list FADT and MADT.
-    size_t const entries[] = { fadt, madt };
+    // MCFG (PCI Firmware Specification 3.0, 4.1.2): one allocation for segment 0, buses 0..n.
+    std::vector<size_t> entries { fadt, madt };
+    if (cfg.pci) {
+        size_t mcfg = w.begin("MCFG", 1);
+        w.put(0, 8); // reserved
+        w.put(cfg.pci->ecam_base, 8);
+        w.u16(0); // PCI segment group
+        w.u8(0);  // start bus
+        w.u8(static_cast<uint8_t>(cfg.pci->ecam_size / ECAM_BYTES_PER_BUS - 1));
+        w.u32(0); // reserved
+        w.end();
+        entries.push_back(mcfg);
+    }
+
+    // RSDT and XSDT list FADT, MADT and MCFG.
     t.rsdt = w.begin("RSDT", 1);
     for (size_t e : entries)
         w.pointer(e, 4);

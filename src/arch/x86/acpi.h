@@ -1,4 +1,4 @@
-// ACPI tables for a hako x86 machine (ACPI 6.0): RSDP, RSDT, XSDT, FADT, FACS, DSDT and MADT.
+// ACPI tables for a hako x86 machine (ACPI 6.0): RSDP, RSDT, XSDT, FADT, FACS, DSDT, MADT and (with PCI) MCFG.
 //
 // Two ways to hand them over:
 //  - direct boot: build_acpi_direct() lays out one blob (RSDP first, then the tables) with absolute physical
@@ -11,11 +11,20 @@
 //
 // The FADT describes the PIIX4-like PM block at pm_base (layout.h: PM1a event, PM1a control, PM timer, GPE0),
 // SCI on IRQ 9, ACPI always enabled (SMI_CMD = 0), the 0xCF9 reset register, a legacy PC (8042, ISA devices).
-// The DSDT holds \_S5 (soft-off) and an empty \_SB; devices are not described in AML yet (Linux probes the
-// legacy ones through IAPC_BOOT_ARCH). Not built: HPET, SRAT/NUMA, MCFG, SSDTs, CPU hotplug, x2APIC entries.
+// The DSDT holds \_S5 (soft-off) and \_SB. With `pci` set it describes the PCI host bridge \_SB.PCI0 (PNP0A03,
+// segment 0, bus 0): _CRS with the bus range, the 0xCF8 config ports, the I/O windows around them, the VGA window,
+// the two 32-bit MMIO windows around ECAM ([ram_low_end, ecam_base) and [ecam end, IOAPIC_BASE)) and the 64-bit
+// window; _PRT mapping every slot 1-31 pin to a PCI interrupt link \_SB.LNKA-LNKD by pc_intx_to_pirq()
+// (arch/x86/pci_irq.h); the PIIX3 at 00:01.0 as \_SB.PCI0.ISA with its PIRQRC[A:D] registers (config 0x60-0x63)
+// as fields PRQ0-PRQ3; the links (PNP0C0F) with _STA/_PRS/_CRS/_SRS/_DIS on those registers (IRQs 5, 9, 10, 11,
+// level, active-high, shared); a motherboard resource device (PNP0C02) reserving ECAM. It adds the MCFG table and
+// MADT interrupt source overrides making the link IRQs level/active-high (as QEMU's pc machine does).
+// Legacy ISA devices are not described in AML (Linux probes them through IAPC_BOOT_ARCH).
+// Not built: HPET, SRAT/NUMA, SSDTs, CPU or PCI hotplug, x2APIC entries.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <vector>
 
@@ -24,12 +33,31 @@
 
 namespace hako::arch::x86 {
 
+/// The PCI host bridge's address space as the machine lays it out (see layout.h).
+struct PciAcpiConfig {
+    uint64_t ram_low_end;                   // RamLayout::low_end: the first 32-bit window starts here
+    uint64_t mmio64_start;                  // pci_mmio64_start(ram): 64-bit window base (>= 4 GiB)
+    uint64_t mmio64_size = PCI_MMIO64_SIZE;
+    uint64_t ecam_base = PCI_ECAM_BASE;     // MCFG base; the 32-bit windows stop at it and resume after it
+    uint64_t ecam_size = PCI_ECAM_SIZE;     // 1 MiB per bus, 1-256 buses
+};
+
+/// The PCI description for a machine with this RAM layout, everything else from layout.h.
+constexpr PciAcpiConfig pci_acpi_config(RamLayout ram)
+{
+    return PciAcpiConfig { .ram_low_end = ram.low_end, .mmio64_start = pci_mmio64_start(ram) };
+}
+
 struct AcpiConfig {
     unsigned cpus;                    // 1..254: APIC IDs 0..cpus-1, the IOAPIC gets ID `cpus`
     uint16_t pm_base = PORT_ACPI_PM_BASE;
     uint8_t sci_irq = IRQ_SCI;
-    bool pci = false;                 // FIXME: describe a PCI host bridge when there is one.
+    std::optional<PciAcpiConfig> pci = std::nullopt; // the i440FX/PIIX3 PCI bus 0; nullopt: no PCI in the tables
 };
+
+/// The ISA IRQs the PCI interrupt links offer in _PRS (QEMU's pc machine offers the same).
+constexpr uint8_t PCI_LINK_IRQS[] = { 5, 9, 10, 11 };
+constexpr size_t MCFG_LENGTH = 60; // header, 8 reserved bytes, one 16-byte allocation entry
 
 constexpr unsigned ACPI_MAX_CPUS = 254;
 

@@ -1,6 +1,10 @@
 #include "devices/pci/piix3.h"
 
+#include "arch/x86/pci_irq.h"
+
 namespace hako::devices::pci {
+
+static_assert(NUM_PIRQS == arch::x86::PCI_NUM_PIRQS);
 
 namespace {
 constexpr uint32_t CLASS_ISA_BRIDGE = 0x060100;
@@ -20,10 +24,8 @@ PciIdentity piix3_identity()
 
 std::optional<unsigned> intx_to_pirq(uint8_t slot, uint8_t pin)
 {
-    if (pin < 1 || pin > 4)
-        return std::nullopt;
-    // Slot 1's INTA# is PIRQA; every further slot rotates by one (QEMU pc_pci_slot_get_pirq, SeaBIOS).
-    return (static_cast<unsigned>(slot) + 3u + (pin - 1u)) & 3u;
+    // The board wiring lives in arch/x86 so the ACPI _PRT uses the same formula.
+    return arch::x86::pc_intx_to_pirq(slot, pin);
 }
 
 Piix3IsaBridge::Piix3IsaBridge() : PciDevice(piix3_identity())
