@@ -346,7 +346,7 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     fw_cfg->add_item(FW_CFG_MAX_CPUS, le_bytes(config.cpus, 2));
     auto const e820 = build_e820(ram);
     TRY(fw_cfg->add_file("etc/e820", e820_fw_cfg_blob(ram)));
-    AcpiConfig acpi_config { .cpus = config.cpus };
+    AcpiConfig acpi_config { .cpus = config.cpus, .pci = pci_acpi_config(ram) };
     auto acpi_fw = TRY(build_acpi_fw_cfg(acpi_config));
     TRY(fw_cfg->add_file("etc/acpi/rsdp", std::move(acpi_fw.rsdp)));
     TRY(fw_cfg->add_file("etc/acpi/tables", std::move(acpi_fw.tables)));
