@@ -1,11 +1,15 @@
 // VirtioNet driven through two Queues over a heap buffer, a recording VirtioInterrupt and a fake net::Backend
-// (the transport is covered by virtio_pci_test.cpp).
+// (the transport is covered by virtio_pci_test.cpp), and once end to end with the real SlirpBackend.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <numeric>
+#include <thread>
 #include <vector>
 
 #include "devices/virtio/net/virtio_net.h"
+#include "net/slirp_backend.h"
+#include "../../net/test_frames.h"
 
 using namespace hako;
 using namespace hako::devices::virtio;
@@ -425,4 +429,68 @@ TEST_F(VirtioNetTest, DestructionUnregistersTheReceiver)
     }
     backend->inject(make_frame(60, 1));
     EXPECT_EQ(backend->rx_stats().dropped_no_receiver, 1u);
+}
+
+// End to end through the real libslirp on its own thread: a DHCP DISCOVER sent through the transmit queue comes
+// back as an OFFER in a receive buffer. The wait is a liveness bound, not a timing assertion.
+TEST(VirtioNetSlirp, DhcpDiscoverThroughTheQueuesGetsAnOffer)
+{
+    std::vector<uint8_t> buf(RAM_SIZE, 0);
+    auto mem = std::move(GuestMemory::from_buffers({ { GuestAddr(0), std::span<uint8_t>(buf) } }).value());
+    std::vector<Queue> queues;
+    for (int i = 0; i < 2; ++i) {
+        queues.push_back(std::move(Queue::create(mem, VirtioNet::QUEUE_SIZE).value()));
+        Queue& q = queues.back();
+        ASSERT_TRUE(q.set_size(QSIZE));
+        q.set_desc_table(GuestAddr(DESC[i]));
+        q.set_avail_ring(GuestAddr(AVAIL[i]));
+        q.set_used_ring(GuestAddr(USED[i]));
+        q.set_ready(true);
+    }
+    auto backend = hako::net::SlirpBackend::create(hako::net::SlirpOptions {});
+    ASSERT_TRUE(backend) << backend.error().message();
+    std::shared_ptr<hako::net::Backend> shared = std::move(*backend);
+    VirtioNet dev(shared, hako::net::test::GUEST_MAC);
+    RecordingInterrupt irq;
+    ActivateContext ctx;
+    ctx.features = uint64_t { 1 } << VIRTIO_F_VERSION_1 | uint64_t { 1 } << VIRTIO_NET_F_MRG_RXBUF;
+    ctx.queues = queues;
+    ctx.interrupt = &irq;
+    ASSERT_TRUE(dev.activate(ctx));
+
+    // Four 1526-byte receive buffers, as Linux posts them.
+    for (uint16_t i = 0; i < 4; ++i) {
+        VirtqDesc d;
+        d.addr.set(DATA + 0x1000u * i);
+        d.len.set(1526);
+        d.flags.set(VIRTQ_DESC_F_WRITE);
+        ASSERT_TRUE(mem.write_obj(GuestAddr(DESC[RX_QUEUE] + 16u * i), d));
+        put_le16(&buf[AVAIL[RX_QUEUE] + virtq_avail_entry_offset(i)], i);
+    }
+    put_le16(&buf[AVAIL[RX_QUEUE] + VIRTQ_AVAIL_IDX_OFFSET], 4);
+    dev.queue_notify(RX_QUEUE);
+
+    auto frame = hako::net::test::dhcp_discover();
+    uint64_t const tx = DATA + 0x8000;
+    std::copy(frame.begin(), frame.end(), &buf[tx + VIRTIO_NET_HDR_LEN]);
+    VirtqDesc d;
+    d.addr.set(tx);
+    d.len.set(static_cast<uint32_t>(VIRTIO_NET_HDR_LEN + frame.size()));
+    ASSERT_TRUE(mem.write_obj(GuestAddr(DESC[TX_QUEUE]), d));
+    put_le16(&buf[AVAIL[TX_QUEUE] + virtq_avail_entry_offset(0)], 0);
+    put_le16(&buf[AVAIL[TX_QUEUE] + VIRTQ_AVAIL_IDX_OFFSET], 1);
+    dev.queue_notify(TX_QUEUE);
+    EXPECT_EQ(dev.stats().tx_frames, 1u);
+
+    // stats() takes the device lock, which orders the guest-memory writes made on "net-slirp" before our reads.
+    auto const deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (dev.stats().rx_frames == 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_GE(dev.stats().rx_frames, 1u) << "no frame from libslirp within the liveness bound";
+    std::vector<uint8_t> got(&buf[DATA + VIRTIO_NET_HDR_LEN], &buf[DATA + 1526]);
+    EXPECT_EQ(get_le16(&buf[DATA + VIRTIO_NET_HDR_NUM_BUFFERS_OFFSET]), 1u);
+    ASSERT_TRUE(hako::net::test::is_dhcp_reply(got));
+    size_t const ihl = (got[14] & 0xf) * 4u;
+    EXPECT_EQ(hako::net::test::get_be32(&got[14 + ihl + 8 + 16]), 0x0a00020fu); // yiaddr 10.0.2.15
+    EXPECT_FALSE(irq.used.empty());
 }
