@@ -11,11 +11,12 @@ allowed() {
     arch) echo "base memory arch" ;;
     bus) echo "base bus" ;;
     block) echo "base block" ;;
-    devices) echo "base memory bus arch block devices" ;;
+    net) echo "base memory net" ;;
+    devices) echo "base memory bus arch block net devices" ;;
     kvm) echo "base memory arch kvm" ;;
     api) echo "base api" ;;
-    vmm) echo "base memory arch bus block devices kvm api vmm" ;;
-    cli) echo "base memory arch bus block devices kvm api vmm cli" ;;
+    vmm) echo "base memory arch bus block net devices kvm api vmm" ;;
+    cli) echo "base memory arch bus block net devices kvm api vmm cli" ;;
   esac
 }
 for f in $(find src -name '*.h' -o -name '*.cpp'); do

@@ -9,6 +9,7 @@
 
 #include "base/checked.h"
 #include "base/key_value.h"
+#include "net/net_options.h"
 #include "base/log.h"
 #include "cli/commands.h"
 #include "base/size.h"
@@ -27,7 +28,7 @@ struct RunOptions {
     unsigned cpus { 1 };
     std::string memory { "256M" };
     std::string kernel, initrd, cmdline, firmware, debugcon, api_socket, on_reboot { "restart" };
-    std::vector<std::string> fw_cfg, disks, devices;
+    std::vector<std::string> fw_cfg, disks, devices, nets;
     std::string balloon;
     std::string console { "serial" };
     bool cmdline_given { false };
@@ -153,6 +154,12 @@ int run(RunOptions const& o)
             return fail(USAGE, disk.error().message());
         config.disks.push_back(std::move(*disk));
     }
+    for (auto const& spec : o.nets) {
+        auto n = net::parse_net_option(spec);
+        if (!n)
+            return fail(USAGE, n.error().message());
+        config.nets.push_back(std::move(*n));
+    }
     for (auto const& spec : o.devices) {
         // NAME[,romfile=FILE]
         auto parts = parse_key_values(spec);
@@ -225,6 +232,9 @@ std::function<int()> register_run_command(CLI::App& app)
     cmd->add_option("--disk", o->disks,
         "A virtio-blk disk: path=FILE[,readonly=on][,serial=S][,romfile=ROM] (raw image, locked against other writers; "
         "romfile: a PCI option ROM for the device; repeatable)");
+    cmd->add_option("--net", o->nets,
+        "A NIC: user[,hostfwd=tcp:127.0.0.1:HPORT-:GPORT][,tftp=DIR][,bootfile=NAME][,net=10.0.2.0/24][,mac=MAC]"
+        "[,model=virtio] (user networking through libslirp: DHCP, DNS, outgoing connections, forwards; repeatable)");
     cmd->add_option("--device", o->devices,
         "Add a device: virtio-rng[,romfile=ROM] (entropy from the host's getrandom; romfile: a PCI option ROM)");
     cmd->add_option("--console", o->console,

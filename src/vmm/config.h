@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "net/net_options.h"
+
 namespace hako::vmm {
 
 enum class OnReboot { Restart, Exit };
@@ -33,6 +35,7 @@ struct VmConfig {
         std::string romfile; // PCI option ROM for the device ("" none)
     };
     std::vector<DiskConfig> disks;
+    std::vector<net::NetOptions> nets; // --net, in order (NIC i gets MAC 52:54:00:12:34:56+i by default)
     bool virtio_rng { false }; // --device virtio-rng
     std::string virtio_rng_romfile; // its PCI option ROM ("" none)
     ConsoleKind console { ConsoleKind::Serial }; // --console

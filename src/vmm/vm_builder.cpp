@@ -33,6 +33,8 @@
 #include "devices/virtio/balloon/virtio_balloon.h"
 #include "devices/virtio/blk/virtio_blk.h"
 #include "devices/virtio/console/virtio_console.h"
+#include "devices/virtio/net/virtio_net.h"
+#include "net/slirp_backend.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtio_pci.h"
 #include "block/disk_image.h"
@@ -294,6 +296,28 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
                     b->handle_completions();
             }));
         TRY(add_virtio(fmt::format("virtio-blk{}", i), blk, [blk] { return to_json(blk->stats()); }, std::move(disk_roms[i])));
+    }
+    for (size_t i = 0; i < config.nets.size(); ++i) {
+        auto const& n = config.nets[i];
+        if (n.backend != net::BackendKind::User)
+            return Error(ErrorKind::Unsupported, fmt::format("--net tap={}: the tap backend is not implemented yet", n.tap_ifname));
+        if (n.model != net::NicModel::Virtio)
+            return Error(ErrorKind::Unsupported,
+                fmt::format("--net model={}: only model=virtio is implemented yet", net::to_string(n.model)));
+        std::shared_ptr<net::SlirpBackend> slirp = TRY(net::SlirpBackend::create(n.user));
+        auto nic = std::make_shared<devices::virtio::net::VirtioNet>(slirp, n.mac_or_default(static_cast<unsigned>(i)));
+        TRY(add_virtio(fmt::format("virtio-net{}", i), nic, [nic, slirp] {
+            auto const c = nic->stats();
+            auto const b = slirp->stats();
+            return nlohmann::json { { "tx_frames", c.tx_frames }, { "tx_bytes", c.tx_bytes },
+                { "tx_dropped_bad", c.tx_dropped_bad }, { "tx_bad_chains", c.tx_bad_chains }, { "rx_frames", c.rx_frames },
+                { "rx_bytes", c.rx_bytes }, { "rx_dropped_no_buffer", c.rx_dropped_no_buffer },
+                { "rx_dropped_too_big", c.rx_dropped_too_big }, { "rx_dropped_bad", c.rx_dropped_bad },
+                { "rx_dropped_inactive", c.rx_dropped_inactive }, { "rx_bad_chains", c.rx_bad_chains },
+                { "rx_merged_frames", c.rx_merged_frames }, { "queue_broken", c.queue_broken },
+                { "slirp", { { "tx_frames", b.tx_frames }, { "tx_dropped", b.tx_dropped }, { "rx_frames", b.rx_frames },
+                               { "guest_errors", b.guest_errors } } } };
+        }));
     }
     if (config.virtio_rng) {
         auto rng = std::make_shared<devices::virtio::VirtioRng>([](std::span<uint8_t> out) -> size_t {

@@ -1,0 +1,496 @@
+// VirtioNet driven through two Queues over a heap buffer, a recording VirtioInterrupt and a fake net::Backend
+// (the transport is covered by virtio_pci_test.cpp), and once end to end with the real SlirpBackend.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <numeric>
+#include <thread>
+#include <vector>
+
+#include "devices/virtio/net/virtio_net.h"
+#include "net/slirp_backend.h"
+#include "../../net/test_frames.h"
+
+using namespace hako;
+using namespace hako::devices::virtio;
+using namespace hako::devices::virtio::net;
+using memory::GuestAddr;
+using memory::GuestMemory;
+
+namespace {
+
+constexpr size_t RAM_SIZE = 0x60000;
+constexpr uint64_t DESC[2] = { 0x1000, 0x2000 };
+constexpr uint64_t AVAIL[2] = { 0x3000, 0x3800 };
+constexpr uint64_t USED[2] = { 0x4000, 0x5000 };
+constexpr uint64_t DATA = 0x10000;
+constexpr uint16_t QSIZE = 8;
+constexpr hako::net::MacAddress MAC { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+
+struct RecordingInterrupt final : VirtioInterrupt {
+    void signal_used_queue(uint16_t q) override { used.push_back(q); }
+    void signal_config_change() override { ++config; }
+    void signal_needs_reset() override { ++needs_reset; }
+    std::vector<uint16_t> used;
+    int config { 0 };
+    int needs_reset { 0 };
+};
+
+/// Records sent frames; delivers frames on the test thread (the "delivery thread" here).
+class FakeBackend final : public hako::net::Backend {
+public:
+    void send(std::span<uint8_t const> frame) override { sent.emplace_back(frame.begin(), frame.end()); }
+    void rx_buffers_available() override { ++retry_requests; }
+    void inject(std::span<uint8_t const> frame) { deliver(frame); }
+    void flush() { flush_pending(); }
+    std::vector<std::vector<uint8_t>> sent;
+    int retry_requests { 0 };
+};
+
+std::vector<uint8_t> make_frame(size_t len, uint8_t seed)
+{
+    std::vector<uint8_t> f(len);
+    for (size_t i = 0; i < len; ++i)
+        f[i] = static_cast<uint8_t>(seed + i * 7);
+    return f;
+}
+
+class VirtioNetTest : public ::testing::Test {
+protected:
+    VirtioNetTest()
+        : m_buf(RAM_SIZE, 0)
+        , m_mem(std::move(GuestMemory::from_buffers({ { GuestAddr(0), std::span<uint8_t>(m_buf) } }).value()))
+        , m_backend(std::make_shared<FakeBackend>())
+        , m_net(m_backend, MAC)
+    {
+        for (int i = 0; i < 2; ++i) {
+            m_queues.push_back(std::move(Queue::create(m_mem, VirtioNet::QUEUE_SIZE).value()));
+            Queue& q = m_queues.back();
+            EXPECT_TRUE(q.set_size(QSIZE));
+            q.set_desc_table(GuestAddr(DESC[i]));
+            q.set_avail_ring(GuestAddr(AVAIL[i]));
+            q.set_used_ring(GuestAddr(USED[i]));
+            EXPECT_TRUE(q.validate());
+            q.set_ready(true);
+        }
+    }
+
+    void activate(bool mergeable)
+    {
+        ActivateContext ctx;
+        ctx.features = uint64_t { 1 } << VIRTIO_F_VERSION_1 | uint64_t { 1 } << VIRTIO_NET_F_MAC;
+        if (mergeable)
+            ctx.features |= uint64_t { 1 } << VIRTIO_NET_F_MRG_RXBUF;
+        ctx.queues = m_queues;
+        ctx.interrupt = &m_irq;
+        ASSERT_TRUE(m_net.activate(ctx));
+    }
+    void set_desc(int q, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags, uint16_t next = 0)
+    {
+        VirtqDesc d;
+        d.addr.set(addr);
+        d.len.set(len);
+        d.flags.set(flags);
+        d.next.set(next);
+        ASSERT_TRUE(m_mem.write_obj(GuestAddr(DESC[q] + 16u * i), d));
+    }
+    void publish(int q, uint16_t head)
+    {
+        put_le16(&m_buf[AVAIL[q] + virtq_avail_entry_offset(m_avail_idx[q] % QSIZE)], head);
+        ++m_avail_idx[q];
+        put_le16(&m_buf[AVAIL[q] + VIRTQ_AVAIL_IDX_OFFSET], m_avail_idx[q]);
+    }
+    uint16_t used_idx(int q) const { return get_le16(&m_buf[USED[q] + VIRTQ_USED_IDX_OFFSET]); }
+    uint32_t used_id(int q, uint16_t i) const { return get_le32(&m_buf[USED[q] + virtq_used_elem_offset(i % QSIZE)]); }
+    uint32_t used_len(int q, uint16_t i) const
+    {
+        return get_le32(&m_buf[USED[q] + virtq_used_elem_offset(i % QSIZE) + 4]);
+    }
+    /// Puts `hdr` (12 bytes, zero) then `frame` at `addr`.
+    void put_tx(uint64_t addr, std::vector<uint8_t> const& frame)
+    {
+        std::fill(&m_buf[addr], &m_buf[addr + VIRTIO_NET_HDR_LEN], uint8_t { 0 });
+        std::copy(frame.begin(), frame.end(), &m_buf[addr + VIRTIO_NET_HDR_LEN]);
+    }
+    /// Posts `count` one-descriptor receive buffers of `len` bytes each, at DATA + 0x2000 * i.
+    void post_rx(uint16_t count, uint32_t len, uint16_t first_desc = 0)
+    {
+        for (uint16_t i = 0; i < count; ++i) {
+            uint16_t d = static_cast<uint16_t>(first_desc + i);
+            set_desc(RX_QUEUE, d, DATA + 0x2000u * d, len, VIRTQ_DESC_F_WRITE);
+            publish(RX_QUEUE, d);
+        }
+    }
+
+    std::vector<uint8_t> m_buf;
+    GuestMemory m_mem;
+    std::vector<Queue> m_queues;
+    RecordingInterrupt m_irq;
+    std::shared_ptr<FakeBackend> m_backend;
+    VirtioNet m_net;
+    uint16_t m_avail_idx[2] { 0, 0 };
+};
+
+} // namespace
+
+TEST_F(VirtioNetTest, IdentityAndConfigSpace)
+{
+    EXPECT_EQ(m_net.device_type(), VIRTIO_ID_NET);
+    EXPECT_EQ(m_net.num_queues(), 2);
+    uint64_t const f = m_net.device_features();
+    EXPECT_TRUE(f >> VIRTIO_NET_F_MAC & 1);
+    EXPECT_TRUE(f >> VIRTIO_NET_F_STATUS & 1);
+    EXPECT_TRUE(f >> VIRTIO_NET_F_MRG_RXBUF & 1);
+    EXPECT_FALSE(f >> VIRTIO_NET_F_CSUM & 1);
+    EXPECT_FALSE(f >> VIRTIO_NET_F_CTRL_VQ & 1);
+    ASSERT_EQ(m_net.config_size(), 10u);
+
+    std::array<uint8_t, 10> cfg {};
+    m_net.read_config(0, cfg);
+    EXPECT_TRUE(std::equal(MAC.begin(), MAC.end(), cfg.begin()));
+    EXPECT_EQ(get_le16(&cfg[6]), VIRTIO_NET_S_LINK_UP);
+    EXPECT_EQ(get_le16(&cfg[8]), 1u);
+    // Byte-wise and unaligned reads see the same bytes.
+    std::array<uint8_t, 2> two {};
+    m_net.read_config(5, two);
+    EXPECT_EQ(two[0], 0x56);
+    EXPECT_EQ(two[1], VIRTIO_NET_S_LINK_UP);
+
+    // Writes change nothing.
+    std::array<uint8_t, 6> junk { 1, 2, 3, 4, 5, 6 };
+    m_net.write_config(0, junk);
+    m_net.read_config(0, cfg);
+    EXPECT_TRUE(std::equal(MAC.begin(), MAC.end(), cfg.begin()));
+    EXPECT_EQ(m_net.stats().config_writes_ignored, 1u);
+}
+
+TEST_F(VirtioNetTest, TransmitsAFrameWithTheHeaderInItsOwnDescriptor)
+{
+    activate(false);
+    auto frame = make_frame(60, 1);
+    // Header alone in descriptor 0, the frame split over descriptors 1 and 2.
+    std::fill(&m_buf[DATA], &m_buf[DATA + 12], uint8_t { 0xee }); // header contents are ignored
+    std::copy(frame.begin(), frame.begin() + 20, &m_buf[DATA + 0x100]);
+    std::copy(frame.begin() + 20, frame.end(), &m_buf[DATA + 0x200]);
+    set_desc(TX_QUEUE, 0, DATA, 12, VIRTQ_DESC_F_NEXT, 1);
+    set_desc(TX_QUEUE, 1, DATA + 0x100, 20, VIRTQ_DESC_F_NEXT, 2);
+    set_desc(TX_QUEUE, 2, DATA + 0x200, 40, 0);
+    publish(TX_QUEUE, 0);
+    m_net.queue_notify(TX_QUEUE);
+
+    ASSERT_EQ(m_backend->sent.size(), 1u);
+    EXPECT_EQ(m_backend->sent[0], frame);
+    ASSERT_EQ(used_idx(TX_QUEUE), 1u);
+    EXPECT_EQ(used_id(TX_QUEUE, 0), 0u);
+    EXPECT_EQ(used_len(TX_QUEUE, 0), 0u);
+    EXPECT_EQ(m_irq.used, std::vector<uint16_t> { TX_QUEUE });
+    EXPECT_EQ(m_net.stats().tx_frames, 1u);
+    EXPECT_EQ(m_net.stats().tx_bytes, 60u);
+}
+
+TEST_F(VirtioNetTest, TransmitsFramesWhoseHeaderSharesADescriptor)
+{
+    activate(true);
+    auto a = make_frame(1514, 3);
+    auto b = make_frame(14, 9);
+    put_tx(DATA, a);
+    put_tx(DATA + 0x1000, b);
+    // Frame a: header and the first 100 bytes in one descriptor (the split falls inside the frame), then the rest.
+    set_desc(TX_QUEUE, 0, DATA, 112, VIRTQ_DESC_F_NEXT, 1);
+    set_desc(TX_QUEUE, 1, DATA + 112, 1514 - 100, 0);
+    set_desc(TX_QUEUE, 2, DATA + 0x1000, 12 + 14, 0);
+    publish(TX_QUEUE, 0);
+    publish(TX_QUEUE, 2);
+    m_net.queue_notify(TX_QUEUE);
+
+    ASSERT_EQ(m_backend->sent.size(), 2u);
+    EXPECT_EQ(m_backend->sent[0], a);
+    EXPECT_EQ(m_backend->sent[1], b);
+    EXPECT_EQ(used_idx(TX_QUEUE), 2u);
+    EXPECT_EQ(m_irq.used.size(), 1u); // one interrupt for the batch
+}
+
+TEST_F(VirtioNetTest, DropsUndersizedAndOversizedTransmitFrames)
+{
+    activate(false);
+    // 12 + 13 bytes: one byte short of an ethernet header.
+    set_desc(TX_QUEUE, 0, DATA, 12 + 13, 0);
+    // 12 + 65551 bytes: one byte over the limit, spread over two descriptors.
+    set_desc(TX_QUEUE, 1, DATA, 0x8000, VIRTQ_DESC_F_NEXT, 2);
+    set_desc(TX_QUEUE, 2, DATA + 0x8000, 12 + 65551 - 0x8000, 0);
+    // A header only.
+    set_desc(TX_QUEUE, 3, DATA, 12, 0);
+    publish(TX_QUEUE, 0);
+    publish(TX_QUEUE, 1);
+    publish(TX_QUEUE, 3);
+    m_net.queue_notify(TX_QUEUE);
+
+    EXPECT_TRUE(m_backend->sent.empty());
+    EXPECT_EQ(used_idx(TX_QUEUE), 3u); // every chain is still given back
+    EXPECT_EQ(m_net.stats().tx_dropped_bad, 3u);
+    EXPECT_EQ(m_net.stats().tx_frames, 0u);
+
+    // The largest allowed frame goes through.
+    set_desc(TX_QUEUE, 4, DATA, 0x8000, VIRTQ_DESC_F_NEXT, 5);
+    set_desc(TX_QUEUE, 5, DATA + 0x8000, 12 + 65550 - 0x8000, 0);
+    publish(TX_QUEUE, 4);
+    m_net.queue_notify(TX_QUEUE);
+    ASSERT_EQ(m_backend->sent.size(), 1u);
+    EXPECT_EQ(m_backend->sent[0].size(), 65550u);
+}
+
+TEST_F(VirtioNetTest, BadTransmitChainIsReturnedAndCounted)
+{
+    activate(false);
+    set_desc(TX_QUEUE, 0, RAM_SIZE - 4, 64, 0); // runs off the end of guest memory
+    publish(TX_QUEUE, 0);
+    m_net.queue_notify(TX_QUEUE);
+    EXPECT_TRUE(m_backend->sent.empty());
+    EXPECT_EQ(used_idx(TX_QUEUE), 1u);
+    EXPECT_EQ(used_len(TX_QUEUE, 0), 0u);
+    EXPECT_EQ(m_net.stats().tx_bad_chains, 1u);
+}
+
+TEST_F(VirtioNetTest, BrokenTransmitQueueAsksForReset)
+{
+    activate(false);
+    put_le16(&m_buf[AVAIL[TX_QUEUE] + VIRTQ_AVAIL_IDX_OFFSET], 200);
+    m_net.queue_notify(TX_QUEUE);
+    EXPECT_EQ(m_irq.needs_reset, 1);
+    EXPECT_EQ(m_net.stats().queue_broken, 1u);
+    EXPECT_TRUE(m_backend->sent.empty());
+}
+
+TEST_F(VirtioNetTest, ReceivesIntoASingleBuffer)
+{
+    activate(false);
+    post_rx(1, 1526);
+    auto frame = make_frame(98, 5);
+    m_backend->inject(frame);
+
+    ASSERT_EQ(used_idx(RX_QUEUE), 1u);
+    EXPECT_EQ(used_len(RX_QUEUE, 0), 12u + 98u);
+    uint8_t const* hdr = &m_buf[DATA];
+    for (int i = 0; i < 10; ++i)
+        EXPECT_EQ(hdr[i], 0) << i;
+    EXPECT_EQ(get_le16(hdr + 10), 1u); // num_buffers is 1 without MRG_RXBUF
+    EXPECT_TRUE(std::equal(frame.begin(), frame.end(), &m_buf[DATA + 12]));
+    EXPECT_EQ(m_irq.used, std::vector<uint16_t> { RX_QUEUE });
+    EXPECT_EQ(m_net.stats().rx_frames, 1u);
+    EXPECT_EQ(m_net.stats().rx_bytes, 98u);
+    EXPECT_EQ(m_backend->rx_stats().delivered, 1u);
+}
+
+TEST_F(VirtioNetTest, ReceiveChainMayBeSplitIntoHeaderAndData)
+{
+    activate(false);
+    set_desc(RX_QUEUE, 0, DATA, 12, VIRTQ_DESC_F_WRITE | VIRTQ_DESC_F_NEXT, 1);
+    set_desc(RX_QUEUE, 1, DATA + 0x1000, 1514, VIRTQ_DESC_F_WRITE);
+    publish(RX_QUEUE, 0);
+    auto frame = make_frame(200, 8);
+    m_backend->inject(frame);
+    ASSERT_EQ(used_idx(RX_QUEUE), 1u);
+    EXPECT_EQ(used_len(RX_QUEUE, 0), 212u);
+    EXPECT_EQ(get_le16(&m_buf[DATA + 10]), 1u);
+    EXPECT_TRUE(std::equal(frame.begin(), frame.end(), &m_buf[DATA + 0x1000]));
+}
+
+TEST_F(VirtioNetTest, ReceivesIntoMergedBuffers)
+{
+    activate(true);
+    post_rx(4, 1000);
+    auto frame = make_frame(2500, 11); // 2512 bytes with the header: three 1000-byte buffers
+    m_backend->inject(frame);
+
+    ASSERT_EQ(used_idx(RX_QUEUE), 3u);
+    EXPECT_EQ(used_id(RX_QUEUE, 0), 0u);
+    EXPECT_EQ(used_id(RX_QUEUE, 1), 1u);
+    EXPECT_EQ(used_id(RX_QUEUE, 2), 2u);
+    EXPECT_EQ(used_len(RX_QUEUE, 0), 1000u);
+    EXPECT_EQ(used_len(RX_QUEUE, 1), 1000u);
+    EXPECT_EQ(used_len(RX_QUEUE, 2), 512u);
+    EXPECT_EQ(get_le16(&m_buf[DATA + 10]), 3u); // num_buffers
+    // Reassemble what the guest sees.
+    std::vector<uint8_t> seen;
+    seen.insert(seen.end(), &m_buf[DATA + 12], &m_buf[DATA + 1000]);
+    seen.insert(seen.end(), &m_buf[DATA + 0x2000], &m_buf[DATA + 0x2000 + 1000]);
+    seen.insert(seen.end(), &m_buf[DATA + 0x4000], &m_buf[DATA + 0x4000 + 512]);
+    EXPECT_EQ(seen, frame);
+    EXPECT_EQ(m_net.stats().rx_merged_frames, 1u);
+
+    // The fourth buffer is still there for the next frame, with num_buffers 1.
+    auto small = make_frame(60, 2);
+    m_backend->inject(small);
+    ASSERT_EQ(used_idx(RX_QUEUE), 4u);
+    EXPECT_EQ(used_id(RX_QUEUE, 3), 3u);
+    EXPECT_EQ(get_le16(&m_buf[DATA + 0x6000 + 10]), 1u);
+    EXPECT_EQ(m_net.stats().rx_frames, 2u);
+}
+
+TEST_F(VirtioNetTest, NoReceiveBufferQueuesTheFrameUntilTheGuestPostsOne)
+{
+    activate(true);
+    auto frame = make_frame(80, 4);
+    m_backend->inject(frame);
+    EXPECT_EQ(used_idx(RX_QUEUE), 0u);
+    EXPECT_EQ(m_net.stats().rx_dropped_no_buffer, 1u);
+    EXPECT_EQ(m_backend->rx_stats().pending, 1u);
+
+    // Not enough room for a merged frame: the buffer is put back untouched.
+    post_rx(1, 50);
+    m_backend->flush();
+    EXPECT_EQ(used_idx(RX_QUEUE), 0u);
+    EXPECT_EQ(m_backend->rx_stats().pending, 1u);
+    EXPECT_EQ(m_net.stats().rx_dropped_no_buffer, 2u);
+
+    // The guest posts another buffer and kicks: the device asks the backend to retry, which delivers.
+    int const before = m_backend->retry_requests;
+    post_rx(1, 50, 1);
+    m_net.queue_notify(RX_QUEUE);
+    EXPECT_EQ(m_backend->retry_requests, before + 1);
+    m_backend->flush();
+    ASSERT_EQ(used_idx(RX_QUEUE), 2u);
+    EXPECT_EQ(used_len(RX_QUEUE, 0), 50u);
+    EXPECT_EQ(used_len(RX_QUEUE, 1), 42u);
+    EXPECT_EQ(get_le16(&m_buf[DATA + 10]), 2u);
+    EXPECT_EQ(m_backend->rx_stats().pending, 0u);
+    EXPECT_EQ(m_net.stats().rx_frames, 1u);
+
+    // No refusal since: another kick does not wake the backend.
+    m_net.queue_notify(RX_QUEUE);
+    EXPECT_EQ(m_backend->retry_requests, before + 1);
+}
+
+TEST_F(VirtioNetTest, TooSmallBufferWithoutMergeDropsTheFrameAndKeepsTheBuffer)
+{
+    activate(false);
+    post_rx(1, 100);
+    m_backend->inject(make_frame(200, 1));
+    EXPECT_EQ(used_idx(RX_QUEUE), 0u);
+    EXPECT_EQ(m_net.stats().rx_dropped_too_big, 1u);
+    EXPECT_EQ(m_backend->rx_stats().pending, 0u); // dropped, not retried
+    // The buffer is still available for a frame that fits.
+    m_backend->inject(make_frame(60, 1));
+    EXPECT_EQ(used_idx(RX_QUEUE), 1u);
+    EXPECT_EQ(used_len(RX_QUEUE, 0), 72u);
+}
+
+TEST_F(VirtioNetTest, ReceiveDropsBadFramesAndFramesWhileInactive)
+{
+    post_rx(2, 2000);
+    m_backend->inject(make_frame(60, 1)); // not active yet
+    EXPECT_EQ(m_net.stats().rx_dropped_inactive, 1u);
+    EXPECT_EQ(m_backend->rx_stats().pending, 0u);
+    activate(false);
+    m_backend->inject(make_frame(13, 1));
+    EXPECT_EQ(m_net.stats().rx_dropped_bad, 1u);
+    EXPECT_EQ(used_idx(RX_QUEUE), 0u);
+    EXPECT_TRUE(m_net.receive(make_frame(65551, 1)));
+    EXPECT_EQ(m_net.stats().rx_dropped_bad, 2u);
+    m_net.reset();
+    m_backend->inject(make_frame(60, 1));
+    EXPECT_EQ(m_net.stats().rx_dropped_inactive, 2u);
+    EXPECT_EQ(used_idx(RX_QUEUE), 0u);
+}
+
+TEST_F(VirtioNetTest, BadReceiveChainGivesBackTheChainsTakenForTheFrame)
+{
+    activate(true);
+    post_rx(1, 100);
+    set_desc(RX_QUEUE, 1, DATA + 0x2000, 100, 0); // device-readable: no room to write
+    publish(RX_QUEUE, 1);
+    m_backend->inject(make_frame(150, 1));
+    ASSERT_EQ(used_idx(RX_QUEUE), 2u);
+    EXPECT_EQ(used_len(RX_QUEUE, 0), 0u);
+    EXPECT_EQ(used_len(RX_QUEUE, 1), 0u);
+    EXPECT_EQ(m_net.stats().rx_bad_chains, 1u);
+    EXPECT_EQ(m_net.stats().rx_dropped_bad, 1u);
+    EXPECT_EQ(m_net.stats().rx_frames, 0u);
+}
+
+TEST_F(VirtioNetTest, TransmitWorkPerNotifyIsBounded)
+{
+    activate(false);
+    for (uint16_t i = 0; i < QSIZE; ++i) {
+        put_tx(DATA + 0x100u * i, make_frame(60, static_cast<uint8_t>(i)));
+        set_desc(TX_QUEUE, i, DATA + 0x100u * i, 72, 0);
+        publish(TX_QUEUE, i);
+    }
+    m_net.queue_notify(TX_QUEUE);
+    EXPECT_EQ(m_backend->sent.size(), QSIZE);
+    EXPECT_EQ(used_idx(TX_QUEUE), QSIZE);
+}
+
+TEST_F(VirtioNetTest, DestructionUnregistersTheReceiver)
+{
+    auto backend = std::make_shared<FakeBackend>();
+    {
+        VirtioNet other(backend, MAC);
+    }
+    backend->inject(make_frame(60, 1));
+    EXPECT_EQ(backend->rx_stats().dropped_no_receiver, 1u);
+}
+
+// End to end through the real libslirp on its own thread: a DHCP DISCOVER sent through the transmit queue comes
+// back as an OFFER in a receive buffer. The wait is a liveness bound, not a timing assertion.
+TEST(VirtioNetSlirp, DhcpDiscoverThroughTheQueuesGetsAnOffer)
+{
+    std::vector<uint8_t> buf(RAM_SIZE, 0);
+    auto mem = std::move(GuestMemory::from_buffers({ { GuestAddr(0), std::span<uint8_t>(buf) } }).value());
+    std::vector<Queue> queues;
+    for (int i = 0; i < 2; ++i) {
+        queues.push_back(std::move(Queue::create(mem, VirtioNet::QUEUE_SIZE).value()));
+        Queue& q = queues.back();
+        ASSERT_TRUE(q.set_size(QSIZE));
+        q.set_desc_table(GuestAddr(DESC[i]));
+        q.set_avail_ring(GuestAddr(AVAIL[i]));
+        q.set_used_ring(GuestAddr(USED[i]));
+        q.set_ready(true);
+    }
+    auto backend = hako::net::SlirpBackend::create(hako::net::SlirpOptions {});
+    ASSERT_TRUE(backend) << backend.error().message();
+    std::shared_ptr<hako::net::Backend> shared = std::move(*backend);
+    VirtioNet dev(shared, hako::net::test::GUEST_MAC);
+    RecordingInterrupt irq;
+    ActivateContext ctx;
+    ctx.features = uint64_t { 1 } << VIRTIO_F_VERSION_1 | uint64_t { 1 } << VIRTIO_NET_F_MRG_RXBUF;
+    ctx.queues = queues;
+    ctx.interrupt = &irq;
+    ASSERT_TRUE(dev.activate(ctx));
+
+    // Four 1526-byte receive buffers, as Linux posts them.
+    for (uint16_t i = 0; i < 4; ++i) {
+        VirtqDesc d;
+        d.addr.set(DATA + 0x1000u * i);
+        d.len.set(1526);
+        d.flags.set(VIRTQ_DESC_F_WRITE);
+        ASSERT_TRUE(mem.write_obj(GuestAddr(DESC[RX_QUEUE] + 16u * i), d));
+        put_le16(&buf[AVAIL[RX_QUEUE] + virtq_avail_entry_offset(i)], i);
+    }
+    put_le16(&buf[AVAIL[RX_QUEUE] + VIRTQ_AVAIL_IDX_OFFSET], 4);
+    dev.queue_notify(RX_QUEUE);
+
+    auto frame = hako::net::test::dhcp_discover();
+    uint64_t const tx = DATA + 0x8000;
+    std::copy(frame.begin(), frame.end(), &buf[tx + VIRTIO_NET_HDR_LEN]);
+    VirtqDesc d;
+    d.addr.set(tx);
+    d.len.set(static_cast<uint32_t>(VIRTIO_NET_HDR_LEN + frame.size()));
+    ASSERT_TRUE(mem.write_obj(GuestAddr(DESC[TX_QUEUE]), d));
+    put_le16(&buf[AVAIL[TX_QUEUE] + virtq_avail_entry_offset(0)], 0);
+    put_le16(&buf[AVAIL[TX_QUEUE] + VIRTQ_AVAIL_IDX_OFFSET], 1);
+    dev.queue_notify(TX_QUEUE);
+    EXPECT_EQ(dev.stats().tx_frames, 1u);
+
+    // stats() takes the device lock, which orders the guest-memory writes made on "net-slirp" before our reads.
+    auto const deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (dev.stats().rx_frames == 0 && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_GE(dev.stats().rx_frames, 1u) << "no frame from libslirp within the liveness bound";
+    std::vector<uint8_t> got(&buf[DATA + VIRTIO_NET_HDR_LEN], &buf[DATA + 1526]);
+    EXPECT_EQ(get_le16(&buf[DATA + VIRTIO_NET_HDR_NUM_BUFFERS_OFFSET]), 1u);
+    ASSERT_TRUE(hako::net::test::is_dhcp_reply(got));
+    size_t const ihl = (got[14] & 0xf) * 4u;
+    EXPECT_EQ(hako::net::test::get_be32(&got[14 + ihl + 8 + 16]), 0x0a00020fu); // yiaddr 10.0.2.15
+    EXPECT_FALSE(irq.used.empty());
+}
