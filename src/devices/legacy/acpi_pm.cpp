@@ -82,7 +82,7 @@ uint8_t AcpiPm::read_byte(uint64_t offset)
     if (offset >= PM1_CNT && offset < PM1_CNT + 2)
         return byte_of(static_cast<uint16_t>(m_pm1_cnt | SCI_EN), offset - PM1_CNT);
     if (offset >= PM_TMR && offset < PM_TMR + 4)
-        return static_cast<uint8_t>(timer_value() >> (8 * (offset - PM_TMR)));
+        return static_cast<uint8_t>(m_timer_sample >> (8 * (offset - PM_TMR)));
     if (offset >= GPE0_STS && offset < GPE0_STS + 2)
         return byte_of(m_gpe0_sts, offset - GPE0_STS);
     if (offset >= GPE0_EN && offset < GPE0_EN + 2)
@@ -127,6 +127,9 @@ void AcpiPm::read(uint64_t offset, std::span<uint8_t> data)
     }
     std::lock_guard lock(m_mutex);
     update_timer_status();
+    // One sample of the timer per access: a dword read must not combine bytes of different moments (a carry between
+    // them would make the timer jump by 2^24 ticks in the guest's eyes).
+    m_timer_sample = timer_value();
     for (size_t i = 0; i < data.size(); ++i)
         data[i] = read_byte(offset + i);
     update_sci();

@@ -60,6 +60,7 @@ private:
     static bool range_within_block(uint64_t offset, size_t size);
     uint32_t timer_value() const;
     uint8_t read_byte(uint64_t offset);
+    uint32_t m_timer_sample { 0 }; // PM_TMR as sampled at the start of the current read (guarded by m_mutex)
     void write_byte(uint64_t offset, uint8_t value, bool& sleep);
     void update_timer_status();
     void update_sci();

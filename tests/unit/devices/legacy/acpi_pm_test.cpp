@@ -150,3 +150,38 @@ TEST_F(AcpiPmTest, OutOfBlockAndUnknownAccesses)
     wr(0x40, 1, 0xff);
     EXPECT_TRUE(sys.events.empty());
 }
+
+// A dword read samples the timer once: the clock advancing between the bytes of one access (another thread, a slow
+// emulator) must not tear the value. Here the clock moves by 0x101 ticks on every sample, so bytes of different
+// samples combine into a value the timer never had.
+TEST(AcpiPmTimer, ADwordReadSamplesTheTimerOnce)
+{
+    struct NullIrq final : bus::IrqLine {
+        void set_level(bool) override { }
+    };
+    struct NullSystem final : bus::SystemControl {
+        void request(bus::SystemEvent, uint32_t) override { }
+    };
+    NullSystem sys;
+    uint32_t tick = 0x1fc;
+    bool first = true;
+    std::vector<uint32_t> sampled; // the timer values the device could legitimately return
+    auto ns_of = [](uint32_t ticks) { return (static_cast<int64_t>(ticks) * 1'000'000'000 + 3579544) / 3579545; };
+    auto ticks_of = [](int64_t ns) {
+        return static_cast<uint32_t>(((ns / 1'000'000'000) * 3579545 + (ns % 1'000'000'000) * 3579545 / 1'000'000'000) & 0xffffff);
+    };
+    AcpiPm pm(sys, std::make_shared<NullIrq>(), [&]() -> int64_t {
+        if (first) { // the device's time origin
+            first = false;
+            return 0;
+        }
+        int64_t const t = ns_of(tick);
+        sampled.push_back(ticks_of(t));
+        tick += 0x101;
+        return t;
+    });
+    uint8_t buf[4] {};
+    pm.read(arch::x86::PM_TMR_OFFSET, buf);
+    uint32_t const v = buf[0] | buf[1] << 8 | buf[2] << 16 | uint32_t { buf[3] } << 24;
+    EXPECT_NE(std::find(sampled.begin(), sampled.end(), v), sampled.end()) << "torn read: " << std::hex << v;
+}
