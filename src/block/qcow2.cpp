@@ -220,6 +220,54 @@ Result<std::unique_ptr<Qcow2Image>> Qcow2Image::open(std::string const& path, Re
     return img;
 }
 
+Result<void> Qcow2Image::create(std::string const& path, uint64_t size, uint32_t cluster_bits)
+{
+    if (cluster_bits < MIN_CLUSTER_BITS || cluster_bits > MAX_CLUSTER_BITS)
+        return Error(ErrorKind::InvalidArgument, fmt::format("qcow2 cluster_bits {} is outside 9..21", cluster_bits));
+    uint64_t const cs = 1ull << cluster_bits;
+    uint64_t const per_l1 = cs * (cs / 8);
+    if (size > MAX_HOST_OFFSET || size % 512 != 0)
+        return Error(ErrorKind::InvalidArgument, fmt::format("qcow2 size {} is not a multiple of 512 up to 64 PiB", size));
+    uint64_t const l1_entries = (size + per_l1 - 1) / per_l1;
+    uint64_t const l1_clusters = std::max<uint64_t>(1, (l1_entries * 8 + cs - 1) / cs);
+    uint64_t const refblock_entries = cs * 8 / 16;
+    uint64_t const clusters = 3 + l1_clusters; // header, refcount table, refcount block, L1
+    if (l1_entries * 8 > MAX_L1_BYTES || clusters > refblock_entries)
+        return Error(ErrorKind::InvalidArgument,
+            fmt::format("qcow2 size {} needs a larger cluster size than {}", size, cs));
+
+    std::vector<uint8_t> img(static_cast<size_t>(clusters * cs), 0);
+    put_be(img, H_MAGIC, 4, MAGIC);
+    put_be(img, H_VERSION, 4, 3);
+    put_be(img, H_CLUSTER_BITS, 4, cluster_bits);
+    put_be(img, H_SIZE, 8, size);
+    put_be(img, H_L1_SIZE, 4, l1_entries);
+    put_be(img, H_L1_TABLE_OFFSET, 8, 3 * cs);
+    put_be(img, H_REFCOUNT_TABLE_OFFSET, 8, cs);
+    put_be(img, H_REFCOUNT_TABLE_CLUSTERS, 4, 1);
+    put_be(img, H_REFCOUNT_ORDER, 4, 4);
+    put_be(img, H_HEADER_LENGTH, 4, V3_MIN_HEADER_LENGTH);
+    put_be(img, static_cast<size_t>(cs), 8, 2 * cs); // refcount table entry 0 -> the block in cluster 2
+    for (uint64_t i = 0; i < clusters; ++i)
+        put_be(img, static_cast<size_t>(2 * cs + 2 * i), 2, 1);
+
+    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+    if (!fd.valid())
+        return Error::from_errno(errno == EEXIST ? ErrorKind::Busy : ErrorKind::Io, fmt::format("Cannot create {}", path));
+    size_t done = 0;
+    while (done < img.size()) {
+        ssize_t n = ::pwrite(fd.get(), img.data() + done, img.size() - done, static_cast<off_t>(done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return Error::from_errno(ErrorKind::Io, fmt::format("Cannot write {}", path));
+        done += static_cast<size_t>(n);
+    }
+    if (::fsync(fd.get()) < 0)
+        return Error::from_errno(ErrorKind::Io, fmt::format("Cannot sync {}", path));
+    return ok();
+}
+
 Result<void> Qcow2Image::load(BackingChain& chain)
 {
     off_t end = ::lseek(m_fd.get(), 0, SEEK_END);

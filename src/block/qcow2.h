@@ -53,6 +53,11 @@ public:
     [[nodiscard]] static Result<std::unique_ptr<Qcow2Image>> open(
         std::string const& path, ReadOnly ro, BackingChain& chain);
 
+    /// Creates a new, empty version 3 image at `path` (which must not exist): `size` bytes of virtual disk,
+    /// clusters of 1 << cluster_bits bytes (9..21), 16-bit refcounts, no backing file. The file holds only the
+    /// header, the refcount table and one block, and the L1 table.
+    [[nodiscard]] static Result<void> create(std::string const& path, uint64_t size, uint32_t cluster_bits = 16);
+
     ~Qcow2Image() override;
 
     std::string const& path() const override { return m_path; }

@@ -591,3 +591,26 @@ TEST(Qcow2Test, WritesNeverGrowTheFileBeyondWhatTheyAllocate)
     EXPECT_LE(read_file(img).size(), align_up(before, 65536) + 2 * 65536);
     EXPECT_EQ(run("qemu-img check '" + img + "'"), 0);
 }
+
+TEST(Qcow2Test, CreatedImagesAreValidForQemu)
+{
+    REQUIRE_QEMU();
+    TempDir dir;
+    for (uint32_t bits : { 9u, 16u, 21u }) {
+        SCOPED_TRACE(bits);
+        std::string img = dir.file(fmt::format("new{}.qcow2", bits));
+        ASSERT_TRUE(Qcow2Image::create(img, 8 * 1024 * 1024, bits));
+        EXPECT_FALSE(Qcow2Image::create(img, 8 * 1024 * 1024, bits)); // never overwrites
+        EXPECT_EQ(run("qemu-img check '" + img + "'"), 0);
+        {
+            auto q = open_qcow2(img, ReadOnly::No);
+            ASSERT_TRUE(q);
+            EXPECT_EQ(q->size_bytes(), 8u * 1024 * 1024);
+            ASSERT_TRUE(write_bytes(*q, 12345, std::vector<uint8_t>(100000, 0x3c)));
+        }
+        EXPECT_EQ(run("qemu-img check '" + img + "'"), 0);
+        qemu_io(img, "read -P 0x3c 12345 100000");
+    }
+    EXPECT_FALSE(Qcow2Image::create(dir.file("bad.qcow2"), 1000, 16));
+    EXPECT_FALSE(Qcow2Image::create(dir.file("bad.qcow2"), 1 << 20, 30));
+}
