@@ -14,7 +14,7 @@
 //
 // Asynchronous I/O is done by the owner through fd() and block::IoUring (io_uring.h), after the same checks.
 //
-// Deliberately not done: image formats (qcow2, vmdk), O_DIRECT, resizing, and locking within
+// Deliberately not done: O_DIRECT, resizing, and locking within (other formats: qcow2.h, open_image() in image_format.h;
 // one open description (a DiskImage may be used from several threads only for read/write/flush; its caller
 // serialises the rest).
 #pragma once
@@ -27,32 +27,12 @@
 
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "block/block_device.h"
 
 namespace hako::block {
 
-/// How an image is opened.
-enum class ReadOnly { No, Yes };
-/// Whether write_zeroes() may deallocate the range (punch a hole) instead of writing zeros into it.
-enum class MayUnmap { No, Yes };
-
-/// What discard() did.
-enum class DiscardOutcome {
-    Punched, // the range was deallocated (it now reads as zeros)
-    Ignored, // the host cannot deallocate: nothing was done (allowed: discarded data is undefined)
-};
-
-/// How write_zeroes() zeroed the range.
-enum class ZeroOutcome {
-    Punched,   // FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
-    ZeroRange, // FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE
-    Written,   // zero buffers written with pwrite
-};
-
-class DiskImage final {
+class DiskImage final : public BlockDevice {
 public:
-    /// The sector size of the virtio-blk protocol (and of every offset the guest can name).
-    static constexpr uint64_t SECTOR_SIZE = 512;
-
     /// Opens and locks `path`. Fails with ErrorKind::Busy ("Disk image X is in use by another process") if another
     /// open description holds a conflicting lock, NotFound/Permission if it cannot be opened, Unsupported if it is
     /// neither a regular file nor a block device.
@@ -60,17 +40,18 @@ public:
 
     DiskImage(DiskImage const&) = delete;
     DiskImage& operator=(DiskImage const&) = delete;
-    ~DiskImage() = default;
+    ~DiskImage() override = default;
 
-    std::string const& path() const { return m_path; }
-    bool read_only() const { return m_read_only == ReadOnly::Yes; }
+    std::string const& path() const override { return m_path; }
+    bool read_only() const override { return m_read_only == ReadOnly::Yes; }
     /// Size in bytes, fixed at open.
-    uint64_t size_bytes() const { return m_size; }
+    uint64_t size_bytes() const override { return m_size; }
     /// Whole 512-byte sectors: a trailing partial sector is not addressable.
     uint64_t size_sectors() const { return m_size / SECTOR_SIZE; }
     /// The open descriptor, for asynchronous I/O (block::IoUring) the caller has range-checked with in_range()
     /// and, for writes, checked against read_only(). Owned by the DiskImage: never close it.
     int fd() const { return m_fd.get(); }
+    int direct_fd() const override { return m_fd.get(); }
     /// True if [offset, offset+len) lies inside the image (overflow-checked).
     bool in_range(uint64_t offset, uint64_t len) const;
 
@@ -79,15 +60,15 @@ public:
     /// Writes in.size() bytes at `offset`. Fails (writing nothing) if the range leaves the image or it is read-only.
     [[nodiscard]] Result<void> write_at(uint64_t offset, std::span<uint8_t const> in);
     /// Reads into several buffers, back to back from `offset` (preadv).
-    [[nodiscard]] Result<void> read_vectored(uint64_t offset, std::span<std::span<uint8_t> const> bufs);
+    [[nodiscard]] Result<void> read_vectored(uint64_t offset, std::span<std::span<uint8_t> const> bufs) override;
     /// Writes several buffers, back to back from `offset` (pwritev).
-    [[nodiscard]] Result<void> write_vectored(uint64_t offset, std::span<std::span<uint8_t const> const> bufs);
+    [[nodiscard]] Result<void> write_vectored(uint64_t offset, std::span<std::span<uint8_t const> const> bufs) override;
     /// fdatasync(): everything written so far reaches stable storage.
-    [[nodiscard]] Result<void> flush();
+    [[nodiscard]] Result<void> flush() override;
     /// Deallocates [offset, offset+len) if the host can; otherwise does nothing and says so.
-    [[nodiscard]] Result<DiscardOutcome> discard(uint64_t offset, uint64_t len);
+    [[nodiscard]] Result<DiscardOutcome> discard(uint64_t offset, uint64_t len) override;
     /// Makes [offset, offset+len) read as zeros; with MayUnmap::Yes it may punch a hole.
-    [[nodiscard]] Result<ZeroOutcome> write_zeroes(uint64_t offset, uint64_t len, MayUnmap may_unmap);
+    [[nodiscard]] Result<ZeroOutcome> write_zeroes(uint64_t offset, uint64_t len, MayUnmap may_unmap) override;
 
 private:
     DiskImage(std::string path, UniqueFd fd, uint64_t size, ReadOnly ro)

@@ -71,6 +71,11 @@ Result<vmm::VmConfig::DiskConfig> parse_disk(std::string const& spec)
             if (!ro)
                 return Error(ErrorKind::InvalidArgument, fmt::format("--disk '{}': readonly must be on or off", spec));
             disk.read_only = *ro;
+        } else if (key == "format") {
+            auto f = block::parse_image_format(value);
+            if (!f)
+                return Error(ErrorKind::InvalidArgument, fmt::format("--disk '{}': format must be raw or qcow2", spec));
+            disk.format = *f;
         } else if (key == "romfile") {
             disk.romfile = value;
         } else if (key == "serial") {
@@ -80,7 +85,7 @@ Result<vmm::VmConfig::DiskConfig> parse_disk(std::string const& spec)
             disk.serial = value;
         } else {
             return Error(ErrorKind::InvalidArgument,
-                fmt::format("--disk '{}': unknown key '{}' (known: path, readonly, serial, romfile)", spec, key));
+                fmt::format("--disk '{}': unknown key '{}' (known: path, format, readonly, serial, romfile)", spec, key));
         }
     }
     if (disk.path.empty())
@@ -230,7 +235,8 @@ std::function<int()> register_run_command(CLI::App& app)
     cmd->add_option("--firmware", o->firmware, "BIOS image (e.g. SeaBIOS bios.bin), run from the reset vector");
     cmd->add_option("--fw-cfg", o->fw_cfg, "Add a fw_cfg file for the firmware: name=NAME,file=PATH (repeatable)");
     cmd->add_option("--disk", o->disks,
-        "A virtio-blk disk: path=FILE[,readonly=on][,serial=S][,romfile=ROM] (raw image, locked against other writers; "
+        "A virtio-blk disk: path=FILE[,format=raw|qcow2][,readonly=on][,serial=S][,romfile=ROM] (locked against other "
+        "writers; "
         "romfile: a PCI option ROM for the device; repeatable)");
     cmd->add_option("--net", o->nets,
         "A NIC: user[,hostfwd=tcp:127.0.0.1:HPORT-:GPORT][,tftp=DIR][,bootfile=NAME][,net=10.0.2.0/24][,mac=MAC]"

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "block/image_format.h"
 #include "net/net_options.h"
 
 namespace hako::vmm {
@@ -33,6 +34,7 @@ struct VmConfig {
         bool read_only { false };
         std::string serial;
         std::string romfile; // PCI option ROM for the device ("" none)
+        std::optional<block::ImageFormat> format; // raw or qcow2; unset: probed (a qcow2 header then needs format=)
     };
     std::vector<DiskConfig> disks;
     std::vector<net::NetOptions> nets; // --net, in order (NIC i gets MAC 52:54:00:12:34:56+i by default)

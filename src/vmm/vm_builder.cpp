@@ -37,7 +37,7 @@
 #include "net/slirp_backend.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtio_pci.h"
-#include "block/disk_image.h"
+#include "block/image_format.h"
 #include "vmm/console.h"
 #include "vmm/kvm_irq_line.h"
 #include "vmm/device_counters.h"
@@ -173,9 +173,9 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
         disk_roms.push_back(TRY(load_option_rom(d.romfile)));
     auto rng_rom = TRY(load_option_rom(config.virtio_rng_romfile));
     // Disks are opened (and locked) now: an image in use or missing is reported before anything runs.
-    std::vector<std::shared_ptr<block::DiskImage>> disks;
+    std::vector<std::shared_ptr<block::BlockDevice>> disks;
     for (auto const& d : config.disks)
-        disks.push_back(TRY(block::DiskImage::open(d.path, d.read_only ? block::ReadOnly::Yes : block::ReadOnly::No)));
+        disks.push_back(TRY(block::open_image(d.path, d.format, d.read_only ? block::ReadOnly::Yes : block::ReadOnly::No)));
 
     // 2. KVM.
     m->m_system = std::make_unique<kvm::System>(TRY(kvm::System::open(config.kvm_device)));
@@ -289,7 +289,7 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
         // Requests go to the host through io_uring (synchronously, with one warning, where the kernel refuses it);
         // completions arrive on the event loop, which holds the device weakly: it must go before guest memory.
         auto blk = std::make_shared<devices::virtio::blk::VirtioBlk>(disks[i], options,
-            devices::virtio::blk::VirtioBlk::create_ring(disks[i]->path()));
+            disks[i]->direct_fd() >= 0 ? devices::virtio::blk::VirtioBlk::create_ring(disks[i]->path()) : nullptr);
         if (blk->completion_fd() >= 0)
             TRY(m->m_loop->add_fd(blk->completion_fd(), EPOLLIN, [weak = std::weak_ptr(blk)](uint32_t) {
                 if (auto b = weak.lock())

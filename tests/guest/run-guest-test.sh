@@ -14,7 +14,7 @@
 #   --expect-output TEXT the serial log must contain TEXT (may be repeated)
 #   --reboot             allow guest resets (QEMU: no -no-reboot)
 #   --virtio-rng         add a virtio-rng PCI device
-#   --disk FILE          add a virtio-blk PCI device on raw image FILE (may be repeated)
+#   --disk FILE          add a virtio-blk PCI device on image FILE (may be repeated; raw, or $HAKO_DISK_FORMAT)
 #   --disk-serial S      serial of the disks that follow
 #   --net SPEC           a NIC on user networking (libslirp): SPEC is hako's --net value, user[,hostfwd=tcp:ADDR:HPORT-:GPORT]
 #                        [,model=virtio|e1000|rtl8139|ne2k|pcnet] (default model virtio); for QEMU it becomes
@@ -80,6 +80,7 @@ case $vmm in
         for d in "${disks[@]}"; do
             serial=${d#*|} spec="path=${d%%|*}"
             [ -n "$serial" ] && spec+=",serial=$serial"
+            [ -n "${HAKO_DISK_FORMAT:-}" ] && spec+=",format=$HAKO_DISK_FORMAT"
             cmd+=(--disk "$spec")
         done
         [ $virtio_rng -eq 1 ] && cmd+=(--device virtio-rng)
@@ -93,7 +94,7 @@ case $vmm in
         n=0
         for d in "${disks[@]}"; do
             serial=${d#*|}
-            cmd+=(-drive "file=${d%%|*},if=none,id=disk$n,format=raw,cache=writeback"
+            cmd+=(-drive "file=${d%%|*},if=none,id=disk$n,format=${HAKO_DISK_FORMAT:-raw},cache=writeback"
                   -device "virtio-blk-pci,drive=disk$n${serial:+,serial=$serial}")
             n=$((n + 1))
         done

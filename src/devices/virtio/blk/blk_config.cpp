@@ -4,7 +4,7 @@
 
 #include "base/bytes.h"
 #include "base/checked.h"
-#include "block/disk_image.h"
+#include "block/block_device.h"
 
 namespace hako::devices::virtio::blk {
 
@@ -22,7 +22,7 @@ uint64_t bit(unsigned b) { return uint64_t { 1 } << b; }
 
 } // namespace
 
-BlkConfig BlkConfig::for_disk(block::DiskImage const& disk, BlkOptions const& options)
+BlkConfig BlkConfig::for_disk(block::BlockDevice const& disk, BlkOptions const& options)
 {
     BlkConfig c;
     c.capacity = disk.size_sectors();

@@ -17,7 +17,7 @@
 #include <string>
 
 namespace hako::block {
-class DiskImage;
+class BlockDevice;
 }
 
 namespace hako::devices::virtio::blk {
@@ -123,7 +123,7 @@ struct BlkConfig {
 
     /// The configuration for `disk` with `options`: capacity from the image size, read-only if either the image
     /// or the options say so, discard/write-zeroes limits sized for synchronous I/O.
-    static BlkConfig for_disk(block::DiskImage const& disk, BlkOptions const& options);
+    static BlkConfig for_disk(block::BlockDevice const& disk, BlkOptions const& options);
 
     /// The VIRTIO_BLK_F_* bits this configuration implies (transport bits not included).
     uint64_t device_features() const;

@@ -8,7 +8,7 @@
 #include "base/bytes.h"
 #include "base/checked.h"
 #include "base/log.h"
-#include "block/disk_image.h"
+#include "block/block_device.h"
 
 namespace hako::devices::virtio::blk {
 
@@ -105,7 +105,7 @@ Step do_in(DescriptorChain const& chain, BlockRequest const& req, BlkConfig cons
     return IoPlan { req, IoOp::Read, *offset, len, data_spans(chain, true, 0, len) };
 }
 
-Step do_out(DescriptorChain const& chain, BlockRequest const& req, block::DiskImage& disk, BlkConfig const& config,
+Step do_out(DescriptorChain const& chain, BlockRequest const& req, block::BlockDevice& disk, BlkConfig const& config,
     BlkStats& stats)
 {
     if (req.writable_data_len != 0)
@@ -148,7 +148,7 @@ struct DwzSegment {
     uint32_t flags;
 };
 
-Outcome do_discard_write_zeroes(DescriptorChain const& chain, BlockRequest const& req, block::DiskImage& disk,
+Outcome do_discard_write_zeroes(DescriptorChain const& chain, BlockRequest const& req, block::BlockDevice& disk,
     BlkConfig const& config, BlkStats& stats)
 {
     bool const is_discard = req.type == VIRTIO_BLK_T_DISCARD;
@@ -262,7 +262,7 @@ std::string_view op_name(IoOp op)
 
 } // namespace
 
-std::variant<FinishedRequest, IoPlan> prepare_request(DescriptorChain const& chain, block::DiskImage& disk,
+std::variant<FinishedRequest, IoPlan> prepare_request(DescriptorChain const& chain, block::BlockDevice& disk,
     BlkConfig const& config, BlkStats& stats)
 {
     auto parsed = BlockRequest::parse(chain);
@@ -303,7 +303,7 @@ std::variant<FinishedRequest, IoPlan> prepare_request(DescriptorChain const& cha
     return FinishedRequest { finish(chain, std::get<Outcome>(step), stats) };
 }
 
-int64_t execute_plan(IoPlan const& plan, block::DiskImage& disk)
+int64_t execute_plan(IoPlan const& plan, block::BlockDevice& disk)
 {
     Result<void> r;
     switch (plan.op) {
@@ -357,7 +357,7 @@ uint32_t complete_request(DescriptorChain const& chain, IoPlan const& plan, int6
     return finish(chain, { VIRTIO_BLK_S_OK, 0 }, stats);
 }
 
-uint32_t process_request(DescriptorChain const& chain, block::DiskImage& disk, BlkConfig const& config, BlkStats& stats)
+uint32_t process_request(DescriptorChain const& chain, block::BlockDevice& disk, BlkConfig const& config, BlkStats& stats)
 {
     auto prepared = prepare_request(chain, disk, config, stats);
     if (auto const* done = std::get_if<FinishedRequest>(&prepared))

@@ -4,7 +4,7 @@
 // the device-readable part, then the data (device-readable for OUT, DISCARD and WRITE_ZEROES; device-writable for
 // IN and GET_ID), then one status byte, the last byte of the device-writable part. The chain has already been
 // validated by Queue::pop() (every buffer inside guest memory, readable before writable); this file validates
-// what the bytes say and runs the request against a block::DiskImage.
+// what the bytes say and runs the request against a block::BlockDevice.
 //
 // Two stages, so a device can run the disk I/O asynchronously (io_uring, see VirtioBlk): prepare_request() parses
 // and checks everything and either finishes the request on the spot (malformed requests, GET_ID, DISCARD and
@@ -38,7 +38,7 @@
 #include "devices/virtio/queue.h"
 
 namespace hako::block {
-class DiskImage;
+class BlockDevice;
 }
 
 namespace hako::devices::virtio::blk {
@@ -117,11 +117,11 @@ struct FinishedRequest {
 /// \param disk the image behind the device
 /// \param config the device's configuration (capacity, read-only, offered commands, limits, serial)
 /// \param stats counters to update
-std::variant<FinishedRequest, IoPlan> prepare_request(DescriptorChain const& chain, block::DiskImage& disk,
+std::variant<FinishedRequest, IoPlan> prepare_request(DescriptorChain const& chain, block::BlockDevice& disk,
     BlkConfig const& config, BlkStats& stats);
 
 /// Runs a plan's I/O synchronously on `disk`. \return bytes transferred (0 for FLUSH), or -errno.
-int64_t execute_plan(IoPlan const& plan, block::DiskImage& disk);
+int64_t execute_plan(IoPlan const& plan, block::BlockDevice& disk);
 
 /// Finishes a planned request once its I/O is done: writes the status byte into `chain` (OK if `result` is the
 /// plan's length, else IOERR) and updates `stats`.
@@ -136,6 +136,6 @@ uint32_t complete_request(DescriptorChain const& chain, IoPlan const& plan, int6
 /// \param stats counters to update
 /// \return the used length for Queue::add_used(): data bytes written into the chain plus the status byte, or 0
 ///         if the chain has no device-writable byte.
-uint32_t process_request(DescriptorChain const& chain, block::DiskImage& disk, BlkConfig const& config, BlkStats& stats);
+uint32_t process_request(DescriptorChain const& chain, block::BlockDevice& disk, BlkConfig const& config, BlkStats& stats);
 
 } // namespace hako::devices::virtio::blk

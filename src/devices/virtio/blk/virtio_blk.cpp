@@ -5,7 +5,7 @@
 #include <limits.h>
 
 #include "base/log.h"
-#include "block/disk_image.h"
+#include "block/block_device.h"
 
 namespace hako::devices::virtio::blk {
 
@@ -30,9 +30,12 @@ std::unique_ptr<block::IoUring> VirtioBlk::create_ring(std::string_view disk_pat
     return std::move(*ring);
 }
 
-VirtioBlk::VirtioBlk(std::shared_ptr<block::DiskImage> disk, BlkOptions const& options,
+VirtioBlk::VirtioBlk(std::shared_ptr<block::BlockDevice> disk, BlkOptions const& options,
     std::unique_ptr<block::IoUring> ring)
-    : m_disk(std::move(disk)), m_config(BlkConfig::for_disk(*m_disk, options)), m_ring(std::move(ring))
+    : m_disk(std::move(disk))
+    , m_config(BlkConfig::for_disk(*m_disk, options))
+    // A format with its own cluster mapping (qcow2) has no direct descriptor: synchronous through BlockDevice.
+    , m_ring(m_disk->direct_fd() >= 0 ? std::move(ring) : nullptr)
 {
     if (m_ring) {
         unsigned const slots = std::min(MAX_IN_FLIGHT, m_ring->depth());
@@ -140,15 +143,15 @@ std::optional<uint32_t> VirtioBlk::start_io(DescriptorChain chain, IoPlan plan)
     Result<void> queued;
     switch (plan.op) {
     case IoOp::Read:
-        queued = m_ring->queue_readv(m_disk->fd(), plan.offset, plan.buffers, slot);
+        queued = m_ring->queue_readv(m_disk->direct_fd(), plan.offset, plan.buffers, slot);
         break;
     case IoOp::Write: {
         std::vector<std::span<uint8_t const>> const bufs(plan.buffers.begin(), plan.buffers.end());
-        queued = m_ring->queue_writev(m_disk->fd(), plan.offset, bufs, slot);
+        queued = m_ring->queue_writev(m_disk->direct_fd(), plan.offset, bufs, slot);
         break;
     }
     case IoOp::Flush:
-        queued = m_ring->queue_fdatasync(m_disk->fd(), slot);
+        queued = m_ring->queue_fdatasync(m_disk->direct_fd(), slot);
         break;
     }
     if (!queued) {

@@ -1,4 +1,4 @@
-// VirtioBlk: the virtio block device (VIRTIO 1.2 section 5.2, device ID 2) over a block::DiskImage: one request
+// VirtioBlk: the virtio block device (VIRTIO 1.2 section 5.2, device ID 2) over a block::BlockDevice: one request
 // queue, the configuration of BlkConfig, requests parsed by prepare_request() (request.h).
 //
 // Two I/O modes, chosen at construction:
@@ -43,7 +43,7 @@
 #include "devices/virtio/virtio_device.h"
 
 namespace hako::block {
-class DiskImage;
+class BlockDevice;
 }
 
 namespace hako::devices::virtio::blk {
@@ -59,7 +59,7 @@ public:
     static std::unique_ptr<block::IoUring> create_ring(std::string_view disk_path, unsigned depth = MAX_IN_FLIGHT);
 
     /// \param ring the ring for asynchronous I/O (at least MAX_IN_FLIGHT deep), or nullptr for synchronous I/O.
-    VirtioBlk(std::shared_ptr<block::DiskImage> disk, BlkOptions const& options,
+    VirtioBlk(std::shared_ptr<block::BlockDevice> disk, BlkOptions const& options,
         std::unique_ptr<block::IoUring> ring = nullptr);
     /// Waits for the requests in flight (their buffers are guest memory, which must outlive the device).
     ~VirtioBlk() override;
@@ -117,7 +117,7 @@ private:
     /// Waits for every request in flight and discards them. Called with m_lock held.
     void drain_in_flight();
 
-    std::shared_ptr<block::DiskImage> m_disk;
+    std::shared_ptr<block::BlockDevice> m_disk;
     BlkConfig const m_config;
     std::unique_ptr<block::IoUring> const m_ring; // null: synchronous. Its calls are serialised by m_lock.
     mutable std::mutex m_lock; // guards everything below (and the use of m_ring)
