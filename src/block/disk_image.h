@@ -14,9 +14,9 @@
 //
 // Asynchronous I/O is done by the owner through fd() and block::IoUring (io_uring.h), after the same checks.
 //
-// Deliberately not done: O_DIRECT, resizing, and locking within (other formats: qcow2.h, open_image() in image_format.h;
-// one open description (a DiskImage may be used from several threads only for read/write/flush; its caller
-// serialises the rest).
+// Other formats: qcow2.h; open_image() (image_format.h) picks one.
+// Deliberately not done: O_DIRECT, resizing, and locking within one open description (a DiskImage may be used from
+// several threads only for read/write/flush; its caller serialises the rest).
 #pragma once
 
 #include <atomic>
