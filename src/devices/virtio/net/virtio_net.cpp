@@ -61,6 +61,9 @@ Result<void> VirtioNet::activate(ActivateContext const& context)
         m_txq = &context.queues[TX_QUEUE];
         m_interrupt = context.interrupt;
         m_mergeable = (context.features >> VIRTIO_NET_F_MRG_RXBUF) & 1;
+        // VIRTIO 1.2 5.1.6.1: the legacy header (no VERSION_1, no MRG_RXBUF) is 10 bytes, without num_buffers.
+        m_hdr_len = ((context.features >> VIRTIO_F_VERSION_1) & 1) || m_mergeable ? VIRTIO_NET_HDR_LEN
+                                                                                  : VIRTIO_NET_LEGACY_HDR_LEN;
         m_rx_starved = false;
         m_active = true;
         // Frames the backend kept while the guest had no buffers can go now.
@@ -141,13 +144,13 @@ void VirtioNet::process_tx()
             }
             DescriptorChain const& chain = r.chain();
             uint32_t const len = chain.readable_len();
-            if (len < VIRTIO_NET_HDR_LEN + ETH_MIN_FRAME_LEN || len - VIRTIO_NET_HDR_LEN > ETH_MAX_FRAME_LEN) {
+            if (len < m_hdr_len + ETH_MIN_FRAME_LEN || len - m_hdr_len > ETH_MAX_FRAME_LEN) {
                 ++m_stats.tx_dropped_bad;
                 HAKO_WARN_RATELIMITED("virtio-net: dropped a transmit chain of {} readable bytes (head {})", len,
                     chain.head());
             } else {
-                auto frame = std::span<uint8_t>(m_tx_scratch).first(len - VIRTIO_NET_HDR_LEN);
-                size_t const n = chain.read_from_chain(frame, VIRTIO_NET_HDR_LEN);
+                auto frame = std::span<uint8_t>(m_tx_scratch).first(len - m_hdr_len);
+                size_t const n = chain.read_from_chain(frame, m_hdr_len);
                 m_backend->send(frame.first(n));
                 ++m_stats.tx_frames;
                 m_stats.tx_bytes += n;
@@ -195,7 +198,7 @@ bool VirtioNet::receive(std::span<uint8_t const> frame)
         return true;
     }
 
-    uint32_t const total = VIRTIO_NET_HDR_LEN + static_cast<uint32_t>(frame.size());
+    uint32_t const total = m_hdr_len + static_cast<uint32_t>(frame.size());
     // Take chains until they hold the header and the frame. Nothing is written until there is room for all of it,
     // so a frame that does not fit can put the chains back untouched.
     uint16_t const start = queue.next_avail();
@@ -248,9 +251,10 @@ bool VirtioNet::receive(std::span<uint8_t const> frame)
     }
 
     auto buf = std::span<uint8_t>(m_rx_scratch).first(total);
-    std::fill(buf.begin(), buf.begin() + VIRTIO_NET_HDR_LEN, uint8_t { 0 });
-    put_le16(&buf[VIRTIO_NET_HDR_NUM_BUFFERS_OFFSET], static_cast<uint16_t>(m_rx_chains.size()));
-    std::memcpy(buf.data() + VIRTIO_NET_HDR_LEN, frame.data(), frame.size());
+    std::fill(buf.begin(), buf.begin() + m_hdr_len, uint8_t { 0 });
+    if (m_hdr_len == VIRTIO_NET_HDR_LEN)
+        put_le16(&buf[VIRTIO_NET_HDR_NUM_BUFFERS_OFFSET], static_cast<uint16_t>(m_rx_chains.size()));
+    std::memcpy(buf.data() + m_hdr_len, frame.data(), frame.size());
     size_t offset = 0;
     for (auto const& chain : m_rx_chains) {
         size_t const n = std::min<size_t>(chain.writable_len(), total - offset);

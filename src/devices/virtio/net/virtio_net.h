@@ -64,6 +64,7 @@ constexpr uint8_t VIRTIO_NET_HDR_GSO_NONE = 0;
 
 /// struct virtio_net_hdr with num_buffers (the only layout with VIRTIO_F_VERSION_1): 12 bytes.
 constexpr uint32_t VIRTIO_NET_HDR_LEN = 12;
+constexpr uint32_t VIRTIO_NET_LEGACY_HDR_LEN = 10; // struct virtio_net_hdr without num_buffers (legacy, 5.1.6.1)
 constexpr uint32_t VIRTIO_NET_HDR_NUM_BUFFERS_OFFSET = 10;
 
 // Config space layout (section 5.1.4).
@@ -136,6 +137,7 @@ private:
     mutable std::mutex m_lock; // guards everything below
     bool m_active { false };
     bool m_mergeable { false };
+    uint32_t m_hdr_len { VIRTIO_NET_HDR_LEN }; // 12, or 10 for a legacy driver without MRG_RXBUF
     bool m_rx_starved { false }; // a frame was refused for lack of buffers since the last retry request
     Queue* m_rxq { nullptr };
     Queue* m_txq { nullptr };

@@ -182,6 +182,6 @@ TEST(AcpiPmTimer, ADwordReadSamplesTheTimerOnce)
     });
     uint8_t buf[4] {};
     pm.read(arch::x86::PM_TMR_OFFSET, buf);
-    uint32_t const v = buf[0] | buf[1] << 8 | buf[2] << 16 | uint32_t { buf[3] } << 24;
+    uint32_t const v = get_le32(buf);
     EXPECT_NE(std::find(sampled.begin(), sampled.end(), v), sampled.end()) << "torn read: " << std::hex << v;
 }

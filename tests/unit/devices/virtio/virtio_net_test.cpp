@@ -75,10 +75,10 @@ protected:
         }
     }
 
-    void activate(bool mergeable)
+    void activate(bool mergeable, bool version_1 = true)
     {
         ActivateContext ctx;
-        ctx.features = uint64_t { 1 } << VIRTIO_F_VERSION_1 | uint64_t { 1 } << VIRTIO_NET_F_MAC;
+        ctx.features = (version_1 ? uint64_t { 1 } << VIRTIO_F_VERSION_1 : 0) | uint64_t { 1 } << VIRTIO_NET_F_MAC;
         if (mergeable)
             ctx.features |= uint64_t { 1 } << VIRTIO_NET_F_MRG_RXBUF;
         ctx.queues = m_queues;
@@ -493,4 +493,25 @@ TEST(VirtioNetSlirp, DhcpDiscoverThroughTheQueuesGetsAnOffer)
     size_t const ihl = (got[14] & 0xf) * 4u;
     EXPECT_EQ(hako::net::test::get_be32(&got[14 + ihl + 8 + 16]), 0x0a00020fu); // yiaddr 10.0.2.15
     EXPECT_FALSE(irq.used.empty());
+}
+
+// A legacy driver (transitional device, no VERSION_1) without MRG_RXBUF uses the 10-byte header (5.1.6.1).
+TEST_F(VirtioNetTest, LegacyDriverWithoutMergeableBuffersUsesTheTenByteHeader)
+{
+    activate(false, false);
+    auto frame = make_frame(60, 3);
+    std::fill(&m_buf[DATA], &m_buf[DATA + 10], uint8_t { 0 });
+    std::copy(frame.begin(), frame.end(), &m_buf[DATA + 10]);
+    set_desc(TX_QUEUE, 0, DATA, 70, 0);
+    publish(TX_QUEUE, 0);
+    m_net.queue_notify(TX_QUEUE);
+    ASSERT_EQ(m_backend->sent.size(), 1u);
+    EXPECT_EQ(m_backend->sent[0], frame);
+
+    post_rx(1, 2048);
+    auto in = make_frame(80, 4);
+    ASSERT_TRUE(m_net.receive(in));
+    ASSERT_EQ(used_idx(RX_QUEUE), 1u);
+    EXPECT_EQ(used_len(RX_QUEUE, 0), 10u + 80u);
+    EXPECT_TRUE(std::equal(in.begin(), in.end(), &m_buf[DATA + 10]));
 }
