@@ -11,6 +11,8 @@ PACKAGES=(
   # guests and references: Debian kernel pieces, busybox initramfs, SeaBIOS, iPXE, QEMU as the reference VMM
   qemu-system-x86 qemu-utils seabios ipxe-qemu busybox-static cpio xz-utils zstd
   acpica-tools python3 python3-yaml time
+  # benchmarks: exits to userspace per request (perf stat -e kvm:kvm_userspace_exit)
+  linux-perf
 )
 
 missing=()
