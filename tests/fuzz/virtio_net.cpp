@@ -1,11 +1,13 @@
 // Fuzzes virtio-net as a hostile driver would drive it: guest RAM (64 KiB at 0x10000) is filled from the input,
 // the two queues' configuration and the negotiated features (MRG_RXBUF, EVENT_IDX, INDIRECT_DESC) come from the
-// input header, and the rest is a bounded sequence of operations: transmit notifies, frames arriving from the
+// input header (byte 1 bit 3: an offload-capable backend, with the offload features from bit 4 or byte 15, and
+// transmit headers and received frames' headers shaped by the input), and the rest is a bounded sequence of operations: transmit notifies, frames arriving from the
 // network (any length, including too short and too long), receive notifies with backend retries, guest writes to
 // RAM, and reset/re-activate. In driver mode (header byte 0 bit 7) the queues have a fixed valid layout and
 // operations build near-valid transmit chains and receive buffers, so the fuzzer reaches the data paths quickly.
 //
-// Checked beyond "no crash, no hang, no sanitizer report": every frame handed to the backend is 14..65550 bytes;
+// Checked beyond "no crash, no hang, no sanitizer report": every frame handed to the backend is 14..65550 bytes
+// and a header passed with it asks only for what it can (a checksum field inside the frame, no stray flags);
 // the device's transmit count matches what the backend got; every receive() call ends in exactly one outcome
 // counter and every frame from the network is accounted for (delivered, dropped or pending).
 #include <cstdint>
@@ -50,8 +52,18 @@ public:
         check(frame.size() >= hako::net::ETH_MIN_FRAME_LEN && frame.size() <= hako::net::ETH_MAX_FRAME_LEN);
         ++sent;
     }
+    void send(hako::net::VnetHeader const& h, std::span<uint8_t const> frame) override
+    {
+        // Only headers the device checked against the negotiated offloads get here.
+        check(offloads);
+        if (h.flags & hako::net::VNET_HDR_F_NEEDS_CSUM)
+            check(uint64_t { h.csum_start } + h.csum_offset + 2 <= frame.size());
+        check((h.flags & ~hako::net::VNET_HDR_F_NEEDS_CSUM) == 0);
+        send(frame);
+    }
+    bool supports_offloads() const override { return offloads; }
     void rx_buffers_available() override { retry = true; }
-    void inject(std::span<uint8_t const> frame) { deliver(frame); }
+    void inject(hako::net::VnetHeader const& h, std::span<uint8_t const> frame) { deliver(h, frame); }
     void flush()
     {
         if (retry) {
@@ -61,7 +73,10 @@ public:
     }
     uint64_t sent { 0 };
     bool retry { false };
+    bool offloads { false };
 };
+
+bool g_offloads; // this input runs with an offload-capable backend and offload features
 
 struct CountingInterrupt final : VirtioInterrupt {
     void signal_used_queue(uint16_t q) override { check(q < 2); }
@@ -111,8 +126,18 @@ void build_chain(int q, uint8_t a, uint8_t b, uint8_t c)
         done += piece;
     }
     g_next_desc[q] = static_cast<uint16_t>(g_next_desc[q] + parts);
-    if (q == TX_QUEUE && len >= 12)
-        std::memset(ram().data() + off, 0, std::min<size_t>(12, RAM_SIZE - off));
+    if (q == TX_QUEUE && len >= 12) {
+        uint8_t* hdr = ram().data() + off;
+        std::memset(hdr, 0, std::min<size_t>(12, RAM_SIZE - off));
+        if (g_offloads && off + 10 <= RAM_SIZE) {
+            // A header the input shapes: flags, GSO type (valid ones and junk), offsets near the frame's size.
+            hako::net::VnetHeader const v { .flags = static_cast<uint8_t>(a & 3),
+                .gso_type = static_cast<uint8_t>((b & 0x10) ? (b & 0x85) : 0), .hdr_len = c,
+                .gso_size = static_cast<uint16_t>(b & 0x20 ? 0 : 1448), .csum_start = static_cast<uint16_t>(c + (a & 0x40 ? len : 0)),
+                .csum_offset = static_cast<uint16_t>(a >> 3) };
+            hako::net::encode_vnet_header(v, std::span<uint8_t, hako::net::VNET_HDR_LEN>(hdr, hako::net::VNET_HDR_LEN));
+        }
+    }
     publish(q, head);
 }
 
@@ -171,12 +196,19 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
         features |= uint64_t { 1 } << VIRTIO_F_EVENT_IDX;
     if (h[1] & 4)
         features |= uint64_t { 1 } << VIRTIO_F_INDIRECT_DESC;
+    g_offloads = h[1] & 8;
+    if (g_offloads)
+        for (unsigned bit : { VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6,
+                 VIRTIO_NET_F_GUEST_ECN, VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_HOST_ECN })
+            if (h[1] & 0x10 || (h[15] >> (bit & 7)) & 1)
+                features |= uint64_t { 1 } << bit;
     g_avail[0] = g_avail[1] = 0;
     g_next_desc[0] = g_next_desc[1] = 0;
     for (int i = 0; i < 2; ++i)
         configure(queues[static_cast<size_t>(i)], i, h, features);
 
     auto backend = std::make_shared<FuzzBackend>();
+    backend->offloads = g_offloads;
     CountingInterrupt irq;
     uint64_t offered = 0;
     {
@@ -206,7 +238,14 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
                 if (b & 0x80)
                     len = hako::net::ETH_MAX_FRAME_LEN - 2 + (c & 3);
                 std::memset(frame.data(), c, len);
-                backend->inject(std::span<uint8_t const>(frame).first(len));
+                hako::net::VnetHeader rh;
+                if (g_offloads)
+                    rh = hako::net::VnetHeader { .flags = static_cast<uint8_t>(op >> 3 & 3),
+                        .gso_type = static_cast<uint8_t>(op >> 5 == 1 ? hako::net::VNET_HDR_GSO_TCPV4
+                                : op >> 5 == 2                    ? hako::net::VNET_HDR_GSO_TCPV6 | hako::net::VNET_HDR_GSO_ECN
+                                                                  : 0),
+                        .hdr_len = 54, .gso_size = 1448, .csum_start = 34, .csum_offset = 16 };
+                backend->inject(rh, std::span<uint8_t const>(frame).first(len));
                 ++offered;
                 break;
             }
@@ -227,8 +266,8 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
                 break;
             case 5: {
                 std::array<uint8_t, 16> cfg {};
-                uint32_t const off = a % 10;
-                uint32_t const len = std::min<uint32_t>(1 + (b & 7), 10 - off);
+                uint32_t const off = a % VIRTIO_NET_CONFIG_SIZE;
+                uint32_t const len = std::min<uint32_t>(1 + (b & 7), VIRTIO_NET_CONFIG_SIZE - off);
                 net.read_config(off, std::span<uint8_t>(cfg).first(len));
                 if (c & 1)
                     net.write_config(off, std::span<uint8_t const>(cfg).first(len));
@@ -257,7 +296,8 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
                 static_cast<unsigned long long>(s.rx_frames), static_cast<unsigned long long>(s.rx_merged_frames),
                 static_cast<unsigned long long>(s.rx_dropped_no_buffer),
                 static_cast<unsigned long long>(s.rx_dropped_too_big), static_cast<unsigned long long>(s.rx_dropped_bad));
-        check(rs.delivered == s.rx_frames + s.rx_dropped_too_big + s.rx_dropped_bad + s.rx_dropped_inactive);
+        check(rs.delivered
+            == s.rx_frames + s.rx_dropped_too_big + s.rx_dropped_bad + s.rx_dropped_inactive + s.rx_dropped_offload);
         check(offered == rs.delivered + rs.dropped_full + rs.pending + rs.dropped_no_receiver);
     }
     return 0;

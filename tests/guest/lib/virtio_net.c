@@ -5,15 +5,27 @@
  * negotiated, so the header has num_buffers). Features: VIRTIO_NET_F_MAC (the MAC from config space; without it a
  * fixed locally administered MAC) and VIRTIO_NET_F_STATUS (link state, printed). No offloads, no mergeable receive
  * buffers, no control queue, no multiqueue, no interrupts: the used rings are polled and the avail rings say
- * VIRTQ_AVAIL_F_NO_INTERRUPT. The transmit header is all zeros (no checksum offload, no GSO).
+ * VIRTQ_AVAIL_F_NO_INTERRUPT. The transmit header is all zeros (no GSO).
+ *
+ * With csum=1 on the command line the driver also negotiates VIRTIO_NET_F_CSUM and VIRTIO_NET_F_GUEST_CSUM where
+ * offered (hako and QEMU offer them on a tap), and does what a NIC with checksum offload does for the stack, which
+ * itself always computes full checksums: on transmit it replaces a TCP or UDP checksum over IPv4 by the partial one
+ * (the folded pseudo-header sum) and sets VIRTIO_NET_HDR_F_NEEDS_CSUM with csum_start/csum_offset, so the host
+ * must complete it; on receive it completes a frame flagged NEEDS_CSUM at csum_start/csum_offset before the stack
+ * (which verifies every checksum) sees it. If the device or the host got either side wrong, the stack or the peer
+ * drops the segments and the transfer fails. print_stats reports how many frames went each way.
  */
 #include "guest.h"
 
 #define VIRTIO_ID_NET 1
+#define VIRTIO_NET_F_CSUM 0
+#define VIRTIO_NET_F_GUEST_CSUM 1
 #define VIRTIO_NET_F_MAC 5
 #define VIRTIO_NET_F_STATUS 16
 #define VIRTIO_NET_S_LINK_UP 1
 #define NET_HDR_LEN 12 /* struct virtio_net_hdr_v1 */
+#define HDR_F_NEEDS_CSUM 1
+#define HDR_F_DATA_VALID 2
 #define CFG_MAC 0
 #define CFG_STATUS 6
 #define RX_QUEUE 0
@@ -30,6 +42,71 @@ static uint8_t s_tx_bufs[QUEUE_SIZE][BUF_SIZE] __attribute__((aligned(4096)));
 static uint16_t s_tx_free[QUEUE_SIZE];
 static unsigned s_tx_nfree;
 static unsigned s_rx_unkicked;
+static bool s_tx_csum, s_rx_csum;
+static uint32_t s_tx_partial, s_rx_partial, s_rx_data_valid, s_rx_bad_hdr;
+
+static uint16_t rd16le(const uint8_t* p) { return (uint16_t)(p[0] | p[1] << 8); }
+static void wr16le(uint8_t* p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+/* Receive: completes the partial checksum of a NEEDS_CSUM frame (flags and offsets from the device's header). */
+static bool complete_rx_csum(const uint8_t* hdr, uint8_t* frame, uint32_t len)
+{
+    if (hdr[0] & HDR_F_DATA_VALID)
+        s_rx_data_valid++;
+    if (!(hdr[0] & HDR_F_NEEDS_CSUM))
+        return true;
+    uint32_t start = rd16le(hdr + 6), off = rd16le(hdr + 8);
+    if (!s_rx_csum || start < 14 || (start & 1) || start + off + 2 > len) {
+        s_rx_bad_hdr++;
+        return false;
+    }
+    /* The field holds the pseudo-header sum: the sum over [start, len) with it included is the checksum. */
+    uint16_t c = net_csum_fold(net_csum_add(0, frame + start, len - start));
+    memcpy(frame + start + off, &c, 2);
+    s_rx_partial++;
+    return true;
+}
+
+/* Transmit: turns a complete TCP/UDP-over-IPv4 checksum into a partial one and fills the header. */
+static void offload_tx_csum(uint8_t* hdr, uint8_t* frame, uint32_t len)
+{
+    if (!s_tx_csum || len < 14 + 20 || frame[12] != 0x08 || frame[13] != 0x00)
+        return;
+    const uint8_t* ip = frame + 14;
+    uint32_t ihl = (uint32_t)(ip[0] & 15) * 4, total = (uint32_t)ip[2] << 8 | ip[3];
+    uint8_t proto = ip[9];
+    uint32_t csum_off = proto == 6 ? 16 : proto == 17 ? 6 : 0;
+    if ((ip[0] >> 4) != 4 || ihl < 20 || total < ihl || 14 + total > len || !csum_off || total - ihl < csum_off + 2)
+        return;
+    uint32_t l4 = total - ihl;
+    if (proto == 17 && frame[14 + ihl + 6] == 0 && frame[14 + ihl + 7] == 0)
+        return; /* a UDP datagram without a checksum stays without one */
+    uint8_t pseudo[12];
+    memcpy(pseudo, ip + 12, 8);
+    pseudo[8] = 0;
+    pseudo[9] = proto;
+    pseudo[10] = (uint8_t)(l4 >> 8);
+    pseudo[11] = (uint8_t)l4;
+    uint16_t partial = (uint16_t)~net_csum_fold(net_csum_add(0, pseudo, 12));
+    memcpy(frame + 14 + ihl + csum_off, &partial, 2);
+    hdr[0] = HDR_F_NEEDS_CSUM;
+    wr16le(hdr + 6, (uint16_t)(14 + ihl));
+    wr16le(hdr + 8, (uint16_t)csum_off);
+    s_tx_partial++;
+}
+
+static void vnet_print_stats(struct nic* nic)
+{
+    (void)nic;
+    printf("virtio-net: checksum offload tx %s rx %s: %u frames sent with a partial checksum, %u received with one, "
+           "%u received DATA_VALID, %u bad headers\n",
+        s_tx_csum ? "on" : "off", s_rx_csum ? "on" : "off", s_tx_partial, s_rx_partial, s_rx_data_valid,
+        s_rx_bad_hdr);
+}
 
 static void rx_kick(void)
 {
@@ -50,6 +127,10 @@ static uint32_t vnet_poll_recv(struct nic* nic, void* buf)
         if (len > NET_HDR_LEN + 14 && len - NET_HDR_LEN <= NET_FRAME_MAX) {
             frame_len = len - NET_HDR_LEN;
             net_copy(buf, s_rx_bufs[id] + NET_HDR_LEN, frame_len);
+            if (!complete_rx_csum(s_rx_bufs[id], buf, frame_len)) {
+                frame_len = 0;
+                nic->rx_drops++;
+            }
         } else {
             nic->rx_drops++;
         }
@@ -91,6 +172,7 @@ static bool vnet_send(struct nic* nic, const void* frame, uint32_t len)
     uint8_t* b = s_tx_bufs[slot];
     memset(b, 0, NET_HDR_LEN);
     net_copy(b + NET_HDR_LEN, frame, len);
+    offload_tx_csum(b, b + NET_HDR_LEN, len);
     virtq_set_desc(&s_txq, slot, (uint32_t)(uintptr_t)b, NET_HDR_LEN + len, false);
     virtq_publish(&s_txq, slot);
     if (virtq_kick_needed(&s_txq))
@@ -103,9 +185,17 @@ bool virtio_net_init(struct nic* nic)
     memset(nic, 0, sizeof(*nic));
     if (!virtio_find(VIRTIO_ID_NET, 0, &s_dev))
         return false;
-    uint64_t features;
-    if (!virtio_negotiate(&s_dev, (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_STATUS), &features))
+    uint64_t features, wanted = (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_STATUS);
+    uint32_t csum = 0;
+    if (cmdline_get_u32("csum", &csum) && csum)
+        wanted |= (1ull << VIRTIO_NET_F_CSUM) | (1ull << VIRTIO_NET_F_GUEST_CSUM);
+    if (!virtio_negotiate(&s_dev, wanted, &features))
         return false;
+    s_tx_csum = (features >> VIRTIO_NET_F_CSUM) & 1;
+    s_rx_csum = (features >> VIRTIO_NET_F_GUEST_CSUM) & 1;
+    if (csum)
+        printf("virtio-net: checksum offload asked: tx %s, rx %s\n", s_tx_csum ? "on" : "not offered",
+            s_rx_csum ? "on" : "not offered");
     if (!virtq_setup(&s_dev, &s_rxq, RX_QUEUE, QUEUE_SIZE, 0, VIRTIO_MSI_NO_VECTOR)
         || !virtq_setup(&s_dev, &s_txq, TX_QUEUE, QUEUE_SIZE, 1, VIRTIO_MSI_NO_VECTOR)) {
         printf("virtio-net: queue setup failed\n");
@@ -142,6 +232,7 @@ bool virtio_net_init(struct nic* nic)
     nic->name = "virtio-net";
     nic->send = vnet_send;
     nic->poll_recv = vnet_poll_recv;
+    nic->print_stats = vnet_print_stats;
     nic->priv = &s_dev;
     return true;
 }

@@ -1,6 +1,7 @@
 #include "devices/virtio/net/virtio_net.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "base/bytes.h"
@@ -10,6 +11,13 @@ namespace hako::devices::virtio::net {
 
 using hako::net::ETH_MAX_FRAME_LEN;
 using hako::net::ETH_MIN_FRAME_LEN;
+using hako::net::VnetHeader;
+
+namespace {
+
+constexpr bool has(uint64_t features, unsigned bit) { return (features >> bit) & 1; }
+
+} // namespace
 
 VirtioNet::VirtioNet(std::shared_ptr<hako::net::Backend> backend, hako::net::MacAddress mac)
     : m_backend(std::move(backend))
@@ -20,8 +28,11 @@ VirtioNet::VirtioNet(std::shared_ptr<hako::net::Backend> backend, hako::net::Mac
     std::copy(m_mac.begin(), m_mac.end(), m_config.begin() + VIRTIO_NET_CONFIG_MAC_OFFSET);
     put_le16(&m_config[VIRTIO_NET_CONFIG_STATUS_OFFSET], VIRTIO_NET_S_LINK_UP);
     put_le16(&m_config[VIRTIO_NET_CONFIG_MAX_VQ_PAIRS_OFFSET], 1);
+    put_le32(&m_config[VIRTIO_NET_CONFIG_SPEED_OFFSET], VIRTIO_NET_SPEED_UNKNOWN);
+    m_config[VIRTIO_NET_CONFIG_DUPLEX_OFFSET] = VIRTIO_NET_DUPLEX_UNKNOWN;
     m_rx_chains.reserve(QUEUE_SIZE);
-    m_backend->set_receiver([this](std::span<uint8_t const> frame) { return receive(frame); });
+    m_backend->set_offload_receiver(
+        [this](hako::net::VnetHeader const& header, std::span<uint8_t const> frame) { return receive(header, frame); });
 }
 
 VirtioNet::~VirtioNet()
@@ -32,8 +43,15 @@ VirtioNet::~VirtioNet()
 
 uint64_t VirtioNet::device_features() const
 {
-    return uint64_t { 1 } << VIRTIO_NET_F_MAC | uint64_t { 1 } << VIRTIO_NET_F_STATUS
-        | uint64_t { 1 } << VIRTIO_NET_F_MRG_RXBUF;
+    uint64_t f = uint64_t { 1 } << VIRTIO_NET_F_MAC | uint64_t { 1 } << VIRTIO_NET_F_STATUS
+        | uint64_t { 1 } << VIRTIO_NET_F_MRG_RXBUF | uint64_t { 1 } << VIRTIO_NET_F_SPEED_DUPLEX;
+    if (m_backend->supports_offloads()) {
+        for (unsigned bit : { VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_TSO4,
+                 VIRTIO_NET_F_GUEST_TSO6, VIRTIO_NET_F_GUEST_ECN, VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6,
+                 VIRTIO_NET_F_HOST_ECN })
+            f |= uint64_t { 1 } << bit;
+    }
+    return f;
 }
 
 void VirtioNet::read_config(uint32_t offset, std::span<uint8_t> data)
@@ -60,7 +78,19 @@ Result<void> VirtioNet::activate(ActivateContext const& context)
         m_rxq = &context.queues[RX_QUEUE];
         m_txq = &context.queues[TX_QUEUE];
         m_interrupt = context.interrupt;
-        m_mergeable = (context.features >> VIRTIO_NET_F_MRG_RXBUF) & 1;
+        uint64_t const f = context.features & device_features();
+        m_mergeable = has(f, VIRTIO_NET_F_MRG_RXBUF);
+        // Section 5.1.3.1: TSO needs the checksum offload of its direction, ECN needs TSO. A combination without its
+        // prerequisite counts as not negotiated.
+        m_tx_offloads.csum = has(f, VIRTIO_NET_F_CSUM);
+        m_tx_offloads.tso4 = m_tx_offloads.csum && has(f, VIRTIO_NET_F_HOST_TSO4);
+        m_tx_offloads.tso6 = m_tx_offloads.csum && has(f, VIRTIO_NET_F_HOST_TSO6);
+        m_tx_offloads.ecn = (m_tx_offloads.tso4 || m_tx_offloads.tso6) && has(f, VIRTIO_NET_F_HOST_ECN);
+        m_rx_offloads.csum = has(f, VIRTIO_NET_F_GUEST_CSUM);
+        m_rx_offloads.tso4 = m_rx_offloads.csum && has(f, VIRTIO_NET_F_GUEST_TSO4);
+        m_rx_offloads.tso6 = m_rx_offloads.csum && has(f, VIRTIO_NET_F_GUEST_TSO6);
+        m_rx_offloads.ecn = (m_rx_offloads.tso4 || m_rx_offloads.tso6) && has(f, VIRTIO_NET_F_GUEST_ECN);
+        m_backend->set_receive_offloads(m_rx_offloads);
         // VIRTIO 1.2 5.1.6.1: the legacy header (no VERSION_1, no MRG_RXBUF) is 10 bytes, without num_buffers.
         m_hdr_len = ((context.features >> VIRTIO_F_VERSION_1) & 1) || m_mergeable ? VIRTIO_NET_HDR_LEN
                                                                                   : VIRTIO_NET_LEGACY_HDR_LEN;
@@ -81,6 +111,38 @@ void VirtioNet::reset()
     m_interrupt = nullptr;
     m_rx_starved = false;
     m_rx_chains.clear();
+    m_tx_offloads = {};
+    m_rx_offloads = {};
+    m_backend->set_receive_offloads({});
+}
+
+bool VirtioNet::tx_header_ok(VnetHeader const& h, size_t frame_len) const
+{
+    bool const needs_csum = h.flags & hako::net::VNET_HDR_F_NEEDS_CSUM;
+    if (needs_csum
+        && (!m_tx_offloads.csum || uint64_t { h.csum_start } + h.csum_offset + 2 > frame_len
+            || h.csum_start < ETH_MIN_FRAME_LEN))
+        return false;
+    uint8_t const gso = h.gso_type & static_cast<uint8_t>(~hako::net::VNET_HDR_GSO_ECN);
+    bool const ecn = h.gso_type & hako::net::VNET_HDR_GSO_ECN;
+    if (gso == hako::net::VNET_HDR_GSO_NONE)
+        return !ecn;
+    bool const allowed = (gso == hako::net::VNET_HDR_GSO_TCPV4 && m_tx_offloads.tso4)
+        || (gso == hako::net::VNET_HDR_GSO_TCPV6 && m_tx_offloads.tso6);
+    return allowed && (!ecn || m_tx_offloads.ecn) && needs_csum && h.gso_size != 0;
+}
+
+bool VirtioNet::rx_header_ok(VnetHeader const& h) const
+{
+    if ((h.flags & hako::net::VNET_HDR_F_NEEDS_CSUM) && !m_rx_offloads.csum)
+        return false;
+    uint8_t const gso = h.gso_type & static_cast<uint8_t>(~hako::net::VNET_HDR_GSO_ECN);
+    bool const ecn = h.gso_type & hako::net::VNET_HDR_GSO_ECN;
+    if (gso == hako::net::VNET_HDR_GSO_NONE)
+        return !ecn;
+    bool const allowed = (gso == hako::net::VNET_HDR_GSO_TCPV4 && m_rx_offloads.tso4)
+        || (gso == hako::net::VNET_HDR_GSO_TCPV6 && m_rx_offloads.tso6);
+    return allowed && (!ecn || m_rx_offloads.ecn);
 }
 
 NetStats VirtioNet::stats() const
@@ -151,9 +213,28 @@ void VirtioNet::process_tx()
             } else {
                 auto frame = std::span<uint8_t>(m_tx_scratch).first(len - m_hdr_len);
                 size_t const n = chain.read_from_chain(frame, m_hdr_len);
-                m_backend->send(frame.first(n));
-                ++m_stats.tx_frames;
-                m_stats.tx_bytes += n;
+                if (!m_tx_offloads.csum) {
+                    m_backend->send(frame.first(n));
+                    ++m_stats.tx_frames;
+                    m_stats.tx_bytes += n;
+                } else {
+                    std::array<uint8_t, hako::net::VNET_HDR_LEN> raw {};
+                    chain.read_from_chain(raw, 0);
+                    VnetHeader header = hako::net::decode_vnet_header(raw);
+                    header.flags &= hako::net::VNET_HDR_F_NEEDS_CSUM; // DATA_VALID means nothing on transmit
+                    if (!tx_header_ok(header, n)) {
+                        ++m_stats.tx_dropped_bad_header;
+                        HAKO_WARN_RATELIMITED("virtio-net: dropped a frame with a bad header (flags {:#x} gso {:#x} "
+                                              "csum {}+{} gso_size {}, {} bytes)",
+                            header.flags, header.gso_type, header.csum_start, header.csum_offset, header.gso_size, n);
+                    } else {
+                        if (header.flags || header.gso_type)
+                            ++m_stats.tx_offload_frames;
+                        m_backend->send(header, frame.first(n));
+                        ++m_stats.tx_frames;
+                        m_stats.tx_bytes += n;
+                    }
+                }
             }
             queue.add_used(chain.head(), 0);
             used = true;
@@ -181,7 +262,7 @@ void VirtioNet::return_unused(Queue& queue, std::span<DescriptorChain const> cha
         queue.add_used(c.head(), 0);
 }
 
-bool VirtioNet::receive(std::span<uint8_t const> frame)
+bool VirtioNet::receive(VnetHeader const& header, std::span<uint8_t const> frame)
 {
     std::lock_guard lock(m_lock);
     if (!m_active) {
@@ -190,6 +271,10 @@ bool VirtioNet::receive(std::span<uint8_t const> frame)
     }
     if (frame.size() < ETH_MIN_FRAME_LEN || frame.size() > ETH_MAX_FRAME_LEN) {
         ++m_stats.rx_dropped_bad;
+        return true;
+    }
+    if (!rx_header_ok(header)) {
+        ++m_stats.rx_dropped_offload;
         return true;
     }
     Queue& queue = *m_rxq;
@@ -252,6 +337,11 @@ bool VirtioNet::receive(std::span<uint8_t const> frame)
 
     auto buf = std::span<uint8_t>(m_rx_scratch).first(total);
     std::fill(buf.begin(), buf.begin() + m_hdr_len, uint8_t { 0 });
+    // DATA_VALID only for a guest that takes checksum offload (section 5.1.6.3: flags are zero otherwise).
+    VnetHeader out = header;
+    if (!m_rx_offloads.csum)
+        out = VnetHeader {};
+    hako::net::encode_vnet_header(out, buf.first<hako::net::VNET_HDR_LEN>());
     if (m_hdr_len == VIRTIO_NET_HDR_LEN)
         put_le16(&buf[VIRTIO_NET_HDR_NUM_BUFFERS_OFFSET], static_cast<uint16_t>(m_rx_chains.size()));
     std::memcpy(buf.data() + m_hdr_len, frame.data(), frame.size());

@@ -40,10 +40,21 @@ struct RecordingInterrupt final : VirtioInterrupt {
 class FakeBackend final : public hako::net::Backend {
 public:
     void send(std::span<uint8_t const> frame) override { sent.emplace_back(frame.begin(), frame.end()); }
+    void send(hako::net::VnetHeader const& header, std::span<uint8_t const> frame) override
+    {
+        sent.emplace_back(frame.begin(), frame.end());
+        sent_headers.push_back(header);
+    }
+    bool supports_offloads() const override { return offloads; }
+    void set_receive_offloads(hako::net::Offloads o) override { rx_offloads = o; }
     void rx_buffers_available() override { ++retry_requests; }
     void inject(std::span<uint8_t const> frame) { deliver(frame); }
+    void inject(hako::net::VnetHeader const& header, std::span<uint8_t const> frame) { deliver(header, frame); }
     void flush() { flush_pending(); }
     std::vector<std::vector<uint8_t>> sent;
+    std::vector<hako::net::VnetHeader> sent_headers; // for frames sent with send(header, frame)
+    bool offloads { false };
+    hako::net::Offloads rx_offloads;
     int retry_requests { 0 };
 };
 
@@ -75,10 +86,11 @@ protected:
         }
     }
 
-    void activate(bool mergeable, bool version_1 = true)
+    void activate(bool mergeable, bool version_1 = true, uint64_t extra_features = 0)
     {
         ActivateContext ctx;
-        ctx.features = (version_1 ? uint64_t { 1 } << VIRTIO_F_VERSION_1 : 0) | uint64_t { 1 } << VIRTIO_NET_F_MAC;
+        ctx.features = (version_1 ? uint64_t { 1 } << VIRTIO_F_VERSION_1 : 0) | uint64_t { 1 } << VIRTIO_NET_F_MAC
+            | extra_features;
         if (mergeable)
             ctx.features |= uint64_t { 1 } << VIRTIO_NET_F_MRG_RXBUF;
         ctx.queues = m_queues;
@@ -143,13 +155,18 @@ TEST_F(VirtioNetTest, IdentityAndConfigSpace)
     EXPECT_TRUE(f >> VIRTIO_NET_F_MRG_RXBUF & 1);
     EXPECT_FALSE(f >> VIRTIO_NET_F_CSUM & 1);
     EXPECT_FALSE(f >> VIRTIO_NET_F_CTRL_VQ & 1);
-    ASSERT_EQ(m_net.config_size(), 10u);
+    EXPECT_TRUE(f >> VIRTIO_NET_F_SPEED_DUPLEX & 1);
+    EXPECT_FALSE(f >> VIRTIO_NET_F_MTU & 1);
+    ASSERT_EQ(m_net.config_size(), 17u);
 
-    std::array<uint8_t, 10> cfg {};
+    std::array<uint8_t, 17> cfg {};
     m_net.read_config(0, cfg);
     EXPECT_TRUE(std::equal(MAC.begin(), MAC.end(), cfg.begin()));
     EXPECT_EQ(get_le16(&cfg[6]), VIRTIO_NET_S_LINK_UP);
     EXPECT_EQ(get_le16(&cfg[8]), 1u);
+    EXPECT_EQ(get_le16(&cfg[10]), 0u) << "mtu: F_MTU is not offered";
+    EXPECT_EQ(get_le32(&cfg[12]), VIRTIO_NET_SPEED_UNKNOWN);
+    EXPECT_EQ(cfg[16], VIRTIO_NET_DUPLEX_UNKNOWN);
     // Byte-wise and unaligned reads see the same bytes.
     std::array<uint8_t, 2> two {};
     m_net.read_config(5, two);
@@ -514,4 +531,147 @@ TEST_F(VirtioNetTest, LegacyDriverWithoutMergeableBuffersUsesTheTenByteHeader)
     ASSERT_EQ(used_idx(RX_QUEUE), 1u);
     EXPECT_EQ(used_len(RX_QUEUE, 0), 10u + 80u);
     EXPECT_TRUE(std::equal(in.begin(), in.end(), &m_buf[DATA + 10]));
+}
+
+namespace {
+
+constexpr uint64_t bit(unsigned b) { return uint64_t { 1 } << b; }
+
+} // namespace
+
+TEST_F(VirtioNetTest, OffloadsAreOfferedOnlyOnABackendThatCarriesThem)
+{
+    uint64_t const offload_bits = bit(VIRTIO_NET_F_CSUM) | bit(VIRTIO_NET_F_GUEST_CSUM) | bit(VIRTIO_NET_F_GUEST_TSO4)
+        | bit(VIRTIO_NET_F_GUEST_TSO6) | bit(VIRTIO_NET_F_GUEST_ECN) | bit(VIRTIO_NET_F_HOST_TSO4)
+        | bit(VIRTIO_NET_F_HOST_TSO6) | bit(VIRTIO_NET_F_HOST_ECN);
+    EXPECT_EQ(m_net.device_features() & offload_bits, 0u);
+    m_backend->offloads = true;
+    EXPECT_EQ(m_net.device_features() & offload_bits, offload_bits);
+
+    // What the guest takes on receive goes to the backend; TSO without GUEST_CSUM counts as not taken.
+    activate(true, true, bit(VIRTIO_NET_F_GUEST_TSO4) | bit(VIRTIO_NET_F_GUEST_ECN));
+    EXPECT_EQ(m_backend->rx_offloads, hako::net::Offloads {});
+    m_net.reset();
+    activate(true, true, bit(VIRTIO_NET_F_GUEST_CSUM) | bit(VIRTIO_NET_F_GUEST_TSO4) | bit(VIRTIO_NET_F_GUEST_ECN));
+    EXPECT_EQ(m_backend->rx_offloads, (hako::net::Offloads { .csum = true, .tso4 = true, .ecn = true }));
+    // A reset takes them back.
+    m_net.reset();
+    EXPECT_EQ(m_backend->rx_offloads, hako::net::Offloads {});
+}
+
+TEST_F(VirtioNetTest, TransmitHeadersArePassedOnWhenTheNegotiatedOffloadsAllowThem)
+{
+    m_backend->offloads = true;
+    activate(true, true, bit(VIRTIO_NET_F_CSUM) | bit(VIRTIO_NET_F_HOST_TSO4));
+    auto frame = make_frame(1514, 5);
+    struct Case {
+        hako::net::VnetHeader header;
+        bool passes;
+    };
+    using hako::net::VnetHeader;
+    std::vector<Case> const cases {
+        { VnetHeader { .flags = hako::net::VNET_HDR_F_NEEDS_CSUM, .csum_start = 34, .csum_offset = 16 }, true },
+        { VnetHeader { .flags = hako::net::VNET_HDR_F_NEEDS_CSUM | hako::net::VNET_HDR_F_DATA_VALID, .csum_start = 34,
+              .csum_offset = 16 }, true }, // DATA_VALID is masked off
+        { VnetHeader { .flags = hako::net::VNET_HDR_F_NEEDS_CSUM, .gso_type = hako::net::VNET_HDR_GSO_TCPV4,
+              .hdr_len = 54, .gso_size = 1448, .csum_start = 34, .csum_offset = 16 }, true },
+        { VnetHeader {}, true },
+        // The checksum field would lie beyond the frame.
+        { VnetHeader { .flags = hako::net::VNET_HDR_F_NEEDS_CSUM, .csum_start = 1500, .csum_offset = 16 }, false },
+        // Inside the ethernet header.
+        { VnetHeader { .flags = hako::net::VNET_HDR_F_NEEDS_CSUM, .csum_start = 4, .csum_offset = 2 }, false },
+        // TCPv6 and ECN were not negotiated; GSO needs NEEDS_CSUM and a segment size; UDP (UFO) is never offered.
+        { VnetHeader { .flags = 1, .gso_type = hako::net::VNET_HDR_GSO_TCPV6, .gso_size = 1448, .csum_start = 54,
+              .csum_offset = 16 }, false },
+        { VnetHeader { .flags = 1, .gso_type = hako::net::VNET_HDR_GSO_TCPV4 | hako::net::VNET_HDR_GSO_ECN,
+              .gso_size = 1448, .csum_start = 34, .csum_offset = 16 }, false },
+        { VnetHeader { .gso_type = hako::net::VNET_HDR_GSO_TCPV4, .gso_size = 1448 }, false },
+        { VnetHeader { .flags = 1, .gso_type = hako::net::VNET_HDR_GSO_TCPV4, .csum_start = 34, .csum_offset = 16 },
+            false },
+        { VnetHeader { .flags = 1, .gso_type = hako::net::VNET_HDR_GSO_UDP, .gso_size = 1000, .csum_start = 34,
+              .csum_offset = 6 }, false },
+        { VnetHeader { .gso_type = 0x42 }, false },
+    };
+    size_t expected_sent = 0;
+    uint16_t n = 0;
+    for (auto const& c : cases) {
+        uint64_t const addr = DATA + 0x1000u * (n % 4);
+        put_tx(addr, frame);
+        hako::net::encode_vnet_header(c.header, std::span<uint8_t, hako::net::VNET_HDR_LEN>(&m_buf[addr], 10));
+        set_desc(TX_QUEUE, n % QSIZE, addr, VIRTIO_NET_HDR_LEN + 1514, 0);
+        publish(TX_QUEUE, n % QSIZE);
+        m_net.queue_notify(TX_QUEUE);
+        ++n;
+        if (c.passes) {
+            ++expected_sent;
+            ASSERT_EQ(m_backend->sent_headers.size(), expected_sent) << "case " << n;
+            auto expected = c.header;
+            expected.flags &= hako::net::VNET_HDR_F_NEEDS_CSUM;
+            EXPECT_EQ(m_backend->sent_headers.back(), expected) << "case " << n;
+            EXPECT_EQ(m_backend->sent.back(), frame);
+        } else {
+            EXPECT_EQ(m_backend->sent_headers.size(), expected_sent) << "case " << n << " should be dropped";
+        }
+        EXPECT_EQ(used_idx(TX_QUEUE), n) << "every chain is given back";
+    }
+    auto const st = m_net.stats();
+    EXPECT_EQ(st.tx_frames, expected_sent);
+    EXPECT_EQ(st.tx_dropped_bad_header, cases.size() - expected_sent);
+    EXPECT_EQ(st.tx_offload_frames, 3u);
+}
+
+TEST_F(VirtioNetTest, WithoutTransmitOffloadsTheHeaderIsIgnored)
+{
+    m_backend->offloads = true;
+    activate(true, true, bit(VIRTIO_NET_F_GUEST_CSUM));
+    auto frame = make_frame(100, 2);
+    put_tx(DATA, frame);
+    std::fill(&m_buf[DATA], &m_buf[DATA + 10], uint8_t { 0xff }); // junk the guest may leave there
+    set_desc(TX_QUEUE, 0, DATA, VIRTIO_NET_HDR_LEN + 100, 0);
+    publish(TX_QUEUE, 0);
+    m_net.queue_notify(TX_QUEUE);
+    ASSERT_EQ(m_backend->sent.size(), 1u);
+    EXPECT_TRUE(m_backend->sent_headers.empty()) << "a plain send()";
+    EXPECT_EQ(m_net.stats().tx_dropped_bad_header, 0u);
+}
+
+TEST_F(VirtioNetTest, ReceivedHeadersReachTheGuestOnlyAsNegotiated)
+{
+    using hako::net::VnetHeader;
+    m_backend->offloads = true;
+    activate(true, true, bit(VIRTIO_NET_F_GUEST_CSUM));
+    post_rx(4, 2048);
+    auto frame = make_frame(200, 4);
+    VnetHeader const partial { .flags = hako::net::VNET_HDR_F_NEEDS_CSUM, .csum_start = 34, .csum_offset = 6 };
+    m_backend->inject(partial, frame);
+    ASSERT_EQ(used_idx(RX_QUEUE), 1u);
+    auto got = hako::net::decode_vnet_header(std::span<uint8_t const, 10>(&m_buf[DATA], 10));
+    EXPECT_EQ(got, partial);
+    EXPECT_EQ(get_le16(&m_buf[DATA + VIRTIO_NET_HDR_NUM_BUFFERS_OFFSET]), 1u);
+
+    // A TSO super-frame the guest did not take (no GUEST_TSO4) is dropped, not handed over.
+    VnetHeader const tso { .flags = 1, .gso_type = hako::net::VNET_HDR_GSO_TCPV4, .hdr_len = 54, .gso_size = 1448,
+        .csum_start = 34, .csum_offset = 16 };
+    m_backend->inject(tso, frame);
+    EXPECT_EQ(used_idx(RX_QUEUE), 1u);
+    EXPECT_EQ(m_net.stats().rx_dropped_offload, 1u);
+
+}
+
+TEST_F(VirtioNetTest, AGuestWithoutChecksumOffloadGetsZeroFlagsAndNoPartialFrames)
+{
+    using hako::net::VnetHeader;
+    m_backend->offloads = true;
+    activate(true);
+    post_rx(4, 2048);
+    std::fill(&m_buf[DATA], &m_buf[DATA + 12], uint8_t { 0xee });
+    auto frame = make_frame(200, 4);
+    m_backend->inject(VnetHeader { .flags = hako::net::VNET_HDR_F_DATA_VALID }, frame);
+    ASSERT_EQ(used_idx(RX_QUEUE), 1u);
+    EXPECT_EQ(hako::net::decode_vnet_header(std::span<uint8_t const, 10>(&m_buf[DATA], 10)), VnetHeader {});
+    // A partial frame still in flight from before the guest lowered its offloads.
+    m_backend->inject(VnetHeader { .flags = hako::net::VNET_HDR_F_NEEDS_CSUM, .csum_start = 34, .csum_offset = 6 },
+        frame);
+    EXPECT_EQ(used_idx(RX_QUEUE), 1u);
+    EXPECT_EQ(m_net.stats().rx_dropped_offload, 1u);
 }
