@@ -1,7 +1,8 @@
 // Fuzzes virtio-net as a hostile driver would drive it: guest RAM (64 KiB at 0x10000) is filled from the input,
 // the two queues' configuration and the negotiated features (MRG_RXBUF, EVENT_IDX, INDIRECT_DESC) come from the
 // input header (byte 1 bit 3: an offload-capable backend, with the offload features from bit 4 or byte 15, and
-// transmit headers and received frames' headers shaped by the input), and the rest is a bounded sequence of operations: transmit notifies, frames arriving from the
+// transmit headers and received frames' headers shaped by the input; bit 5: the control queue and its features),
+// and the rest is a bounded sequence of operations: transmit notifies, frames arriving from the
 // network (any length, including too short and too long), receive notifies with backend retries, guest writes to
 // RAM, and reset/re-activate. In driver mode (header byte 0 bit 7) the queues have a fixed valid layout and
 // operations build near-valid transmit chains and receive buffers, so the fuzzer reaches the data paths quickly.
@@ -79,19 +80,19 @@ public:
 bool g_offloads; // this input runs with an offload-capable backend and offload features
 
 struct CountingInterrupt final : VirtioInterrupt {
-    void signal_used_queue(uint16_t q) override { check(q < 2); }
+    void signal_used_queue(uint16_t q) override { check(q < 3); }
     void signal_config_change() override { }
     void signal_needs_reset() override { }
 };
 
 // Driver mode: fixed, valid layout per queue.
-constexpr uint64_t DRV_DESC[2] = { 0x0000, 0x1000 };
-constexpr uint64_t DRV_AVAIL[2] = { 0x2000, 0x2400 };
-constexpr uint64_t DRV_USED[2] = { 0x2800, 0x3000 };
+constexpr uint64_t DRV_DESC[3] = { 0x0000, 0x1000, 0x3400 };
+constexpr uint64_t DRV_AVAIL[3] = { 0x2000, 0x2400, 0x3600 };
+constexpr uint64_t DRV_USED[3] = { 0x2800, 0x3000, 0x3700 };
 constexpr uint64_t DRV_DATA = 0x4000;
 constexpr uint16_t DRV_QSIZE = 16;
-uint16_t g_avail[2];
-uint16_t g_next_desc[2];
+uint16_t g_avail[3];
+uint16_t g_next_desc[3];
 
 void put_desc(int q, uint16_t i, uint64_t off, uint32_t len, uint16_t flags, uint16_t next)
 {
@@ -141,6 +142,23 @@ void build_chain(int q, uint8_t a, uint8_t b, uint8_t c)
     publish(q, head);
 }
 
+/// A control command chain: class and code from the input, `a % 64` data bytes (the input's RAM), and an ack byte
+/// (or, sometimes, none).
+void build_ctrl_chain(uint8_t a, uint8_t b, uint8_t c)
+{
+    uint64_t const off = DRV_DATA + 0x2000 + (static_cast<uint64_t>(c) << 3) % 0x800;
+    uint8_t* cmd = ram().data() + off;
+    cmd[0] = static_cast<uint8_t>((b >> 4) % 7);
+    cmd[1] = static_cast<uint8_t>(b & 7);
+    uint16_t const d = static_cast<uint16_t>(g_next_desc[CTRL_QUEUE] % DRV_QSIZE);
+    uint16_t const ack = static_cast<uint16_t>((d + 1) % DRV_QSIZE);
+    bool const with_ack = !(c & 1);
+    put_desc(CTRL_QUEUE, d, off, 2u + a % 64u, with_ack ? VIRTQ_DESC_F_NEXT : 0, ack);
+    put_desc(CTRL_QUEUE, ack, DRV_DATA + 0x2f00, 1, VIRTQ_DESC_F_WRITE, 0);
+    g_next_desc[CTRL_QUEUE] = static_cast<uint16_t>(g_next_desc[CTRL_QUEUE] + 2);
+    publish(CTRL_QUEUE, d);
+}
+
 void configure(Queue& q, int index, uint8_t const* h, uint64_t features)
 {
     q.reset();
@@ -155,7 +173,7 @@ void configure(Queue& q, int index, uint8_t const* h, uint64_t features)
         q.set_ready(true);
         return;
     }
-    uint8_t const* p = h + 2 + 6 * index;
+    uint8_t const* p = h + 2 + 6 * (index % 2); // the control queue shares the receive queue's (hostile) layout
     (void)q.set_size(static_cast<uint16_t>(1u << (p[0] & 7)));
     auto addr = [&](size_t i) { return GuestAddr(RAM_BASE + (static_cast<uint64_t>(p[i]) << 8)); };
     q.set_desc_table(addr(1));
@@ -183,7 +201,7 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
     if (!mem)
         return 0;
     std::vector<Queue> queues;
-    for (int i = 0; i < 2; ++i) {
+    for (int i = 0; i < 3; ++i) {
         auto q = Queue::create(*mem, VirtioNet::QUEUE_SIZE);
         if (!q)
             return 0;
@@ -202,9 +220,13 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
                  VIRTIO_NET_F_GUEST_ECN, VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_HOST_ECN })
             if (h[1] & 0x10 || (h[15] >> (bit & 7)) & 1)
                 features |= uint64_t { 1 } << bit;
-    g_avail[0] = g_avail[1] = 0;
-    g_next_desc[0] = g_next_desc[1] = 0;
-    for (int i = 0; i < 2; ++i)
+    if (h[1] & 0x20)
+        features |= uint64_t { 1 } << VIRTIO_NET_F_CTRL_VQ | uint64_t { 1 } << VIRTIO_NET_F_CTRL_RX
+            | uint64_t { 1 } << VIRTIO_NET_F_CTRL_RX_EXTRA | uint64_t { 1 } << VIRTIO_NET_F_CTRL_VLAN
+            | uint64_t { 1 } << VIRTIO_NET_F_CTRL_MAC_ADDR | uint64_t { 1 } << VIRTIO_NET_F_CTRL_GUEST_OFFLOADS;
+    g_avail[0] = g_avail[1] = g_avail[2] = 0;
+    g_next_desc[0] = g_next_desc[1] = g_next_desc[2] = 0;
+    for (int i = 0; i < 3; ++i)
         configure(queues[static_cast<size_t>(i)], i, h, features);
 
     auto backend = std::make_shared<FuzzBackend>();
@@ -262,7 +284,12 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
                 break;
             }
             case 4:
-                net.queue_notify(static_cast<uint16_t>(a)); // any queue index, including bad ones
+                if ((h[0] & 0x80) && (a & 0x80)) {
+                    build_ctrl_chain(a, b, c);
+                    net.queue_notify(CTRL_QUEUE);
+                } else {
+                    net.queue_notify(static_cast<uint16_t>(a)); // any queue index, including bad ones
+                }
                 break;
             case 5: {
                 std::array<uint8_t, 16> cfg {};
@@ -275,7 +302,7 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
             }
             case 6:
                 net.reset();
-                for (int i = 0; i < 2; ++i)
+                for (int i = 0; i < 3; ++i)
                     configure(queues[static_cast<size_t>(i)], i, h, features);
                 check(net.activate(ctx).has_value());
                 break;
@@ -297,7 +324,8 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
                 static_cast<unsigned long long>(s.rx_dropped_no_buffer),
                 static_cast<unsigned long long>(s.rx_dropped_too_big), static_cast<unsigned long long>(s.rx_dropped_bad));
         check(rs.delivered
-            == s.rx_frames + s.rx_dropped_too_big + s.rx_dropped_bad + s.rx_dropped_inactive + s.rx_dropped_offload);
+            == s.rx_frames + s.rx_dropped_too_big + s.rx_dropped_bad + s.rx_dropped_inactive + s.rx_dropped_offload
+                + s.rx_filtered);
         check(offered == rs.delivered + rs.dropped_full + rs.pending + rs.dropped_no_receiver);
     }
     return 0;

@@ -2,7 +2,7 @@
 # The network guest test: the net guest (guests/net.c) on the VMM's user networking (libslirp), with a host peer
 # (net-peer.py) on 127.0.0.1, or on a tap.
 #
-# usage: run-net-test.sh <hako|qemu> <net.elf> <[tap-]echo|echo-lossy|[tap-]serve|tap-echo-csum> [nic]
+# usage: run-net-test.sh <hako|qemu> <net.elf> <[tap-]echo|echo-lossy|echo-ctrl|[tap-]serve|tap-echo-csum> [nic]
 #   echo   a host TCP echo server on an ephemeral port; the guest takes a DHCP lease, connects to 10.0.2.2:PORT
 #          (slirp maps it to the host's 127.0.0.1), sends 1 MiB, checks the echo and closes; the server must have
 #          echoed exactly 1 MiB.
@@ -10,6 +10,8 @@
 #          retransmission (timeouts, fast retransmit, the out-of-order range) on both sides.
 #   serve  the guest listens on port 7, forwarded from a free host port (hostfwd=tcp:127.0.0.1:HPORT-:7); once it
 #          prints "net: listening" the host connects, sends 64 KiB of the pattern, closes its side and checks the echo.
+#   echo-ctrl  echo after the guest driver used the control queue (ctrl=1): promiscuous mode off, empty filter
+#          tables and a new MAC (MAC_ADDR_SET): the device must then deliver what is addressed to the new MAC.
 #   tap-*  the same over a tap (needs root): a private network namespace holds the tap (host side 10.0.3.1/24),
 #          dnsmasq serving the guest 10.0.3.15 by DHCP, the peer, and the VMM (--net tap=IFNAME); serve connects to
 #          10.0.3.15:7 directly. tap-echo-csum: echo with the guest driver's checksum offload both ways (csum=1): the
@@ -35,10 +37,13 @@ model=""
 serve_bytes=65536
 
 echo_bytes=1048576 guest_extra=""
+netspec=user$model peer_addr=127.0.0.1 extra_expect=()
 if [ "$mode" = echo-lossy ]; then
     echo_bytes=262144 guest_extra=" drop=37 bytes=$echo_bytes"
+elif [ "$mode" = echo-ctrl ]; then
+    guest_extra=" ctrl=1" extra_expect=(--expect-output "control queue: promiscuous off, filter tables empty, MAC now")
+    mode=echo
 fi
-netspec=user$model peer_addr=127.0.0.1 csum_expect=()
 # peer CMD...: runs a peer command on the host side of the guest's network.
 peer() { NET_PEER_ADDR=$peer_addr "$@"; }
 case $mode in
@@ -60,7 +65,7 @@ case $mode in
         netspec=tap=$tap$model
         if [ "$mode" = tap-echo-csum ]; then
             guest_extra=" csum=1"
-            csum_expect=(--expect-output "checksum offload tx on rx on")
+            extra_expect=(--expect-output "checksum offload tx on rx on")
         fi
         echo "run-net-test: tap $tap in network namespace $netns, host side $peer_addr, dnsmasq for the guest"
         mode=${mode#tap-}
@@ -76,7 +81,7 @@ case $mode in
         port=$(cat "$tmp/port")
         echo "run-net-test: host echo server on $peer_addr:$port"
         "$here/run-guest-test.sh" "$vmm" "$guest" 1 --net "$netspec" --log "$log" \
-            --cmdline "nic=$nic mode=echo port=$port$guest_extra" "${csum_expect[@]}" \
+            --cmdline "nic=$nic mode=echo port=$port$guest_extra" "${extra_expect[@]}" \
             --expect-output "bytes echoed intact: ok" --expect-output PASS || exit 1
         wait "$peer_pid"
         peer_status=$?
@@ -113,10 +118,10 @@ case $mode in
         cat "$tmp/run.log"
         [ $client_status -eq 0 ] && [ $run_status -eq 0 ] || exit 1
         ;;
-    *) echo "run-net-test: mode must be [tap-]echo, echo-lossy, [tap-]serve or tap-echo-csum, not $3" >&2; exit 2 ;;
+    *) echo "run-net-test: mode must be [tap-]echo, echo-lossy, echo-ctrl, [tap-]serve or tap-echo-csum, not $3" >&2; exit 2 ;;
 esac
-grep -a "^net: \|^check: \|^virtio-net: checksum" "$log"
-if [ ${#csum_expect[@]} -gt 0 ]; then
+grep -a "^net: \|^check: \|^virtio-net: checksum\|^virtio-net: control" "$log"
+if [ "$3" = tap-echo-csum ]; then
     # "...: N frames sent with a partial checksum, M received with one, ...": both must be non-zero.
     counts=$(grep -a "^virtio-net: checksum offload tx on rx on" "$log" | sed -E 's/.*: ([0-9]+) frames sent[^,]*, ([0-9]+) received.*/\1 \2/')
     read -r sent_partial received_partial <<<"$counts"

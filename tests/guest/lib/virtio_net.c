@@ -14,6 +14,12 @@
  * must complete it; on receive it completes a frame flagged NEEDS_CSUM at csum_start/csum_offset before the stack
  * (which verifies every checksum) sees it. If the device or the host got either side wrong, the stack or the peer
  * drops the segments and the transfer fails. print_stats reports how many frames went each way.
+ *
+ * With ctrl=1 it negotiates the control queue (VIRTIO_NET_F_CTRL_VQ, CTRL_RX, CTRL_MAC_ADDR; queue 2, polled) and,
+ * before the stack starts, turns promiscuous mode and all-multicast off, installs empty MAC filter tables, and moves
+ * the NIC to a new MAC (the configured one with the last byte XOR 0x80) with MAC_ADDR_SET, checking every ack and
+ * that config space shows the new MAC. From then on the device must filter on the new MAC: if it kept the old one,
+ * the DHCP and TCP replies addressed to the new MAC never arrive.
  */
 #include "guest.h"
 
@@ -22,6 +28,17 @@
 #define VIRTIO_NET_F_GUEST_CSUM 1
 #define VIRTIO_NET_F_MAC 5
 #define VIRTIO_NET_F_STATUS 16
+#define VIRTIO_NET_F_CTRL_VQ 17
+#define VIRTIO_NET_F_CTRL_RX 18
+#define VIRTIO_NET_F_CTRL_MAC_ADDR 23
+#define CTRL_QUEUE 2
+#define CTRL_RX 0
+#define CTRL_RX_PROMISC 0
+#define CTRL_RX_ALLMULTI 1
+#define CTRL_MAC 1
+#define CTRL_MAC_TABLE_SET 0
+#define CTRL_MAC_ADDR_SET 1
+#define CTRL_WAIT_US 2000000
 #define VIRTIO_NET_S_LINK_UP 1
 #define NET_HDR_LEN 12 /* struct virtio_net_hdr_v1 */
 #define HDR_F_NEEDS_CSUM 1
@@ -36,7 +53,9 @@
 #define TX_WAIT_US 200000
 
 static struct virtio_dev s_dev;
-static struct virtq s_rxq, s_txq;
+static struct virtq s_rxq, s_txq, s_ctrlq;
+static uint8_t s_ctrl_cmd[64] __attribute__((aligned(64)));
+static uint8_t s_ctrl_ack;
 static uint8_t s_rx_bufs[QUEUE_SIZE][BUF_SIZE] __attribute__((aligned(4096)));
 static uint8_t s_tx_bufs[QUEUE_SIZE][BUF_SIZE] __attribute__((aligned(4096)));
 static uint16_t s_tx_free[QUEUE_SIZE];
@@ -97,6 +116,59 @@ static void offload_tx_csum(uint8_t* hdr, uint8_t* frame, uint32_t len)
     wr16le(hdr + 6, (uint16_t)(14 + ihl));
     wr16le(hdr + 8, (uint16_t)csum_off);
     s_tx_partial++;
+}
+
+/* One control command: class, code, data; waits (bounded) for the device's ack. */
+static bool ctrl_command(uint8_t cls, uint8_t code, const void* data, uint32_t len)
+{
+    s_ctrl_cmd[0] = cls;
+    s_ctrl_cmd[1] = code;
+    memcpy(s_ctrl_cmd + 2, data, len);
+    s_ctrl_ack = 0xee;
+    struct virtq_buf bufs[2] = {
+        { (uint32_t)(uintptr_t)s_ctrl_cmd, 2 + len, false },
+        { (uint32_t)(uintptr_t)&s_ctrl_ack, 1, true },
+    };
+    virtq_add(&s_ctrlq, bufs, 2);
+    virtq_kick(&s_ctrlq);
+    uint64_t start = time_us();
+    uint32_t id, used_len;
+    while (!virtq_next_used(&s_ctrlq, &id, &used_len)) {
+        if (time_us() - start > CTRL_WAIT_US) {
+            printf("virtio-net: control command %u.%u: no answer\n", cls, code);
+            return false;
+        }
+    }
+    if (used_len != 1 || s_ctrl_ack != 0) {
+        printf("virtio-net: control command %u.%u: ack %u (used length %u)\n", cls, code, s_ctrl_ack, used_len);
+        return false;
+    }
+    return true;
+}
+
+/* ctrl=1: RX mode off, empty filter tables, a new MAC; false (with a message) if the device disagrees. */
+static bool ctrl_setup(struct nic* nic)
+{
+    uint8_t off = 0;
+    uint8_t tables[8] = { 0 }; /* two empty tables: le32 0, le32 0 */
+    uint8_t mac[6];
+    memcpy(mac, nic->mac, 6);
+    mac[5] ^= 0x80;
+    if (!ctrl_command(CTRL_RX, CTRL_RX_PROMISC, &off, 1) || !ctrl_command(CTRL_RX, CTRL_RX_ALLMULTI, &off, 1)
+        || !ctrl_command(CTRL_MAC, CTRL_MAC_TABLE_SET, tables, sizeof(tables))
+        || !ctrl_command(CTRL_MAC, CTRL_MAC_ADDR_SET, mac, 6))
+        return false;
+    for (unsigned i = 0; i < 6; i++) {
+        if (virtio_cfg_read8(&s_dev, CFG_MAC + i) != mac[i]) {
+            printf("virtio-net: config space MAC byte %u is %02x after MAC_ADDR_SET, not %02x\n", i,
+                virtio_cfg_read8(&s_dev, CFG_MAC + i), mac[i]);
+            return false;
+        }
+    }
+    memcpy(nic->mac, mac, 6);
+    printf("virtio-net: control queue: promiscuous off, filter tables empty, MAC now %02x:%02x:%02x:%02x:%02x:%02x\n",
+        mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+    return true;
 }
 
 static void vnet_print_stats(struct nic* nic)
@@ -186,9 +258,11 @@ bool virtio_net_init(struct nic* nic)
     if (!virtio_find(VIRTIO_ID_NET, 0, &s_dev))
         return false;
     uint64_t features, wanted = (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_STATUS);
-    uint32_t csum = 0;
+    uint32_t csum = 0, ctrl = 0;
     if (cmdline_get_u32("csum", &csum) && csum)
         wanted |= (1ull << VIRTIO_NET_F_CSUM) | (1ull << VIRTIO_NET_F_GUEST_CSUM);
+    if (cmdline_get_u32("ctrl", &ctrl) && ctrl)
+        wanted |= (1ull << VIRTIO_NET_F_CTRL_VQ) | (1ull << VIRTIO_NET_F_CTRL_RX) | (1ull << VIRTIO_NET_F_CTRL_MAC_ADDR);
     if (!virtio_negotiate(&s_dev, wanted, &features))
         return false;
     s_tx_csum = (features >> VIRTIO_NET_F_CSUM) & 1;
@@ -201,6 +275,18 @@ bool virtio_net_init(struct nic* nic)
         printf("virtio-net: queue setup failed\n");
         return false;
     }
+    bool const have_ctrl = ctrl && (features & (1ull << VIRTIO_NET_F_CTRL_VQ)) && (features & (1ull << VIRTIO_NET_F_CTRL_RX))
+        && (features & (1ull << VIRTIO_NET_F_CTRL_MAC_ADDR));
+    if (ctrl && !have_ctrl) {
+        printf("virtio-net: ctrl=1 but the device does not offer the control queue features\n");
+        return false;
+    }
+    if (have_ctrl && !virtq_setup(&s_dev, &s_ctrlq, CTRL_QUEUE, 16, 2, VIRTIO_MSI_NO_VECTOR)) {
+        printf("virtio-net: control queue setup failed\n");
+        return false;
+    }
+    if (have_ctrl)
+        virtq_set_no_interrupt(&s_ctrlq, true);
     virtq_set_no_interrupt(&s_rxq, true);
     virtq_set_no_interrupt(&s_txq, true);
     if ((features & (1ull << VIRTIO_NET_F_MAC)) && s_dev.device_cfg) {
@@ -225,6 +311,8 @@ bool virtio_net_init(struct nic* nic)
         return false;
     }
     virtq_kick(&s_rxq);
+    if (have_ctrl && !ctrl_setup(nic))
+        return false;
     if ((features & (1ull << VIRTIO_NET_F_STATUS)) && s_dev.device_cfg)
         printf("virtio-net: link %s\n", (virtio_cfg_read8(&s_dev, CFG_STATUS) & VIRTIO_NET_S_LINK_UP) ? "up" : "down");
     printf("virtio-net: queues %u/%u entries, MAC %02x:%02x:%02x:%02x:%02x:%02x\n", s_rxq.size, s_txq.size,

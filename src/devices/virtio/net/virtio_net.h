@@ -1,6 +1,6 @@
 // VirtioNet: the virtio network device (VIRTIO 1.2 section 5.1, device ID 1) over a net::Backend.
 //
-// Queues: 0 = receiveq1, 1 = transmitq1 (no multiqueue, no control queue). Features offered: VIRTIO_NET_F_MAC
+// Queues: 0 = receiveq1, 1 = transmitq1, 2 = controlq (no multiqueue). Features offered: VIRTIO_NET_F_MAC
 // (the MAC in config space), VIRTIO_NET_F_STATUS (link always up) and VIRTIO_NET_F_MRG_RXBUF (a received frame may
 // span several receive chains; num_buffers says how many). On a backend that carries offload metadata (tap:
 // Backend::supports_offloads()) also the checksum and TCP segmentation offloads both ways, as QEMU offers them on a
@@ -30,13 +30,20 @@
 // (on receive, together with any chains already taken for that frame, which drops the frame); a broken queue asks
 // for DEVICE_NEEDS_RESET. Config writes are ignored and counted.
 //
+// Control queue (section 5.1.6.5; VIRTIO_NET_F_CTRL_VQ with CTRL_RX, CTRL_RX_EXTRA, CTRL_VLAN, CTRL_MAC_ADDR, and
+// CTRL_GUEST_OFFLOADS where offloads are offered): each chain is class + command + data (device-readable), then a
+// one-byte ack (device-writable). RX mode, MAC tables and VLANs go to RxFilter (rx_filter.h), which then decides
+// which received frames reach the guest; MAC_ADDR_SET also changes the MAC in config space (a reset restores the
+// original); GUEST_OFFLOADS_SET lowers or restores the receive offloads within what was negotiated. Anything else
+// (ANNOUNCE, MQ: not offered) is acked VIRTIO_NET_ERR. A chain without room for the ack, or with more than
+// CTRL_MAX_DATA bytes of data, is given back unanswered and counted.
+//
 // Received headers: the backend's flags, GSO type and offsets go to the guest as they are when it negotiated the
 // matching GUEST_* features; a partial frame it did not negotiate (one in flight while it lowered its offloads) is
 // dropped and counted.
 //
-// Deliberately not done: the control queue (RX mode, MAC filters, VLANs, announce), UFO/USO, multiqueue/RSS,
-// F_MTU, link-state changes. Without a control queue the device delivers every frame the backend
-// gives it (no MAC filtering), which is what QEMU does without CTRL_RX.
+// Deliberately not done: GUEST_ANNOUNCE (nothing to announce before live migration), UFO/USO, multiqueue/RSS,
+// F_MTU, link-state changes.
 //
 // Threading: queue_notify/activate/reset/config come from vCPUs or the event loop; the Receiver comes from the
 // backend's thread. All state is guarded by m_lock. Lock order: Backend rx lock -> m_lock -> transport interrupt
@@ -50,6 +57,7 @@
 #include <span>
 #include <vector>
 
+#include "devices/virtio/net/rx_filter.h"
 #include "devices/virtio/virtio_device.h"
 #include "net/backend.h"
 #include "net/net_options.h"
@@ -69,7 +77,12 @@ constexpr unsigned VIRTIO_NET_F_HOST_ECN = 13;
 constexpr unsigned VIRTIO_NET_F_MAC = 5;
 constexpr unsigned VIRTIO_NET_F_MRG_RXBUF = 15;
 constexpr unsigned VIRTIO_NET_F_STATUS = 16;
+constexpr unsigned VIRTIO_NET_F_CTRL_GUEST_OFFLOADS = 2;
 constexpr unsigned VIRTIO_NET_F_CTRL_VQ = 17;
+constexpr unsigned VIRTIO_NET_F_CTRL_RX = 18;
+constexpr unsigned VIRTIO_NET_F_CTRL_VLAN = 19;
+constexpr unsigned VIRTIO_NET_F_CTRL_RX_EXTRA = 20;
+constexpr unsigned VIRTIO_NET_F_CTRL_MAC_ADDR = 23;
 constexpr unsigned VIRTIO_NET_F_MQ = 22;
 constexpr unsigned VIRTIO_NET_F_SPEED_DUPLEX = 63;
 
@@ -99,6 +112,7 @@ constexpr uint8_t VIRTIO_NET_DUPLEX_UNKNOWN = 0xff;
 
 constexpr uint16_t RX_QUEUE = 0;
 constexpr uint16_t TX_QUEUE = 1;
+constexpr uint16_t CTRL_QUEUE = 2;
 
 struct NetStats {
     uint64_t tx_frames { 0 };            // frames handed to the backend
@@ -119,11 +133,17 @@ struct NetStats {
     uint64_t budget_exhausted { 0 };     // transmit notifies that stopped at the per-notify chain budget
     uint64_t queue_broken { 0 };         // times a queue was found broken
     uint64_t config_writes_ignored { 0 };
+    uint64_t rx_filtered { 0 };          // frames the RX filter kept from the guest (control queue settings)
+    uint64_t ctrl_commands { 0 };        // control commands acked VIRTIO_NET_OK
+    uint64_t ctrl_errors { 0 };          // control commands acked VIRTIO_NET_ERR
+    uint64_t ctrl_bad_chains { 0 };      // control chains rejected by the Queue, without an ack byte or too long
 };
 
 class VirtioNet final : public VirtioDevice {
 public:
     static constexpr uint16_t QUEUE_SIZE = 256;
+    static constexpr uint16_t CTRL_QUEUE_SIZE = 64;
+    static constexpr uint32_t CTRL_MAX_DATA = 16384; // bytes after class and command: a 2700-entry MAC table
 
     /// Registers itself as the backend's Receiver; the destructor unregisters it.
     VirtioNet(std::shared_ptr<hako::net::Backend> backend, hako::net::MacAddress mac);
@@ -134,8 +154,8 @@ public:
     std::string_view name() const override { return "net"; }
     uint16_t device_type() const override { return VIRTIO_ID_NET; }
     uint64_t device_features() const override;
-    uint16_t num_queues() const override { return 2; }
-    uint16_t max_queue_size(uint16_t) const override { return QUEUE_SIZE; }
+    uint16_t num_queues() const override { return 3; }
+    uint16_t max_queue_size(uint16_t q) const override { return q == CTRL_QUEUE ? CTRL_QUEUE_SIZE : QUEUE_SIZE; }
     uint32_t config_size() const override { return VIRTIO_NET_CONFIG_SIZE; }
     void read_config(uint32_t offset, std::span<uint8_t> data) override;
     void write_config(uint32_t offset, std::span<uint8_t const> data) override;
@@ -154,6 +174,10 @@ public:
 
 private:
     void process_tx();
+    void process_ctrl();
+    /// One control command (class, code, data). \return the ack
+    uint8_t control_command(uint8_t cls, uint8_t code, std::span<uint8_t const> data);
+    void set_rx_offloads_locked(hako::net::Offloads offloads);
     /// Gives back the chains taken for a frame that is dropped, with used length 0.
     void return_unused(Queue& queue, std::span<DescriptorChain const> chains);
     void queue_broken(Queue& queue, std::string_view which);
@@ -163,10 +187,14 @@ private:
     bool rx_header_ok(hako::net::VnetHeader const& header) const;
 
     std::shared_ptr<hako::net::Backend> m_backend;
-    hako::net::MacAddress const m_mac;
-    std::array<uint8_t, VIRTIO_NET_CONFIG_SIZE> m_config {};
+    hako::net::MacAddress const m_mac; // the MAC given at creation (config space holds the current one)
 
     mutable std::mutex m_lock; // guards everything below
+    std::array<uint8_t, VIRTIO_NET_CONFIG_SIZE> m_config {};
+    RxFilter m_filter;
+    Queue* m_ctrlq { nullptr };
+    hako::net::Offloads m_rx_offloads_negotiated; // the ceiling for GUEST_OFFLOADS_SET
+    std::vector<uint8_t> m_ctrl_scratch;
     bool m_active { false };
     bool m_mergeable { false };
     uint32_t m_hdr_len { VIRTIO_NET_HDR_LEN }; // 12, or 10 for a legacy driver without MRG_RXBUF
