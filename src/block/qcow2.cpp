@@ -14,91 +14,13 @@
 #include <zlib.h>
 
 #include "base/checked.h"
+#include "block/qcow2_format.h"
 
 namespace hako::block {
 
+using namespace qcow2;
+
 namespace {
-
-// Header field offsets (qcow2.txt "Header").
-constexpr size_t H_MAGIC = 0;
-constexpr size_t H_VERSION = 4;
-constexpr size_t H_BACKING_FILE_OFFSET = 8;
-constexpr size_t H_BACKING_FILE_SIZE = 16;
-constexpr size_t H_CLUSTER_BITS = 20;
-constexpr size_t H_SIZE = 24;
-constexpr size_t H_CRYPT_METHOD = 32;
-constexpr size_t H_L1_SIZE = 36;
-constexpr size_t H_L1_TABLE_OFFSET = 40;
-constexpr size_t H_REFCOUNT_TABLE_OFFSET = 48;
-constexpr size_t H_REFCOUNT_TABLE_CLUSTERS = 56;
-constexpr size_t H_NB_SNAPSHOTS = 60;
-constexpr size_t H_INCOMPATIBLE_FEATURES = 72;
-constexpr size_t H_COMPATIBLE_FEATURES = 80;
-constexpr size_t H_AUTOCLEAR_FEATURES = 88;
-constexpr size_t H_REFCOUNT_ORDER = 96;
-constexpr size_t H_HEADER_LENGTH = 100;
-constexpr size_t H_COMPRESSION_TYPE = 104;
-constexpr size_t V2_HEADER_LENGTH = 72;
-constexpr size_t V3_MIN_HEADER_LENGTH = 104;
-
-constexpr uint64_t INCOMPAT_DIRTY = 1u << 0;
-constexpr uint64_t INCOMPAT_CORRUPT = 1u << 1;
-constexpr uint64_t INCOMPAT_DATA_FILE = 1u << 2;
-constexpr uint64_t INCOMPAT_COMPRESSION = 1u << 3;
-constexpr uint64_t INCOMPAT_EXTL2 = 1u << 4;
-constexpr uint64_t INCOMPAT_KNOWN = INCOMPAT_DIRTY | INCOMPAT_CORRUPT;
-
-constexpr uint32_t EXT_END = 0;
-constexpr uint32_t EXT_BACKING_FORMAT = 0xe2792aca;
-constexpr uint32_t EXT_DATA_FILE = 0x44415441;
-
-// Table entries (qcow2.txt "Cluster mapping", "Host cluster management").
-constexpr uint64_t OFLAG_COPIED = 1ull << 63;
-constexpr uint64_t OFLAG_COMPRESSED = 1ull << 62;
-constexpr uint64_t OFLAG_ZERO = 1ull << 0;
-constexpr uint64_t OFFSET_MASK = 0x00fffffffffffe00ull;      // bits 9-55
-constexpr uint64_t L1E_RESERVED = ~(OFFSET_MASK | OFLAG_COPIED);
-constexpr uint64_t L2E_STD_RESERVED = 0x3f000000000001feull; // bits 1-8 and 56-61
-constexpr uint64_t REFT_RESERVED = 0x1ffull;                  // bits 0-8
-
-constexpr uint32_t MIN_CLUSTER_BITS = 9;
-constexpr uint32_t MAX_CLUSTER_BITS = 21;
-constexpr uint64_t MAX_L1_BYTES = 32 * MiB;
-constexpr uint64_t MAX_REFTABLE_BYTES = 8 * MiB;
-constexpr uint64_t MAX_HOST_OFFSET = 1ull << 56;
-constexpr uint32_t MAX_BACKING_NAME = 1023;
-constexpr uint64_t L2_CACHE_BYTES = 4 * MiB;
-constexpr size_t MAX_BATCH_TABLES = 16; // a batch touching more L2 tables is committed and restarted
-
-uint64_t be(std::span<uint8_t const> b, size_t off, size_t n)
-{
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; ++i)
-        v = (v << 8) | b[off + i];
-    return v;
-}
-uint32_t be32(std::span<uint8_t const> b, size_t off) { return static_cast<uint32_t>(be(b, off, 4)); }
-uint64_t be64(std::span<uint8_t const> b, size_t off) { return be(b, off, 8); }
-void put_be(std::span<uint8_t> b, size_t off, size_t n, uint64_t v)
-{
-    for (size_t i = 0; i < n; ++i)
-        b[off + n - 1 - i] = static_cast<uint8_t>(v >> (8 * i));
-}
-
-std::vector<uint64_t> decode_table(std::span<uint8_t const> raw)
-{
-    std::vector<uint64_t> t(raw.size() / 8);
-    for (size_t i = 0; i < t.size(); ++i)
-        t[i] = be64(raw, i * 8);
-    return t;
-}
-std::vector<uint8_t> encode_table(std::span<uint64_t const> t)
-{
-    std::vector<uint8_t> raw(t.size() * 8);
-    for (size_t i = 0; i < t.size(); ++i)
-        put_be(raw, i * 8, 8, t[i]);
-    return raw;
-}
 
 std::string directory_of(std::string const& path)
 {
@@ -129,15 +51,6 @@ void gather(std::span<std::span<uint8_t const> const> bufs, uint64_t skip, std::
 }
 
 } // namespace
-
-/// Where a guest cluster's data lives.
-struct Qcow2Image::Mapping {
-    enum class Kind { Unallocated, Zero, Data, Compressed } kind { Kind::Unallocated };
-    uint64_t entry { 0 }; // the raw L2 entry (0 if the L2 table is absent)
-    uint64_t host { 0 };  // Data: the host cluster (a preallocated Zero cluster too); Compressed: the byte offset
-    uint64_t compressed_len { 0 }; // Compressed: bytes from `host` that hold the stream (sector-granular)
-    bool copied { false };         // the entry's COPIED flag (refcount exactly one)
-};
 
 /// L2 tables being changed by one request, applied together by commit().
 struct Qcow2Image::WriteBatch {
@@ -218,54 +131,6 @@ Result<std::unique_ptr<Qcow2Image>> Qcow2Image::open(std::string const& path, Re
 
     TRY(img->load(chain));
     return img;
-}
-
-Result<void> Qcow2Image::create(std::string const& path, uint64_t size, uint32_t cluster_bits)
-{
-    if (cluster_bits < MIN_CLUSTER_BITS || cluster_bits > MAX_CLUSTER_BITS)
-        return Error(ErrorKind::InvalidArgument, fmt::format("qcow2 cluster_bits {} is outside 9..21", cluster_bits));
-    uint64_t const cs = 1ull << cluster_bits;
-    uint64_t const per_l1 = cs * (cs / 8);
-    if (size > MAX_HOST_OFFSET || size % 512 != 0)
-        return Error(ErrorKind::InvalidArgument, fmt::format("qcow2 size {} is not a multiple of 512 up to 64 PiB", size));
-    uint64_t const l1_entries = (size + per_l1 - 1) / per_l1;
-    uint64_t const l1_clusters = std::max<uint64_t>(1, (l1_entries * 8 + cs - 1) / cs);
-    uint64_t const refblock_entries = cs * 8 / 16;
-    uint64_t const clusters = 3 + l1_clusters; // header, refcount table, refcount block, L1
-    if (l1_entries * 8 > MAX_L1_BYTES || clusters > refblock_entries)
-        return Error(ErrorKind::InvalidArgument,
-            fmt::format("qcow2 size {} needs a larger cluster size than {}", size, cs));
-
-    std::vector<uint8_t> img(static_cast<size_t>(clusters * cs), 0);
-    put_be(img, H_MAGIC, 4, MAGIC);
-    put_be(img, H_VERSION, 4, 3);
-    put_be(img, H_CLUSTER_BITS, 4, cluster_bits);
-    put_be(img, H_SIZE, 8, size);
-    put_be(img, H_L1_SIZE, 4, l1_entries);
-    put_be(img, H_L1_TABLE_OFFSET, 8, 3 * cs);
-    put_be(img, H_REFCOUNT_TABLE_OFFSET, 8, cs);
-    put_be(img, H_REFCOUNT_TABLE_CLUSTERS, 4, 1);
-    put_be(img, H_REFCOUNT_ORDER, 4, 4);
-    put_be(img, H_HEADER_LENGTH, 4, V3_MIN_HEADER_LENGTH);
-    put_be(img, static_cast<size_t>(cs), 8, 2 * cs); // refcount table entry 0 -> the block in cluster 2
-    for (uint64_t i = 0; i < clusters; ++i)
-        put_be(img, static_cast<size_t>(2 * cs + 2 * i), 2, 1);
-
-    UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-    if (!fd.valid())
-        return Error::from_errno(errno == EEXIST ? ErrorKind::Busy : ErrorKind::Io, fmt::format("Cannot create {}", path));
-    size_t done = 0;
-    while (done < img.size()) {
-        ssize_t n = ::pwrite(fd.get(), img.data() + done, img.size() - done, static_cast<off_t>(done));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return Error::from_errno(ErrorKind::Io, fmt::format("Cannot write {}", path));
-        done += static_cast<size_t>(n);
-    }
-    if (::fsync(fd.get()) < 0)
-        return Error::from_errno(ErrorKind::Io, fmt::format("Cannot sync {}", path));
-    return ok();
 }
 
 Result<void> Qcow2Image::load(BackingChain& chain)

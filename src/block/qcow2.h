@@ -23,7 +23,7 @@
 // features. Opened read-only only: images with the dirty or corrupt bit, and images with internal snapshots.
 // Deliberately not done: reusing freed clusters (allocation always appends; freed clusters keep refcount 0 until
 // `qemu-img convert`), writing compressed clusters, lazy refcounts, bitmaps (their autoclear bit is cleared on a
-// read-write open, as the spec requires), resizing, and concurrency inside one image (one mutex serialises all
+// read-write open, as the spec requires), shrinking, repairing, and concurrency inside one image (one mutex serialises all
 // requests).
 #pragma once
 
@@ -42,6 +42,18 @@
 
 namespace hako::block {
 
+/// What Qcow2Image::check() found.
+struct Qcow2CheckReport {
+    static constexpr size_t MAX_MESSAGES = 100;
+    uint64_t corruptions { 0 };   // refcounts lower than the references (or a bad entry): data may be lost
+    uint64_t leaks { 0 };         // refcounts higher than the references: wasted space only
+    uint64_t allocated_clusters { 0 }; // guest clusters with data (compressed included)
+    uint64_t compressed_clusters { 0 };
+    uint64_t total_clusters { 0 };     // guest clusters in the virtual size
+    uint64_t image_end { 0 };          // the end of the last cluster in use
+    std::vector<std::string> messages; // the first MAX_MESSAGES problems, one line each
+};
+
 class Qcow2Image final : public BlockDevice {
 public:
     static constexpr uint32_t MAGIC = 0x514649fb; // "QFI\xfb"
@@ -53,10 +65,26 @@ public:
     [[nodiscard]] static Result<std::unique_ptr<Qcow2Image>> open(
         std::string const& path, ReadOnly ro, BackingChain& chain);
 
+    struct CreateOptions {
+        uint32_t cluster_bits { 16 };
+        std::string backing_file {}; // stored as given (relative names resolve against the image's directory)
+        std::string backing_format {}; // "raw" or "qcow2" in the backing format extension; empty: none
+    };
     /// Creates a new, empty version 3 image at `path` (which must not exist): `size` bytes of virtual disk,
-    /// clusters of 1 << cluster_bits bytes (9..21), 16-bit refcounts, no backing file. The file holds only the
-    /// header, the refcount table and one block, and the L1 table.
-    [[nodiscard]] static Result<void> create(std::string const& path, uint64_t size, uint32_t cluster_bits = 16);
+    /// clusters of 1 << cluster_bits bytes (9..21), 16-bit refcounts, optionally a backing file. The file holds only
+    /// the header (with the backing format extension and name), the refcount table and one block, and the L1 table.
+    [[nodiscard]] static Result<void> create(std::string const& path, uint64_t size, CreateOptions const& options);
+    [[nodiscard]] static Result<void> create(std::string const& path, uint64_t size, uint32_t cluster_bits = 16)
+    {
+        return create(path, size, CreateOptions { .cluster_bits = cluster_bits });
+    }
+
+    /// Grows the virtual disk to `new_size` (a multiple of 512): a larger L1 table is written at the end of the
+    /// file before the header points at it. Shrinking is refused (Unsupported). Not while requests are running.
+    [[nodiscard]] Result<void> resize(uint64_t new_size);
+    /// Recomputes every cluster's refcount from the header, tables and L2 entries and compares it with the stored
+    /// one (qemu-img check without repair). Images with internal snapshots are refused (Unsupported).
+    [[nodiscard]] Result<Qcow2CheckReport> check();
 
     ~Qcow2Image() override;
 
@@ -82,7 +110,14 @@ public:
     BlockDevice const* backing() const { return m_backing.get(); }
 
 private:
-    struct Mapping;
+    /// Where a guest cluster's data lives.
+    struct Mapping {
+        enum class Kind { Unallocated, Zero, Data, Compressed } kind { Kind::Unallocated };
+        uint64_t entry { 0 }; // the raw L2 entry (0 if the L2 table is absent)
+        uint64_t host { 0 };  // Data: the host cluster (a preallocated Zero cluster too); Compressed: the byte offset
+        uint64_t compressed_len { 0 }; // Compressed: bytes from `host` that hold the stream (sector-granular)
+        bool copied { false };         // the entry's COPIED flag (refcount exactly one)
+    };
     struct WriteBatch;
     struct CachedL2 {
         uint64_t offset;

@@ -10,5 +10,7 @@ namespace hako::cli {
 /// `hako run`: runs one VM in the foreground. The returned function runs the parsed command (if it was chosen)
 /// and returns the process exit status.
 std::function<int()> register_run_command(CLI::App& app);
+/// `hako img`: disk image tools (create, info, check, convert, resize). The returned function runs the chosen tool.
+std::function<int()> register_img_command(CLI::App& app);
 
 } // namespace hako::cli

@@ -2,7 +2,8 @@
 // a raw backing file, one data cluster, one compressed cluster, zero clusters, a preallocated zero cluster) is
 // built in memory, the input XORs bytes anywhere into it (header, extensions, refcount table and block, L1, L2,
 // compressed stream), the result is written to a file on tmpfs and opened read-write or read-only, and the rest of
-// the input is a bounded sequence of reads, writes, write_zeroes, discards and flushes.
+// the input is a bounded sequence of reads, writes, write_zeroes, discards, flushes, checks (hako img check) and
+// resizes.
 //
 // Checked beyond "no crash, no hang, no sanitizer report": a read-only open never changes a byte of the image;
 // the backing file never changes; the image never grows beyond what the bounded operations could allocate.
@@ -183,7 +184,7 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
                 uint64_t const off = take(2) * 2; // up to 128 KiB: past the 64 KiB disk too
                 uint64_t const len = take(2) % (4 * CLUSTER * 8 + 1);
                 buf.assign(static_cast<size_t>(len), static_cast<uint8_t>(kind));
-                switch (kind % 6) {
+                switch (kind % 8) {
                 case 0: {
                     std::span<uint8_t> const one[] = { buf };
                     (void)q.read_vectored(off, one);
@@ -203,6 +204,12 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
                 case 4:
                     (void)q.discard(off, len);
                     break;
+                case 6:
+                    (void)q.check(); // hako img check on whatever the tables say
+                    break;
+                case 7:
+                    (void)q.resize(q.size_bytes() + (len & ~uint64_t { 511 })); // grows (or is refused)
+                    break;
                 default:
                     (void)q.flush();
                     break;
@@ -212,6 +219,7 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
             buf.assign(static_cast<size_t>(q.size_bytes() < 65536 ? q.size_bytes() : 65536), 0);
             std::span<uint8_t> const all[] = { buf };
             (void)q.read_vectored(0, all);
+            (void)q.check();
         }
     }
 

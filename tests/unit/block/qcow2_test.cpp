@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <numeric>
 #include <random>
 
 #include "block/disk_image.h"
@@ -613,4 +615,135 @@ TEST(Qcow2Test, CreatedImagesAreValidForQemu)
     }
     EXPECT_FALSE(Qcow2Image::create(dir.file("bad.qcow2"), 1000, 16));
     EXPECT_FALSE(Qcow2Image::create(dir.file("bad.qcow2"), 1 << 20, 30));
+}
+
+namespace {
+
+/// Patches a big-endian field of `width` bytes at `offset` in a file.
+void poke_be(std::string const& path, uint64_t offset, uint64_t value, size_t width)
+{
+    auto bytes = read_file(path);
+    ASSERT_LE(offset + width, bytes.size());
+    for (size_t i = 0; i < width; ++i)
+        bytes[offset + i] = static_cast<uint8_t>(value >> (8 * (width - 1 - i)));
+    write_file(path, bytes);
+}
+uint64_t peek_be(std::string const& path, uint64_t offset, size_t width)
+{
+    auto bytes = read_file(path);
+    uint64_t v = 0;
+    for (size_t i = 0; i < width; ++i)
+        v = v << 8 | bytes[offset + i];
+    return v;
+}
+
+} // namespace
+
+TEST(Qcow2Test, ResizeGrowsTheDiskAndMovesTheL1TableWhenItMustGrow)
+{
+    REQUIRE_QEMU();
+    TempDir dir;
+    std::string const img = dir.file("r.qcow2");
+    // 512-byte clusters: one L1 entry maps 32 KiB, one L1 cluster 64 entries = 2 MiB.
+    ASSERT_TRUE(Qcow2Image::create(img, 1 * MiB, 9));
+    std::vector<uint8_t> data(4096);
+    std::iota(data.begin(), data.end(), uint8_t { 7 });
+    {
+        auto q = open_qcow2(img, ReadOnly::No);
+        ASSERT_TRUE(q);
+        ASSERT_TRUE(write_bytes(*q, 300 * 1024, data));
+        EXPECT_EQ(q->resize(512 * KiB).error().kind(), ErrorKind::Unsupported) << "shrinking is refused";
+        ASSERT_TRUE(q->resize(2 * MiB)); // still fits the L1 cluster
+        uint64_t const l1_before = peek_be(img, 40, 8);
+        ASSERT_TRUE(q->resize(8 * MiB)); // 256 entries: a new L1 table
+        EXPECT_NE(peek_be(img, 40, 8), l1_before);
+        EXPECT_EQ(q->size_bytes(), 8 * MiB);
+        ASSERT_TRUE(write_bytes(*q, 8 * MiB - 4096, data)); // the new end is writable
+        auto r = q->check();
+        ASSERT_TRUE(r) << r.error().message();
+        EXPECT_EQ(r->corruptions, 0u);
+        EXPECT_EQ(r->leaks, 0u) << (r->messages.empty() ? "" : r->messages[0]);
+    }
+    EXPECT_EQ(run("qemu-img check '" + img + "'"), 0);
+    auto contents = qemu_contents(dir, img);
+    ASSERT_EQ(contents.size(), 8 * MiB);
+    EXPECT_TRUE(std::equal(data.begin(), data.end(), contents.begin() + 300 * 1024));
+    EXPECT_TRUE(std::equal(data.begin(), data.end(), contents.end() - 4096));
+}
+
+TEST(Qcow2Test, CheckAgreesWithQemuImgOnLeaksAndCorruption)
+{
+    REQUIRE_QEMU();
+    TempDir dir;
+    std::string const img = dir.file("c.qcow2");
+    ASSERT_EQ(run("qemu-img create -f qcow2 -o cluster_size=4096 '" + img + "' 1M"), 0);
+    qemu_io(img, "write -P 0x5a 0 64k");
+    {
+        auto q = open_qcow2(img);
+        auto r = q->check();
+        ASSERT_TRUE(r) << r.error().message();
+        EXPECT_EQ(r->corruptions + r->leaks, 0u);
+        EXPECT_EQ(r->allocated_clusters, 16u);
+        EXPECT_EQ(r->total_clusters, 256u);
+    }
+    // The first refcount block: reftable entry 0.
+    uint64_t const reftable = peek_be(img, 48, 8);
+    uint64_t const block = peek_be(img, reftable, 8);
+    uint64_t const clusters = (std::filesystem::file_size(img) + 4095) / 4096;
+
+    // One more cluster at the end of the file with a refcount of 1 and nothing pointing at it: a leak (qemu-img
+    // check exits 3). A refcount past the end of the file is not one (QEMU agrees).
+    poke_be(img, block + 2 * (clusters + 3), 1, 2);
+    {
+        auto r = open_qcow2(img)->check();
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->leaks + r->corruptions, 0u);
+    }
+    poke_be(img, block + 2 * (clusters + 3), 0, 2);
+    std::filesystem::resize_file(img, clusters * 4096 + 4096);
+    poke_be(img, block + 2 * clusters, 1, 2);
+    {
+        auto r = open_qcow2(img)->check();
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->leaks, 1u);
+        EXPECT_EQ(r->corruptions, 0u);
+    }
+    EXPECT_EQ(run("qemu-img check '" + img + "' >/dev/null"), 3);
+
+    // A refcount of 0 for the last data cluster: corruption (exit 2), and its entry's COPIED flag now lies.
+    poke_be(img, block + 2 * (clusters - 1), 0, 2);
+    {
+        auto r = open_qcow2(img)->check();
+        ASSERT_TRUE(r);
+        EXPECT_GE(r->corruptions, 1u);
+        EXPECT_EQ(r->leaks, 1u);
+    }
+    EXPECT_EQ(run("qemu-img check '" + img + "' >/dev/null 2>&1"), 2);
+}
+
+TEST(Qcow2Test, CreateWithABackingFileReadsThroughIt)
+{
+    REQUIRE_QEMU();
+    TempDir dir;
+    std::string const base = dir.file("base.raw");
+    std::vector<uint8_t> pattern(1 * MiB);
+    for (size_t i = 0; i < pattern.size(); ++i)
+        pattern[i] = static_cast<uint8_t>(i * 13);
+    write_file(base, pattern);
+    std::string const top = dir.file("top.qcow2");
+    ASSERT_TRUE(Qcow2Image::create(top, 1 * MiB,
+        Qcow2Image::CreateOptions { .cluster_bits = 16, .backing_file = "base.raw", .backing_format = "raw" }));
+    {
+        auto q = open_qcow2(top);
+        ASSERT_TRUE(q);
+        EXPECT_EQ(read_all(*q), pattern);
+    }
+    EXPECT_EQ(run("qemu-img check '" + top + "'"), 0);
+    EXPECT_EQ(run("qemu-img compare -f raw -F qcow2 '" + base + "' '" + top + "'"), 0);
+    EXPECT_EQ(run("qemu-img info '" + top + "' | grep -q 'backing file format: raw'"), 0);
+    // A name that does not fit, and a format without a file, are refused.
+    EXPECT_FALSE(Qcow2Image::create(dir.file("x.qcow2"), 1 * MiB,
+        Qcow2Image::CreateOptions { .cluster_bits = 9, .backing_file = std::string(600, 'a'), .backing_format = {} }));
+    EXPECT_FALSE(Qcow2Image::create(dir.file("y.qcow2"), 1 * MiB,
+        Qcow2Image::CreateOptions { .cluster_bits = 16, .backing_file = {}, .backing_format = "raw" }));
 }
