@@ -6,6 +6,9 @@
  *             2048-2063 (header, two data buffers, status), FLUSH, reads both back and compares; GET_ID equals
  *             serial=; a read at the capacity fails with IOERR. The harness then checks the pattern in the host file.
  *             stop_after_flush=1: stop (interrupts off, halted) once the FLUSH completed, for the SIGKILL test.
+ *             crash=1: the crash test instead (run-qcow2-crash-test.sh): generation after generation (from base=N),
+ *             write 16 4-KiB blocks chosen by crash_blocks() (every sector tagged "HAKOGEN!", generation, sector),
+ *             FLUSH, print "blk: generation G flushed"; until the harness kills the VMM.
  *   legacy=1  through the transitional device's legacy I/O interface (BAR 0, queue by PFN, INTx), as SeaBIOS,
  *             iPXE and pre-4.0 Linux drivers do.
  *   irq=msix  (default) MSI-X vector per queue to this CPU's LAPIC; irq=intx: INTx through the IOAPIC, the PCI
@@ -201,6 +204,46 @@ static void fill(uint8_t* p, uint32_t first_sector, uint32_t sectors)
             p[s * 512 + i] = pattern(first_sector + s, i);
 }
 
+/* The crash test's blocks for generation g (crash-check.py computes the same). */
+#define CRASH_BLOCKS_PER_GEN 16
+static uint32_t crash_block(uint32_t g, uint32_t k, uint32_t nblocks)
+{
+    uint32_t h = g * 2654435761u ^ (k + 1) * 2246822519u;
+    h ^= h >> 15;
+    h *= 2654435761u;
+    h ^= h >> 13;
+    return h % nblocks;
+}
+
+static void crash_loop(uint64_t capacity)
+{
+    uint32_t base = 0, nblocks = (uint32_t)(capacity / 8);
+    cmdline_get_u32("base", &base);
+    struct virtq_buf one = { (uint32_t)(uintptr_t)s_buf, 4096, false };
+    uint32_t len;
+    for (uint32_t g = base + 1;; g++) {
+        for (uint32_t k = 0; k < CRASH_BLOCKS_PER_GEN; k++) {
+            uint32_t b = crash_block(g, k, nblocks);
+            for (uint32_t s = 0; s < 8; s++) {
+                uint8_t* p = s_buf + s * 512;
+                uint32_t sector = b * 8 + s;
+                memcpy(p, "HAKOGEN!", 8);
+                memcpy(p + 8, &g, 4);
+                memcpy(p + 12, &sector, 4);
+                for (uint32_t i = 16; i < 512; i++)
+                    p[i] = (uint8_t)(g * 31 + sector + i);
+            }
+            uint8_t st = blk_request(BLK_T_OUT, (uint64_t)b * 8, &one, 1, &len);
+            if (st != BLK_S_OK)
+                fail(8, "crash: write of block %u: status %u", b, st);
+        }
+        uint8_t st = blk_request(BLK_T_FLUSH, 0, NULL, 0, &len);
+        if (st != BLK_S_OK)
+            fail(8, "crash: flush: status %u", st);
+        printf("blk: generation %u flushed\n", g);
+    }
+}
+
 static void test_blk(void)
 {
     start(VIRTIO_ID_BLOCK, 1ull << BLK_F_FLUSH);
@@ -208,7 +251,9 @@ static void test_blk(void)
     printf("blk: capacity %llu sectors\n", (unsigned long long)capacity);
     if (capacity < 4096)
         fail(8, "capacity %llu: the test needs 2 MiB", (unsigned long long)capacity);
-    uint32_t len;
+    uint32_t len, crash = 0;
+    if (cmdline_get_u32("crash", &crash) && crash)
+        crash_loop(capacity);
 
     /* Write sectors 0-7 from one buffer, sectors 2048-2063 from two. */
     fill(s_buf, 0, 8);
