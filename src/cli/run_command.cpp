@@ -28,7 +28,7 @@ struct RunOptions {
     unsigned cpus { 1 };
     std::string memory { "256M" };
     std::string kernel, initrd, cmdline, firmware, debugcon, api_socket, on_reboot { "restart" };
-    std::vector<std::string> fw_cfg, disks, devices, nets;
+    std::vector<std::string> fw_cfg, disks, devices, nets, boot;
     std::string balloon;
     std::string console { "serial" };
     bool cmdline_given { false };
@@ -57,6 +57,15 @@ int fail(int status, std::string const& message)
 }
 
 /// --disk path=FILE[,readonly=on][,serial=S] (a bare FILE is accepted as the path).
+std::optional<unsigned> parse_bootindex(std::string_view text)
+{
+    unsigned n = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+    if (ec != std::errc() || end != text.data() + text.size() || text.empty() || n > 9999)
+        return std::nullopt;
+    return n;
+}
+
 Result<vmm::VmConfig::DiskConfig> parse_disk(std::string const& spec)
 {
     auto parts = parse_key_values(spec);
@@ -78,6 +87,11 @@ Result<vmm::VmConfig::DiskConfig> parse_disk(std::string const& spec)
             disk.format = *f;
         } else if (key == "romfile") {
             disk.romfile = value;
+        } else if (key == "bootindex") {
+            auto n = parse_bootindex(value);
+            if (!n)
+                return Error(ErrorKind::InvalidArgument, fmt::format("--disk '{}': bootindex must be a number in 0-9999", spec));
+            disk.bootindex = *n;
         } else if (key == "serial") {
             if (value.size() > 20)
                 return Error(ErrorKind::InvalidArgument,
@@ -85,7 +99,7 @@ Result<vmm::VmConfig::DiskConfig> parse_disk(std::string const& spec)
             disk.serial = value;
         } else {
             return Error(ErrorKind::InvalidArgument,
-                fmt::format("--disk '{}': unknown key '{}' (known: path, format, readonly, serial, romfile)", spec, key));
+                fmt::format("--disk '{}': unknown key '{}' (known: path, format, readonly, serial, romfile, bootindex)", spec, key));
         }
     }
     if (disk.path.empty())
@@ -125,8 +139,30 @@ int run(RunOptions const& o)
         config.debugcon = o.debugcon;
     if (!o.api_socket.empty())
         config.api_socket = o.api_socket;
-    if (o.kernel.empty() && o.firmware.empty())
-        return fail(USAGE, "Nothing to boot: give --kernel FILE or --firmware FILE");
+    if (o.kernel.empty() && o.firmware.empty()) {
+        // As QEMU: without a kernel, the PC boots its BIOS (SeaBIOS), which boots from the disks, CD-ROMs or NICs.
+        if (::access(vmm::VmConfig::DEFAULT_FIRMWARE, R_OK) != 0)
+            return fail(BAD_INPUT, fmt::format("Nothing to boot: no --kernel, and the default firmware {} is missing "
+                                               "(install Debian's seabios package, or give --firmware FILE)",
+                                       vmm::VmConfig::DEFAULT_FIRMWARE));
+        config.firmware = vmm::VmConfig::DEFAULT_FIRMWARE;
+    }
+    for (auto const& kind : o.boot) {
+        std::string_view rest = kind;
+        while (!rest.empty()) {
+            auto comma = rest.find(',');
+            std::string_view const item = rest.substr(0, comma);
+            rest = comma == std::string_view::npos ? std::string_view {} : rest.substr(comma + 1);
+            if (item == "disk" || item == "c")
+                config.boot_order.push_back(vmm::VmConfig::BootKind::Disk);
+            else if (item == "cdrom" || item == "d")
+                config.boot_order.push_back(vmm::VmConfig::BootKind::Cdrom);
+            else if (item == "net" || item == "n")
+                config.boot_order.push_back(vmm::VmConfig::BootKind::Net);
+            else
+                return fail(USAGE, fmt::format("--boot '{}': expected disk, cdrom or net (comma-separated)", kind));
+        }
+    }
     if (o.kernel.empty() && (!o.initrd.empty() || o.cmdline_given))
         return fail(USAGE, "--initrd and --cmdline need --kernel");
     config.cmdline = o.cmdline;
@@ -166,18 +202,26 @@ int run(RunOptions const& o)
         config.nets.push_back(std::move(*n));
     }
     for (auto const& spec : o.devices) {
-        // NAME[,romfile=FILE]
+        // NAME[,romfile=FILE][,bootindex=N]
         auto parts = parse_key_values(spec);
         if (!parts || (*parts)[0].key != "")
-            return fail(USAGE, fmt::format("--device '{}': expected NAME[,romfile=FILE]", spec));
+            return fail(USAGE, fmt::format("--device '{}': expected NAME[,romfile=FILE][,bootindex=N]", spec));
         std::string const& name = (*parts)[0].value;
         if (name != "virtio-rng" && name != "virtio-rng-pci")
             return fail(USAGE, fmt::format("--device '{}': unknown device (known: virtio-rng)", spec));
         config.virtio_rng = true;
         for (size_t i = 1; i < parts->size(); ++i) {
-            if ((*parts)[i].key != "romfile")
-                return fail(USAGE, fmt::format("--device '{}': unknown key '{}' (known: romfile)", spec, (*parts)[i].key));
-            config.virtio_rng_romfile = (*parts)[i].value;
+            auto const& [key, value] = (*parts)[i];
+            if (key == "romfile") {
+                config.virtio_rng_romfile = value;
+            } else if (key == "bootindex") {
+                auto n = parse_bootindex(value);
+                if (!n)
+                    return fail(USAGE, fmt::format("--device '{}': bootindex must be a number in 0-9999", spec));
+                config.virtio_rng_bootindex = *n;
+            } else {
+                return fail(USAGE, fmt::format("--device '{}': unknown key '{}' (known: romfile, bootindex)", spec, key));
+            }
         }
     }
     if (!o.balloon.empty()) {
@@ -232,12 +276,15 @@ std::function<int()> register_run_command(CLI::App& app)
     cmd->add_option("--kernel", o->kernel, "Kernel to boot: bzImage, ELF vmlinux with a PVH note, or multiboot (with --firmware: a bzImage the firmware loads through fw_cfg)");
     cmd->add_option("--initrd", o->initrd, "Initial ramdisk (multiboot: comma-separated modules)");
     cmd->add_option("--cmdline", o->cmdline, "Kernel command line")->each([o](std::string const&) { o->cmdline_given = true; });
-    cmd->add_option("--firmware", o->firmware, "BIOS image (e.g. SeaBIOS bios.bin), run from the reset vector");
+    cmd->add_option("--firmware", o->firmware,
+        "BIOS image run from the reset vector (default without --kernel: /usr/share/seabios/bios-256k.bin)");
+    cmd->add_option("--boot", o->boot,
+        "Boot order for the firmware: disk, cdrom, net, comma-separated (after devices with bootindex=)");
     cmd->add_option("--fw-cfg", o->fw_cfg, "Add a fw_cfg file for the firmware: name=NAME,file=PATH (repeatable)");
     cmd->add_option("--disk", o->disks,
-        "A virtio-blk disk: path=FILE[,format=raw|qcow2][,readonly=on][,serial=S][,romfile=ROM] (locked against other "
-        "writers; "
-        "romfile: a PCI option ROM for the device; repeatable)");
+        "A virtio-blk disk: path=FILE[,format=raw|qcow2][,readonly=on][,serial=S][,romfile=ROM][,bootindex=N] (locked "
+        "against other writers; romfile: a PCI option ROM for the device; bootindex: firmware boot priority; "
+        "repeatable)");
     cmd->add_option("--net", o->nets,
         "A NIC: user[,hostfwd=tcp:127.0.0.1:HPORT-:GPORT][,tftp=DIR][,bootfile=NAME][,net=10.0.2.0/24][,mac=MAC]"
         "[,model=virtio][,romfile=ROM] (user networking through libslirp: DHCP, DNS, outgoing connections, forwards) "

@@ -280,6 +280,11 @@ Result<NetOptions> parse_net_option(std::string_view text)
             if (!v)
                 return bad(fmt::format("legacy '{}' is not on or off", value));
             o.legacy = *v;
+        } else if (key == "bootindex") {
+            auto v = parse_uint(value, 9999);
+            if (!v)
+                return bad(fmt::format("bootindex '{}' is not a number in 0-9999", value));
+            o.bootindex = static_cast<unsigned>(*v);
         } else if (key == "romfile") {
             o.romfile = std::string(value);
         } else if (key == "ifname") {

@@ -3,8 +3,8 @@
 //
 //   user[,net=10.0.2.0/24][,host=A][,dns=A][,dhcpstart=A][,hostfwd=[tcp|udp]:[HADDR]:HPORT-[GADDR]:GPORT]...
 //       [,tftp=DIR][,bootfile=NAME][,restrict=on|off][,mac=52:54:00:12:34:56][,model=virtio|e1000|...][,romfile=ROM]
-//       [,legacy=on|off]
-//   tap=IFNAME[,vhost=on|off][,mac=..][,model=..][,romfile=ROM][,legacy=on|off]
+//       [,legacy=on|off][,bootindex=N]
+//   tap=IFNAME[,vhost=on|off][,mac=..][,model=..][,romfile=ROM][,legacy=on|off][,bootindex=N]
 //
 // Defaults are QEMU's: network 10.0.2.0/24, host (gateway) 10.0.2.2, DNS 10.0.2.3, first DHCP address 10.0.2.15;
 // `net=` moves host, DNS and DHCP start to .2, .3 and .15 of the new network. `hostfwd` may repeat. One
@@ -83,6 +83,7 @@ struct NetOptions {
     std::string tap_ifname;        // backend == Tap
     bool vhost { false };          // backend == Tap
     std::string romfile;           // the NIC's PCI option ROM (e.g. iPXE's); empty: none
+    std::optional<unsigned> bootindex; // firmware boot priority of the NIC's ROM (lower first)
     bool legacy { true };          // virtio: a transitional device (1af4:1000, legacy I/O BAR); off: modern-only
                                    // 1af4:1041 (QEMU's disable-legacy=on), the ID iPXE's virtio ROM declares
 

@@ -22,6 +22,8 @@ struct VmConfig {
     std::optional<std::string> initrd; // multiboot: comma-separated module list
     std::string cmdline;
     std::optional<std::string> firmware;
+    /// The firmware used when neither --kernel nor --firmware is given (Debian's seabios package).
+    static constexpr char const* DEFAULT_FIRMWARE = "/usr/share/seabios/bios-256k.bin";
     std::string linuxboot_rom { "/usr/share/qemu/linuxboot_dma.bin" }; // --kernel with --firmware
     struct FwCfgFile {
         std::string name; // fw_cfg file name, e.g. opt/org.example/config or genroms/boot.bin
@@ -35,11 +37,16 @@ struct VmConfig {
         std::string serial;
         std::string romfile; // PCI option ROM for the device ("" none)
         std::optional<block::ImageFormat> format; // raw or qcow2; unset: probed (a qcow2 header then needs format=)
+        std::optional<unsigned> bootindex;        // firmware boot priority (lower first), as QEMU's bootindex=
     };
     std::vector<DiskConfig> disks;
     std::vector<net::NetOptions> nets; // --net, in order (NIC i gets MAC 52:54:00:12:34:56+i by default)
     bool virtio_rng { false }; // --device virtio-rng
     std::string virtio_rng_romfile; // its PCI option ROM ("" none)
+    std::optional<unsigned> virtio_rng_bootindex; // its ROM's boot priority
+    /// --boot: device kinds in the order the firmware tries them (after devices with a bootindex).
+    enum class BootKind : uint8_t { Disk, Cdrom, Net };
+    std::vector<BootKind> boot_order;
     ConsoleKind console { ConsoleKind::Serial }; // --console
     /// --balloon: a virtio-balloon with this initial target, and how often its statistics are refreshed (0: only
     /// when the API asks).

@@ -309,7 +309,7 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     // Adds a virtio device; \return its transport, named `name` in the API's counters.
     auto add_virtio = [&](std::string const& name, std::shared_ptr<devices::virtio::VirtioDevice> device,
                           std::function<nlohmann::json()> device_counters,
-                          std::vector<uint8_t> option_rom = {}, bool transitional = true) -> Result<void> {
+                          std::vector<uint8_t> option_rom = {}, bool transitional = true) -> Result<uint8_t> {
         devices::virtio::VirtioPciDevice::Options options;
         options.option_rom = std::move(option_rom);
         options.transitional = transitional;
@@ -326,8 +326,15 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
                 j["transport"] = to_json(p->stats());
             return j;
         });
-        return ok();
+        return slot;
     };
+    // What the firmware can boot from, for its "bootorder" file (--boot, bootindex=).
+    struct BootDevice {
+        std::optional<VmConfig::BootKind> kind; // unset: only by bootindex (a ROM on another device)
+        std::optional<unsigned> bootindex;
+        std::string path;                        // the OpenFirmware-style path SeaBIOS matches
+    };
+    std::vector<BootDevice> boot_devices;
     for (size_t i = 0; i < disks.size(); ++i) {
         devices::virtio::blk::BlkOptions options;
         options.read_only = config.disks[i].read_only;
@@ -341,13 +348,16 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
                 if (auto b = weak.lock())
                     b->handle_completions();
             }));
-        TRY(add_virtio(fmt::format("virtio-blk{}", i), blk, [blk] { return to_json(blk->stats()); }, std::move(disk_roms[i])));
+        uint8_t const slot = TRY(add_virtio(fmt::format("virtio-blk{}", i), blk, [blk] { return to_json(blk->stats()); },
+            std::move(disk_roms[i])));
+        boot_devices.push_back({ VmConfig::BootKind::Disk, config.disks[i].bootindex,
+            fmt::format("/pci@i0cf8/scsi@{:x}/disk@0,0", slot) });
     }
     for (size_t i = 0; i < nets.size(); ++i) {
         auto const& setup = nets[i];
         auto nic = std::make_shared<devices::virtio::net::VirtioNet>(setup.backend,
             config.nets[i].mac_or_default(static_cast<unsigned>(i)));
-        TRY(add_virtio(fmt::format("virtio-net{}", i), nic, [nic, backend = setup.backend, more = setup.backend_counters] {
+        uint8_t const slot = TRY(add_virtio(fmt::format("virtio-net{}", i), nic, [nic, backend = setup.backend, more = setup.backend_counters] {
             auto const c = nic->stats();
             auto j = nlohmann::json { { "tx_frames", c.tx_frames }, { "tx_bytes", c.tx_bytes },
                 { "tx_dropped_bad", c.tx_dropped_bad }, { "tx_bad_chains", c.tx_bad_chains },
@@ -360,13 +370,15 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
             j.update(more());
             return j;
         }, std::move(nets[i].rom), config.nets[i].legacy));
+        boot_devices.push_back({ VmConfig::BootKind::Net, config.nets[i].bootindex, fmt::format("/pci@i0cf8/ethernet@{:x}", slot) });
     }
     if (config.virtio_rng) {
         auto rng = std::make_shared<devices::virtio::VirtioRng>([](std::span<uint8_t> out) -> size_t {
             ssize_t const n = ::getrandom(out.data(), out.size(), GRND_NONBLOCK);
             return n > 0 ? static_cast<size_t>(n) : 0;
         });
-        TRY(add_virtio("virtio-rng", rng, [rng] { return to_json(rng->stats()); }, std::move(rng_rom)));
+        uint8_t const slot = TRY(add_virtio("virtio-rng", rng, [rng] { return to_json(rng->stats()); }, std::move(rng_rom)));
+        boot_devices.push_back({ std::nullopt, config.virtio_rng_bootindex, fmt::format("/pci@i0cf8/*@{:x}", slot) });
     }
     std::shared_ptr<devices::virtio::VirtioConsole> vcon;
     if (config.console == ConsoleKind::Virtio) {
@@ -448,6 +460,34 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
         // Boot order: the kernel first, as QEMU gives -kernel bootindex 0 (SeaBIOS's "bootorder" file of device paths).
         std::string const order = "/rom@genroms/linuxboot_dma.bin\n";
         TRY(fw_cfg->add_file("bootorder", std::vector<uint8_t>(order.begin(), order.end())));
+    } else if (config.firmware) {
+        // SeaBIOS's "bootorder" (QEMU's): devices with a bootindex first, lowest first; then --boot's kinds in order;
+        // the firmware's own order for the rest. No file when neither was asked for.
+        std::vector<BootDevice const*> ordered;
+        for (auto const& d : boot_devices)
+            if (d.bootindex)
+                ordered.push_back(&d);
+        std::stable_sort(ordered.begin(), ordered.end(),
+            [](BootDevice const* a, BootDevice const* b) { return *a->bootindex < *b->bootindex; });
+        for (auto kind : config.boot_order) {
+            bool any = false;
+            for (auto const& d : boot_devices)
+                if (d.kind == kind && !d.bootindex) {
+                    ordered.push_back(&d);
+                    any = true;
+                }
+            if (!any)
+                HAKO_WARN("--boot {}: no such device to boot from", kind == VmConfig::BootKind::Disk ? "disk"
+                        : kind == VmConfig::BootKind::Cdrom                                     ? "cdrom"
+                                                                                                : "net");
+        }
+        if (!ordered.empty()) {
+            std::string order;
+            for (auto const* d : ordered)
+                order += d->path + "\n";
+            HAKO_DEBUG("firmware boot order:\n{}", order);
+            TRY(fw_cfg->add_file("bootorder", std::vector<uint8_t>(order.begin(), order.end())));
+        }
         kernel.clear(); // the firmware loads it
     }
     TRY(add_pio(PORT_FW_CFG, 12, fw_cfg));
