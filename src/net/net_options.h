@@ -4,6 +4,7 @@
 //   user[,net=10.0.2.0/24][,host=A][,dns=A][,dhcpstart=A][,hostfwd=[tcp|udp]:[HADDR]:HPORT-[GADDR]:GPORT]...
 //       [,tftp=DIR][,bootfile=NAME][,restrict=on|off][,mac=52:54:00:12:34:56][,model=virtio|e1000|...]
 //   tap=IFNAME[,vhost=on|off][,mac=..][,model=..]
+//   either backend also takes romfile=FILE: the NIC's PCI option ROM (e.g. iPXE's pxe-e1000.rom)
 //
 // Defaults are QEMU's: network 10.0.2.0/24, host (gateway) 10.0.2.2, DNS 10.0.2.3, first DHCP address 10.0.2.15;
 // `net=` moves host, DNS and DHCP start to .2, .3 and .15 of the new network. `hostfwd` may repeat. One
@@ -81,6 +82,7 @@ struct NetOptions {
     SlirpOptions user;             // backend == User
     std::string tap_ifname;        // backend == Tap
     bool vhost { false };          // backend == Tap
+    std::string romfile;           // the NIC's expansion ROM image; empty: none
 
     MacAddress mac_or_default(unsigned nic_index) const { return mac ? *mac : default_mac(nic_index); }
 };

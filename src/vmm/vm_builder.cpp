@@ -24,6 +24,7 @@
 #include "devices/legacy/port_sink.h"
 #include "devices/legacy/reset_control.h"
 #include "devices/legacy/serial.h"
+#include "devices/net/e1000.h"
 #include "devices/pci/bar_mapper.h"
 #include "devices/pci/i440fx.h"
 #include "devices/pci/intx_router.h"
@@ -172,6 +173,9 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     for (auto const& d : config.disks)
         disk_roms.push_back(TRY(load_option_rom(d.romfile)));
     auto rng_rom = TRY(load_option_rom(config.virtio_rng_romfile));
+    std::vector<std::vector<uint8_t>> net_roms;
+    for (auto const& n : config.nets)
+        net_roms.push_back(TRY(load_option_rom(n.romfile)));
     // Disks are opened (and locked) now: an image in use or missing is reported before anything runs.
     std::vector<std::shared_ptr<block::BlockDevice>> disks;
     for (auto const& d : config.disks)
@@ -301,23 +305,45 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
         auto const& n = config.nets[i];
         if (n.backend != net::BackendKind::User)
             return Error(ErrorKind::Unsupported, fmt::format("--net tap={}: the tap backend is not implemented yet", n.tap_ifname));
-        if (n.model != net::NicModel::Virtio)
+        if (n.model != net::NicModel::Virtio && n.model != net::NicModel::E1000)
             return Error(ErrorKind::Unsupported,
-                fmt::format("--net model={}: only model=virtio is implemented yet", net::to_string(n.model)));
+                fmt::format("--net model={}: only model=virtio and model=e1000 are implemented yet", net::to_string(n.model)));
         std::shared_ptr<net::SlirpBackend> slirp = TRY(net::SlirpBackend::create(n.user));
-        auto nic = std::make_shared<devices::virtio::net::VirtioNet>(slirp, n.mac_or_default(static_cast<unsigned>(i)));
-        TRY(add_virtio(fmt::format("virtio-net{}", i), nic, [nic, slirp] {
-            auto const c = nic->stats();
+        auto const mac = n.mac_or_default(static_cast<unsigned>(i));
+        auto slirp_counters = [slirp] {
             auto const b = slirp->stats();
+            return nlohmann::json { { "tx_frames", b.tx_frames }, { "tx_dropped", b.tx_dropped }, { "rx_frames", b.rx_frames },
+                { "guest_errors", b.guest_errors } };
+        };
+        if (n.model == net::NicModel::E1000) {
+            devices::net::E1000Options options;
+            options.option_rom = std::move(net_roms[i]);
+            options.loop = m->m_loop.get();
+            options.clock_ns = monotonic_ns;
+            auto nic = TRY(devices::net::E1000::create(*m->m_memory, slirp, mac, std::move(options)));
+            uint8_t const slot = TRY(pci_root->add_device(nic));
+            std::string const name = fmt::format("e1000-{}", i);
+            m->m_device_list.push_back({ { "name", name }, { "pci_slot", slot } });
+            std::weak_ptr<devices::net::E1000> weak = nic;
+            m->m_counters.emplace_back(name, [weak, slot, slirp_counters] {
+                nlohmann::json j { { "pci_slot", slot }, { "slirp", slirp_counters() } };
+                if (auto d = weak.lock())
+                    j["device"] = to_json(d->stats());
+                return j;
+            });
+            continue;
+        }
+        auto nic = std::make_shared<devices::virtio::net::VirtioNet>(slirp, mac);
+        TRY(add_virtio(fmt::format("virtio-net{}", i), nic, [nic, slirp_counters] {
+            auto const c = nic->stats();
             return nlohmann::json { { "tx_frames", c.tx_frames }, { "tx_bytes", c.tx_bytes },
                 { "tx_dropped_bad", c.tx_dropped_bad }, { "tx_bad_chains", c.tx_bad_chains }, { "rx_frames", c.rx_frames },
                 { "rx_bytes", c.rx_bytes }, { "rx_dropped_no_buffer", c.rx_dropped_no_buffer },
                 { "rx_dropped_too_big", c.rx_dropped_too_big }, { "rx_dropped_bad", c.rx_dropped_bad },
                 { "rx_dropped_inactive", c.rx_dropped_inactive }, { "rx_bad_chains", c.rx_bad_chains },
                 { "rx_merged_frames", c.rx_merged_frames }, { "queue_broken", c.queue_broken },
-                { "slirp", { { "tx_frames", b.tx_frames }, { "tx_dropped", b.tx_dropped }, { "rx_frames", b.rx_frames },
-                               { "guest_errors", b.guest_errors } } } };
-        }));
+                { "slirp", slirp_counters() } };
+        }, std::move(net_roms[i])));
     }
     if (config.virtio_rng) {
         auto rng = std::make_shared<devices::virtio::VirtioRng>([](std::span<uint8_t> out) -> size_t {
