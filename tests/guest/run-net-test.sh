@@ -10,7 +10,7 @@
 #          retransmission (timeouts, fast retransmit, the out-of-order range) on both sides.
 #   serve  the guest listens on port 7, forwarded from a free host port (hostfwd=tcp:127.0.0.1:HPORT-:7); once it
 #          prints "net: listening" the host connects, sends 64 KiB of the pattern, closes its side and checks the echo.
-#   nic    virtio (default); passed to the guest as nic= and to the VMM as the NIC model.
+#   nic    virtio (default) or e1000; passed to the guest as nic= and to the VMM as the NIC model.
 # Environment: HAKO, QEMU (as run-guest-test.sh), LOG (the guest's serial log; default: a temp file).
 set -u
 [ $# -ge 3 ] || { sed -n '2,15p' "$0" >&2; exit 2; }

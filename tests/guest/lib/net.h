@@ -47,6 +47,7 @@ struct nic {
 
 /* NIC drivers. Each finds its device, sets it up for polling and fills *nic; false (with a message) if absent. */
 bool virtio_net_init(struct nic* nic);
+bool e1000_init(struct nic* nic); /* lib/e1000.c: Intel 82540EM */
 
 /* A fast copy (rep movsl) for drivers and the stack; runtime.c's memcpy copies byte by byte. */
 void net_copy(void* dst, const void* src, uint32_t len);
