@@ -2,14 +2,16 @@
 // input, then a bounded sequence of operations: register writes (offsets drawn mostly from the registers that
 // matter, values from the input), register reads (clear-on-read included), I/O BAR accesses, frames from the network
 // of any length, ITR timer expiries with the clock moving, guest RAM writes, and PCI resets. With header byte 0 bit 7
-// the rings start in a valid layout inside RAM with TX and RX enabled, so the fuzzer reaches the data paths fast;
-// descriptors and buffers still come from the input.
+// the rings start in a valid layout inside RAM with TX and RX enabled, and transmit kicks first build a near-valid
+// descriptor (legacy, context with or without TSO, data with checksum options) whose lengths, offsets and buffers
+// come from the input, so the fuzzer reaches the data paths fast.
 //
 // Checked beyond "no crash, no hang, no sanitizer report": every frame handed to the backend is 14..16384 bytes;
 // the device's transmit count matches what the backend got; every receive() call ends in exactly one outcome
 // counter; the INTx line is only driven on changes (StrictIrqLine).
 #include <array>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <memory>
@@ -68,6 +70,48 @@ void write_reg(E1000& dev, uint32_t offset, uint32_t value)
     dev.bar_write(E1000::MMIO_BAR, offset, b);
 }
 
+/// Driver mode: a near-valid transmit descriptor of the kind the operand picks at ring index `index`.
+void build_tx_desc(uint32_t index, uint8_t a, uint32_t value)
+{
+    uint8_t* d = ram().data() + TX_DESC_SIZE * (index % 16);
+    uint64_t const buf = RAM_BASE + 0x2000 + (value & 0x3fff);
+    uint32_t const len = (value >> 14) & 0x7ff;
+    uint8_t const rs = (a & 8) ? TXD_CMD_RS : 0;
+    uint8_t const eop = (a & 4) ? TXD_CMD_EOP : 0;
+    std::memset(d, 0, TX_DESC_SIZE);
+    switch (a & 3) {
+    case 0: // legacy, maybe with IC and a VLAN tag
+        put_le64(d, buf);
+        put_le16(d + 8, static_cast<uint16_t>(len));
+        d[10] = static_cast<uint8_t>(value >> 25);
+        d[11] = static_cast<uint8_t>(eop | rs | (a & 16 ? TXD_CMD_IC : 0) | (a & 32 ? TXD_CMD_VLE : 0));
+        d[13] = static_cast<uint8_t>(a >> 6) * 14;
+        break;
+    case 1: { // context: IPv4 or IPv6, TCP or UDP, TSE
+        bool const ipv4 = !(a & 16);
+        bool const tcp = !(a & 32);
+        d[0] = 14;
+        d[1] = 24;
+        put_le16(d + 2, ipv4 ? 33 : 0);
+        d[4] = ipv4 ? 34 : 54;
+        d[5] = static_cast<uint8_t>(d[4] + (tcp ? 16 : 6));
+        uint8_t const tucmd = static_cast<uint8_t>((ipv4 ? TUCMD_IP : 0) | (tcp ? TUCMD_TCP : 0)
+            | (a & 64 ? TXD_CMD_TSE : 0) | TXD_CMD_DEXT);
+        put_le32(d + 8, (value & 0xffff) | static_cast<uint32_t>(tucmd) << 24);
+        d[13] = (a & 128) ? static_cast<uint8_t>(value >> 24) : static_cast<uint8_t>(d[4] + (tcp ? 20 : 8));
+        put_le16(d + 14, static_cast<uint16_t>(((value >> 16) & 0x7ff) + 1));
+        break;
+    }
+    default: // data
+        put_le64(d, buf);
+        put_le32(d + 8, len | TXD_DTYP_DATA << TXD_DTYP_SHIFT
+                | static_cast<uint32_t>(eop | rs | (a & 16 ? TXD_CMD_TSE : 0) | (a & 32 ? TXD_CMD_VLE : 0)
+                      | TXD_CMD_DEXT) << 24);
+        d[13] = static_cast<uint8_t>(a >> 6); // POPTS IXSM/TXSM
+        break;
+    }
+}
+
 } // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
@@ -100,7 +144,7 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
         write_reg(*dev, RDBAL, static_cast<uint32_t>(RAM_BASE + 0x100));
         write_reg(*dev, RDLEN, 16 * RX_DESC_SIZE);
         write_reg(*dev, RDT, h[2] & 15);
-        write_reg(*dev, RCTL, RCTL_EN | RCTL_BAM | (h[3] & 1 ? RCTL_UPE | RCTL_MPE : 0) | (h[3] & 0x0e) << 15
+        write_reg(*dev, RCTL, RCTL_EN | RCTL_BAM | (h[3] & 1 ? RCTL_UPE | RCTL_MPE : 0) | (uint32_t { h[3] } & 6) << 15
                 | (h[3] & 0x10 ? RCTL_LPE : 0) | (h[3] & 0x20 ? RCTL_VFE : 0) | (h[3] & 0x40 ? RCTL_SECRC : 0));
         write_reg(*dev, TCTL, TCTL_EN | TCTL_PSP);
         write_reg(*dev, IMS, h[4]);
@@ -108,6 +152,7 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
         write_reg(*dev, CTRL, h[6] & 1 ? CTRL_VME : 0);
     }
 
+    uint32_t tdt = 0;
     uint64_t rx_calls = 0;
     uint64_t rx_refused = 0;
     static std::vector<uint8_t> frame(E1000::RX_FRAME_MAX + 64);
@@ -134,8 +179,12 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
             if (a & 0x80)
                 len = E1000::RX_FRAME_MAX - 4 + (a & 15);
             std::memset(frame.data(), a, len);
-            if (len >= 6)
-                std::memcpy(frame.data(), (a & 1) ? dev->mac().data() : data + pos + 2, a & 2 ? 0 : 6);
+            if (len >= 6 && !(a & 2)) {
+                // Our MAC, or a destination made of the operand (multicast and broadcast bits included).
+                std::array<uint8_t, 6> dst { static_cast<uint8_t>(value), static_cast<uint8_t>(value >> 8),
+                    static_cast<uint8_t>(value >> 16), static_cast<uint8_t>(value >> 24), a, a };
+                std::memcpy(frame.data(), (a & 1) ? dev->mac().data() : dst.data(), 6);
+            }
             if (len >= 16 && (a & 4)) {
                 put_le16(frame.data() + 12, 0x0081); // 0x8100 big-endian
                 frame[14] = static_cast<uint8_t>(value >> 16);
@@ -167,12 +216,23 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
         case 7:
             if (a == 0x5a)
                 dev->reset();
-            else
+            else if (h[0] & 0x80) {
+                build_tx_desc(tdt, a, value);
+                tdt = (tdt + 1) % 16;
+                write_reg(*dev, TDT, tdt);
+            } else {
                 write_reg(*dev, TDT, value & 0x1f); // a transmit kick
+            }
             break;
         }
     }
     E1000Stats const s = dev->stats();
+    if (std::getenv("HAKO_FUZZ_NET_STATS"))
+        std::fprintf(stderr, "e1000: tx %llu tso %llu csum %llu txdrop %llu rx %llu filtered %llu nobuf %llu irq %llu\n",
+            static_cast<unsigned long long>(s.tx_frames), static_cast<unsigned long long>(s.tx_tso_segments),
+            static_cast<unsigned long long>(s.tx_checksums), static_cast<unsigned long long>(s.tx_dropped),
+            static_cast<unsigned long long>(s.rx_frames), static_cast<unsigned long long>(s.rx_filtered),
+            static_cast<unsigned long long>(s.rx_no_buffer), static_cast<unsigned long long>(s.interrupts));
     check(s.tx_frames == backend->sent);
     check(rx_refused == s.rx_no_buffer);
     check(rx_calls - rx_refused == s.rx_frames + s.rx_filtered + s.rx_dropped_disabled + s.rx_dropped_bad);

@@ -3,6 +3,7 @@
 #include "devices/net/e1000.h"
 
 #include <algorithm>
+#include <bit>
 
 #include "base/bytes.h"
 #include "base/log.h"
