@@ -34,28 +34,13 @@ constexpr size_t RAM_SIZE = 0x10000;
 constexpr size_t HEADER = 8;
 constexpr size_t MAX_OPS = 96;
 
-void check(bool ok)
-{
-    if (!ok)
-        std::abort();
-}
+using fuzz::check;
 
 std::vector<uint8_t>& ram()
 {
     static std::vector<uint8_t> buf(RAM_SIZE);
     return buf;
 }
-
-class FuzzBackend final : public hako::net::Backend {
-public:
-    void send(std::span<uint8_t const> frame) override
-    {
-        check(frame.size() >= hako::net::ETH_MIN_FRAME_LEN && frame.size() <= E1000::TX_FRAME_MAX);
-        ++sent;
-    }
-    void rx_buffers_available() override { }
-    uint64_t sent { 0 };
-};
 
 constexpr std::array<uint32_t, 40> INTERESTING {
     CTRL, STATUS, EECD, EERD, MDIC, ICR, ITR, ICS, IMS, IMC, RCTL, TCTL, RDBAL, RDBAH, RDLEN, RDH, RDT, TDBAL, TDBAH,
@@ -127,7 +112,7 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
     auto mem = memory::GuestMemory::from_buffers({ { GuestAddr(RAM_BASE), std::span<uint8_t>(ram()) } });
     if (!mem)
         return 0;
-    auto backend = std::make_shared<FuzzBackend>();
+    auto backend = std::make_shared<fuzz::FrameCountingBackend>(E1000::TX_FRAME_MAX);
     auto irq = std::make_shared<fuzz::StrictIrqLine>();
     int64_t now = 0;
     E1000Options options;

@@ -17,6 +17,7 @@
 
 #include "base/bytes.h"
 #include "devices/virtio/net/virtio_net.h"
+#include "fuzz_fakes.h"
 #include "net/backend.h"
 
 using namespace hako;
@@ -31,11 +32,7 @@ constexpr size_t RAM_SIZE = 0x10000;
 constexpr size_t HEADER = 16;
 constexpr size_t MAX_OPS = 64;
 
-void check(bool ok)
-{
-    if (!ok)
-        std::abort();
-}
+using fuzz::check;
 
 std::vector<uint8_t>& ram()
 {
@@ -43,25 +40,7 @@ std::vector<uint8_t>& ram()
     return buf;
 }
 
-class FuzzBackend final : public hako::net::Backend {
-public:
-    void send(std::span<uint8_t const> frame) override
-    {
-        check(frame.size() >= hako::net::ETH_MIN_FRAME_LEN && frame.size() <= hako::net::ETH_MAX_FRAME_LEN);
-        ++sent;
-    }
-    void rx_buffers_available() override { retry = true; }
-    void inject(std::span<uint8_t const> frame) { deliver(frame); }
-    void flush()
-    {
-        if (retry) {
-            retry = false;
-            flush_pending();
-        }
-    }
-    uint64_t sent { 0 };
-    bool retry { false };
-};
+using FuzzBackend = fuzz::FrameCountingBackend;
 
 struct CountingInterrupt final : VirtioInterrupt {
     void signal_used_queue(uint16_t q) override { check(q < 2); }
@@ -176,7 +155,7 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
     for (int i = 0; i < 2; ++i)
         configure(queues[static_cast<size_t>(i)], i, h, features);
 
-    auto backend = std::make_shared<FuzzBackend>();
+    auto backend = std::make_shared<FuzzBackend>(hako::net::ETH_MAX_FRAME_LEN);
     CountingInterrupt irq;
     uint64_t offered = 0;
     {

@@ -463,6 +463,17 @@ void E1000::stat_add64(uint32_t low_index, uint64_t n)
     m_hw_stats[low_index + 1] = static_cast<uint32_t>(v >> 32);
 }
 
+bool E1000::is_broadcast(std::span<uint8_t const> frame)
+{
+    return frame.size() >= 6 && std::all_of(frame.begin(), frame.begin() + 6, [](uint8_t b) { return b == 0xff; });
+}
+
+void E1000::stat_destination(std::span<uint8_t const> frame, uint32_t broadcast_index, uint32_t multicast_index)
+{
+    if (!frame.empty() && (frame[0] & 1))
+        stat_add(is_broadcast(frame) ? broadcast_index : multicast_index);
+}
+
 void E1000::stat_size_bucket(uint32_t first_index, size_t wire_len)
 {
     // 64, 65-127, 128-255, 256-511, 512-1023, 1024-max bytes (FCS included).

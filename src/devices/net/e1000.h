@@ -199,6 +199,9 @@ private:
     void stat_add(uint32_t index, uint32_t n = 1);
     void stat_add64(uint32_t low_index, uint64_t n);
     void stat_size_bucket(uint32_t first_index, size_t wire_len);
+    /// Counts a multicast or broadcast destination in the given registers.
+    void stat_destination(std::span<uint8_t const> frame, uint32_t broadcast_index, uint32_t multicast_index);
+    static bool is_broadcast(std::span<uint8_t const> frame);
 
     memory::GuestMemory const& m_mem;
     std::shared_ptr<hako::net::Backend> m_backend;

@@ -44,8 +44,7 @@ bool E1000::rx_accept(std::span<uint8_t const> frame) const
         if (!((reg(VFTA + 4 * (vid >> 5)) >> (vid & 31)) & 1))
             return false;
     }
-    bool const broadcast = std::all_of(dst, dst + 6, [](uint8_t b) { return b == 0xff; });
-    if (broadcast && (rctl & RCTL_BAM))
+    if (is_broadcast(frame) && (rctl & RCTL_BAM))
         return true;
     if (dst[0] & 1) {
         if (rctl & RCTL_MPE)
@@ -115,10 +114,7 @@ void E1000::count_rx(std::span<uint8_t const> frame, size_t wire_len)
     stat_add64(STAT_GORCL, wire_len);
     stat_add64(STAT_TORL, wire_len);
     stat_size_bucket(STAT_PRC64, wire_len);
-    if (frame[0] & 1) {
-        bool const broadcast = std::all_of(frame.begin(), frame.begin() + 6, [](uint8_t b) { return b == 0xff; });
-        stat_add(broadcast ? STAT_BPRC : STAT_MPRC);
-    }
+    stat_destination(frame, STAT_BPRC, STAT_MPRC);
 }
 
 bool E1000::receive(std::span<uint8_t const> frame)

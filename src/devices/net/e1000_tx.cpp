@@ -283,10 +283,7 @@ void E1000::tx_send(std::span<uint8_t const> frame, bool vlan, uint16_t vlan_tci
     stat_add64(STAT_GOTCL, wire_len);
     stat_add64(STAT_TOTL, wire_len);
     stat_size_bucket(STAT_PTC64, wire_len);
-    if (out[0] & 1) {
-        bool const broadcast = std::all_of(out.begin(), out.begin() + 6, [](uint8_t b) { return b == 0xff; });
-        stat_add(broadcast ? STAT_BPTC : STAT_MPTC);
-    }
+    stat_destination(out, STAT_BPTC, STAT_MPTC);
 }
 
 } // namespace hako::devices::net
