@@ -23,6 +23,7 @@ inline void store_le(std::span<uint8_t> data, uint64_t v)
         data[i] = static_cast<uint8_t>(i < 8 ? v >> (8 * i) : 0);
 }
 
+inline uint16_t get_be16(uint8_t const* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 inline uint16_t get_le16(uint8_t const* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
 inline uint32_t get_le32(uint8_t const* p)
 {

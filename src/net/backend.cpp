@@ -1,8 +1,53 @@
 #include "net/backend.h"
 
+#include "base/bytes.h"
+#include "base/log.h"
+
 namespace hako::net {
 
+void encode_vnet_header(VnetHeader const& h, std::span<uint8_t, VNET_HDR_LEN> out)
+{
+    out[0] = h.flags;
+    out[1] = h.gso_type;
+    put_le16(&out[2], h.hdr_len);
+    put_le16(&out[4], h.gso_size);
+    put_le16(&out[6], h.csum_start);
+    put_le16(&out[8], h.csum_offset);
+}
+
+VnetHeader decode_vnet_header(std::span<uint8_t const, VNET_HDR_LEN> in)
+{
+    VnetHeader h;
+    h.flags = in[0];
+    h.gso_type = in[1];
+    h.hdr_len = get_le16(&in[2]);
+    h.gso_size = get_le16(&in[4]);
+    h.csum_start = get_le16(&in[6]);
+    h.csum_offset = get_le16(&in[8]);
+    return h;
+}
+
+void Backend::send(VnetHeader const& header, std::span<uint8_t const> frame)
+{
+    if ((header.flags & VNET_HDR_F_NEEDS_CSUM) || header.gso_type != VNET_HDR_GSO_NONE) {
+        ++m_tx_dropped_offload;
+        HAKO_WARN_RATELIMITED("net: dropped a frame that needs checksum or segmentation offload: the backend has none");
+        return;
+    }
+    send(frame);
+}
+
+uint64_t Backend::tx_dropped_offload() const { return m_tx_dropped_offload.load(); }
+
 void Backend::set_receiver(Receiver receiver)
+{
+    OffloadReceiver r;
+    if (receiver)
+        r = [plain = std::move(receiver)](VnetHeader const&, std::span<uint8_t const> frame) { return plain(frame); };
+    set_offload_receiver(std::move(r));
+}
+
+void Backend::set_offload_receiver(OffloadReceiver receiver)
 {
     std::lock_guard lock(m_rx_lock);
     m_receiver = std::move(receiver);
@@ -16,13 +61,13 @@ BackendRxStats Backend::rx_stats() const
     return s;
 }
 
-void Backend::enqueue_locked(std::span<uint8_t const> frame)
+void Backend::enqueue_locked(VnetHeader const& header, std::span<uint8_t const> frame)
 {
     if (m_pending.size() >= PENDING_MAX_FRAMES || m_pending_bytes + frame.size() > PENDING_MAX_BYTES) {
         ++m_stats.dropped_full;
         return;
     }
-    m_pending.emplace_back(frame.begin(), frame.end());
+    m_pending.push_back(PendingFrame { header, std::vector<uint8_t>(frame.begin(), frame.end()) });
     m_pending_bytes += frame.size();
     ++m_stats.queued;
 }
@@ -36,38 +81,40 @@ bool Backend::flush_locked()
         return true;
     }
     while (!m_pending.empty()) {
-        if (!m_receiver(m_pending.front()))
+        auto const& p = m_pending.front();
+        if (!m_receiver(p.header, p.frame))
             return false;
         ++m_stats.delivered;
-        m_pending_bytes -= m_pending.front().size();
+        m_pending_bytes -= p.frame.size();
         m_pending.pop_front();
     }
     return true;
 }
 
-void Backend::deliver(std::span<uint8_t const> frame)
+bool Backend::deliver(VnetHeader const& header, std::span<uint8_t const> frame)
 {
     std::lock_guard lock(m_rx_lock);
     if (!m_receiver) {
         ++m_stats.dropped_no_receiver;
-        return;
+        return true;
     }
     // Frames queued earlier go first; if the guest still has no room, this one waits behind them.
     if (!flush_locked()) {
-        enqueue_locked(frame);
-        return;
+        enqueue_locked(header, frame);
+        return false;
     }
-    if (m_receiver(frame)) {
+    if (m_receiver(header, frame)) {
         ++m_stats.delivered;
-        return;
+        return true;
     }
-    enqueue_locked(frame);
+    enqueue_locked(header, frame);
+    return false;
 }
 
-void Backend::flush_pending()
+bool Backend::flush_pending()
 {
     std::lock_guard lock(m_rx_lock);
-    flush_locked();
+    return flush_locked();
 }
 
 } // namespace hako::net

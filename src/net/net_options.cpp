@@ -275,9 +275,12 @@ Result<NetOptions> parse_net_option(std::string_view text)
             if (!v)
                 return bad(fmt::format("vhost '{}' is not on or off", value));
             o.vhost = *v;
+        } else if (key == "legacy") {
+            auto v = parse_on_off(value);
+            if (!v)
+                return bad(fmt::format("legacy '{}' is not on or off", value));
+            o.legacy = *v;
         } else if (key == "romfile") {
-            if (value.empty())
-                return bad("romfile needs a file name");
             o.romfile = std::string(value);
         } else if (key == "ifname") {
             o.tap_ifname = std::string(value);

@@ -2,9 +2,9 @@
 // and the backend's settings. The syntax follows QEMU's -nic/-netdev where it overlaps:
 //
 //   user[,net=10.0.2.0/24][,host=A][,dns=A][,dhcpstart=A][,hostfwd=[tcp|udp]:[HADDR]:HPORT-[GADDR]:GPORT]...
-//       [,tftp=DIR][,bootfile=NAME][,restrict=on|off][,mac=52:54:00:12:34:56][,model=virtio|e1000|...]
-//   tap=IFNAME[,vhost=on|off][,mac=..][,model=..]
-//   either backend also takes romfile=FILE: the NIC's PCI option ROM (e.g. iPXE's pxe-e1000.rom)
+//       [,tftp=DIR][,bootfile=NAME][,restrict=on|off][,mac=52:54:00:12:34:56][,model=virtio|e1000|...][,romfile=ROM]
+//       [,legacy=on|off]
+//   tap=IFNAME[,vhost=on|off][,mac=..][,model=..][,romfile=ROM][,legacy=on|off]
 //
 // Defaults are QEMU's: network 10.0.2.0/24, host (gateway) 10.0.2.2, DNS 10.0.2.3, first DHCP address 10.0.2.15;
 // `net=` moves host, DNS and DHCP start to .2, .3 and .15 of the new network. `hostfwd` may repeat. One
@@ -82,7 +82,9 @@ struct NetOptions {
     SlirpOptions user;             // backend == User
     std::string tap_ifname;        // backend == Tap
     bool vhost { false };          // backend == Tap
-    std::string romfile;           // the NIC's expansion ROM image; empty: none
+    std::string romfile;           // the NIC's PCI option ROM (e.g. iPXE's); empty: none
+    bool legacy { true };          // virtio: a transitional device (1af4:1000, legacy I/O BAR); off: modern-only
+                                   // 1af4:1041 (QEMU's disable-legacy=on), the ID iPXE's virtio ROM declares
 
     MacAddress mac_or_default(unsigned nic_index) const { return mac ? *mac : default_mac(nic_index); }
 };

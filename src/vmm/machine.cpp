@@ -303,10 +303,9 @@ static std::string hex_bytes(std::vector<uint8_t> const& bytes)
     return s;
 }
 
-void Machine::handle_emulation_failure(kvm::Vcpu& vcpu, kvm::VcpuExit const& exit)
+Machine::Location Machine::locate(kvm::Vcpu& vcpu, std::vector<uint8_t> bytes)
 {
     auto snap = vcpu.snapshot();
-    std::vector<uint8_t> bytes = exit.insn_bytes;
     std::string where = "unknown RIP";
     if (snap) {
         char const* mode = snap->cs_long ? "64-bit" : (snap->cr0 & 1) ? (snap->cs_32bit ? "32-bit protected" : "16-bit protected") : "real";
@@ -324,9 +323,15 @@ void Machine::handle_emulation_failure(kvm::Vcpu& vcpu, kvm::VcpuExit const& exi
             }
         }
     }
+    return Location { std::move(where), hex_bytes(bytes) };
+}
+
+void Machine::handle_emulation_failure(kvm::Vcpu& vcpu, kvm::VcpuExit const& exit)
+{
+    auto const [where, bytes] = locate(vcpu, exit.insn_bytes);
     if (exit.emulation_failure) {
         HAKO_ERROR("Guest stopped: KVM could not emulate the instruction at {} on vCPU {}: bytes [{}]", where,
-            vcpu.id(), hex_bytes(bytes));
+            vcpu.id(), bytes);
         if (!m_hardware_virt)
             HAKO_ERROR("This host's /dev/kvm has no VT-x/AMD-V (a software backend such as PVM): guest kernel code "
                        "runs in KVM's instruction emulator, which does not handle that instruction");
@@ -376,7 +381,10 @@ void Machine::vcpu_loop(kvm::Vcpu& vcpu)
         case Reason::Interrupted:
             break;
         case Reason::Shutdown:
-            HAKO_INFO("vCPU {}: triple fault", vcpu.id());
+            if (log_enabled(LogLevel::Info)) {
+                auto const [where, bytes] = locate(vcpu, {});
+                HAKO_INFO("vCPU {}: triple fault at {}: bytes [{}]", vcpu.id(), where, bytes);
+            }
             request(bus::SystemEvent::Reset, 0);
             return;
         case Reason::SystemEvent:

@@ -51,6 +51,12 @@ private:
     void start_vcpus();
     void stop_vcpus();
     void vcpu_loop(kvm::Vcpu& vcpu);
+    struct Location {
+        std::string where; // "RIP ... (CS ..., mode)"
+        std::string bytes; // the instruction bytes there, in hex
+    };
+    /// Where a vCPU stopped, for messages; `bytes` are KVM's copy of the instruction if it gave one.
+    Location locate(kvm::Vcpu& vcpu, std::vector<uint8_t> bytes);
     void handle_emulation_failure(kvm::Vcpu& vcpu, kvm::VcpuExit const& exit);
     void fail(int status);
     void reset();

@@ -36,6 +36,7 @@
 #include "devices/virtio/console/virtio_console.h"
 #include "devices/virtio/net/virtio_net.h"
 #include "net/slirp_backend.h"
+#include "net/tap_backend.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtio_pci.h"
 #include "block/image_format.h"
@@ -173,9 +174,50 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     for (auto const& d : config.disks)
         disk_roms.push_back(TRY(load_option_rom(d.romfile)));
     auto rng_rom = TRY(load_option_rom(config.virtio_rng_romfile));
-    std::vector<std::vector<uint8_t>> net_roms;
-    for (auto const& n : config.nets)
-        net_roms.push_back(TRY(load_option_rom(n.romfile)));
+    // Network backends are opened now too: a tap in use, a host port taken by a hostfwd or a bad option is
+    // reported before anything runs.
+    struct NetSetup {
+        std::shared_ptr<net::Backend> backend;
+        std::vector<uint8_t> rom;
+        std::function<nlohmann::json()> backend_counters;
+    };
+    std::vector<NetSetup> nets;
+    for (auto const& n : config.nets) {
+        if (n.model != net::NicModel::Virtio && n.model != net::NicModel::E1000)
+            return Error(ErrorKind::Unsupported,
+                fmt::format("--net model={}: only model=virtio and model=e1000 are implemented yet", net::to_string(n.model)));
+        NetSetup setup;
+        setup.rom = TRY(load_option_rom(n.romfile));
+        if (n.backend == net::BackendKind::User) {
+            std::shared_ptr<net::SlirpBackend> slirp = TRY(net::SlirpBackend::create(n.user));
+            setup.backend_counters = [slirp] {
+                auto const b = slirp->stats();
+                return nlohmann::json { { "slirp", { { "tx_frames", b.tx_frames }, { "tx_dropped", b.tx_dropped },
+                    { "rx_frames", b.rx_frames }, { "guest_errors", b.guest_errors } } } };
+            };
+            setup.backend = std::move(slirp);
+        } else {
+            if (n.vhost)
+                return Error(ErrorKind::Unsupported,
+                    ::access("/dev/vhost-net", F_OK) != 0
+                        ? fmt::format("--net tap={},vhost=on: this host has no /dev/vhost-net (modprobe vhost_net); "
+                                      "use vhost=off", n.tap_ifname)
+                        : fmt::format("--net tap={},vhost=on: vhost-net is not implemented yet; use vhost=off",
+                            n.tap_ifname));
+            auto tap = net::TapBackend::open(n.tap_ifname);
+            if (!tap)
+                return std::move(tap).error().with_context(fmt::format("--net tap={}", n.tap_ifname));
+            std::shared_ptr<net::TapBackend> t = std::move(*tap);
+            setup.backend_counters = [t] {
+                auto const b = t->stats();
+                return nlohmann::json { { "tap", { { "ifname", t->ifname() }, { "tx_frames", b.tx_frames },
+                    { "tx_bytes", b.tx_bytes }, { "tx_errors", b.tx_errors }, { "rx_frames", b.rx_frames },
+                    { "rx_bytes", b.rx_bytes }, { "rx_errors", b.rx_errors } } } };
+            };
+            setup.backend = std::move(t);
+        }
+        nets.push_back(std::move(setup));
+    }
     // Disks are opened (and locked) now: an image in use or missing is reported before anything runs.
     std::vector<std::shared_ptr<block::BlockDevice>> disks;
     for (auto const& d : config.disks)
@@ -268,9 +310,10 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     // Adds a virtio device; \return its transport, named `name` in the API's counters.
     auto add_virtio = [&](std::string const& name, std::shared_ptr<devices::virtio::VirtioDevice> device,
                           std::function<nlohmann::json()> device_counters,
-                          std::vector<uint8_t> option_rom = {}) -> Result<void> {
+                          std::vector<uint8_t> option_rom = {}, bool transitional = true) -> Result<void> {
         devices::virtio::VirtioPciDevice::Options options;
         options.option_rom = std::move(option_rom);
+        options.transitional = transitional;
         auto pci = TRY(devices::virtio::VirtioPciDevice::create(*m->m_memory, std::move(device), msi, options));
         uint8_t const slot = TRY(pci_root->add_device(pci));
         m->m_device_list.push_back({ { "name", name }, { "pci_slot", slot } });
@@ -301,49 +344,41 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
             }));
         TRY(add_virtio(fmt::format("virtio-blk{}", i), blk, [blk] { return to_json(blk->stats()); }, std::move(disk_roms[i])));
     }
-    for (size_t i = 0; i < config.nets.size(); ++i) {
-        auto const& n = config.nets[i];
-        if (n.backend != net::BackendKind::User)
-            return Error(ErrorKind::Unsupported, fmt::format("--net tap={}: the tap backend is not implemented yet", n.tap_ifname));
-        if (n.model != net::NicModel::Virtio && n.model != net::NicModel::E1000)
-            return Error(ErrorKind::Unsupported,
-                fmt::format("--net model={}: only model=virtio and model=e1000 are implemented yet", net::to_string(n.model)));
-        std::shared_ptr<net::SlirpBackend> slirp = TRY(net::SlirpBackend::create(n.user));
-        auto const mac = n.mac_or_default(static_cast<unsigned>(i));
-        auto slirp_counters = [slirp] {
-            auto const b = slirp->stats();
-            return nlohmann::json { { "tx_frames", b.tx_frames }, { "tx_dropped", b.tx_dropped }, { "rx_frames", b.rx_frames },
-                { "guest_errors", b.guest_errors } };
-        };
-        if (n.model == net::NicModel::E1000) {
+    for (size_t i = 0; i < nets.size(); ++i) {
+        auto& setup = nets[i];
+        auto const mac = config.nets[i].mac_or_default(static_cast<unsigned>(i));
+        if (config.nets[i].model == net::NicModel::E1000) {
             devices::net::E1000Options options;
-            options.option_rom = std::move(net_roms[i]);
+            options.option_rom = std::move(setup.rom);
             options.loop = m->m_loop.get();
             options.clock_ns = monotonic_ns;
-            auto nic = TRY(devices::net::E1000::create(*m->m_memory, slirp, mac, std::move(options)));
-            uint8_t const slot = TRY(pci_root->add_device(nic));
+            auto e1000 = TRY(devices::net::E1000::create(*m->m_memory, setup.backend, mac, std::move(options)));
+            uint8_t const slot = TRY(pci_root->add_device(e1000));
             std::string const name = fmt::format("e1000-{}", i);
             m->m_device_list.push_back({ { "name", name }, { "pci_slot", slot } });
-            std::weak_ptr<devices::net::E1000> weak = nic;
-            m->m_counters.emplace_back(name, [weak, slot, slirp_counters] {
-                nlohmann::json j { { "pci_slot", slot }, { "slirp", slirp_counters() } };
+            m->m_counters.emplace_back(name, [weak = std::weak_ptr(e1000), slot, more = setup.backend_counters] {
+                nlohmann::json j { { "pci_slot", slot } };
                 if (auto d = weak.lock())
                     j["device"] = to_json(d->stats());
+                j.update(more());
                 return j;
             });
             continue;
         }
-        auto nic = std::make_shared<devices::virtio::net::VirtioNet>(slirp, mac);
-        TRY(add_virtio(fmt::format("virtio-net{}", i), nic, [nic, slirp_counters] {
+        auto nic = std::make_shared<devices::virtio::net::VirtioNet>(setup.backend, mac);
+        TRY(add_virtio(fmt::format("virtio-net{}", i), nic, [nic, backend = setup.backend, more = setup.backend_counters] {
             auto const c = nic->stats();
-            return nlohmann::json { { "tx_frames", c.tx_frames }, { "tx_bytes", c.tx_bytes },
-                { "tx_dropped_bad", c.tx_dropped_bad }, { "tx_bad_chains", c.tx_bad_chains }, { "rx_frames", c.rx_frames },
-                { "rx_bytes", c.rx_bytes }, { "rx_dropped_no_buffer", c.rx_dropped_no_buffer },
+            auto j = nlohmann::json { { "tx_frames", c.tx_frames }, { "tx_bytes", c.tx_bytes },
+                { "tx_dropped_bad", c.tx_dropped_bad }, { "tx_bad_chains", c.tx_bad_chains },
+                { "tx_offload_frames", c.tx_offload_frames }, { "tx_dropped_bad_header", c.tx_dropped_bad_header },
+                { "rx_frames", c.rx_frames }, { "rx_bytes", c.rx_bytes }, { "rx_dropped_no_buffer", c.rx_dropped_no_buffer },
                 { "rx_dropped_too_big", c.rx_dropped_too_big }, { "rx_dropped_bad", c.rx_dropped_bad },
-                { "rx_dropped_inactive", c.rx_dropped_inactive }, { "rx_bad_chains", c.rx_bad_chains },
-                { "rx_merged_frames", c.rx_merged_frames }, { "queue_broken", c.queue_broken },
-                { "slirp", slirp_counters() } };
-        }, std::move(net_roms[i])));
+                { "rx_dropped_inactive", c.rx_dropped_inactive }, { "rx_dropped_offload", c.rx_dropped_offload },
+                { "rx_bad_chains", c.rx_bad_chains }, { "rx_merged_frames", c.rx_merged_frames },
+                { "queue_broken", c.queue_broken } };
+            j.update(more());
+            return j;
+        }, std::move(nets[i].rom), config.nets[i].legacy));
     }
     if (config.virtio_rng) {
         auto rng = std::make_shared<devices::virtio::VirtioRng>([](std::span<uint8_t> out) -> size_t {

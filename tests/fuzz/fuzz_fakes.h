@@ -24,6 +24,7 @@ inline void check(bool ok)
 class FrameCountingBackend final : public net::Backend {
 public:
     explicit FrameCountingBackend(size_t max_frame) : m_max_frame(max_frame) { }
+    using net::Backend::send; // with offload metadata: the base's default (plain frames only)
     void send(std::span<uint8_t const> frame) override
     {
         check(frame.size() >= net::ETH_MIN_FRAME_LEN && frame.size() <= m_max_frame);

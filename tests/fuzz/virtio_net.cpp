@@ -1,11 +1,14 @@
 // Fuzzes virtio-net as a hostile driver would drive it: guest RAM (64 KiB at 0x10000) is filled from the input,
 // the two queues' configuration and the negotiated features (MRG_RXBUF, EVENT_IDX, INDIRECT_DESC) come from the
-// input header, and the rest is a bounded sequence of operations: transmit notifies, frames arriving from the
+// input header (byte 1 bit 3: an offload-capable backend, with the offload features from bit 4 or byte 15, and
+// transmit headers and received frames' headers shaped by the input; bit 5: the control queue and its features),
+// and the rest is a bounded sequence of operations: transmit notifies, frames arriving from the
 // network (any length, including too short and too long), receive notifies with backend retries, guest writes to
 // RAM, and reset/re-activate. In driver mode (header byte 0 bit 7) the queues have a fixed valid layout and
 // operations build near-valid transmit chains and receive buffers, so the fuzzer reaches the data paths quickly.
 //
-// Checked beyond "no crash, no hang, no sanitizer report": every frame handed to the backend is 14..65550 bytes;
+// Checked beyond "no crash, no hang, no sanitizer report": every frame handed to the backend is 14..65550 bytes
+// and a header passed with it asks only for what it can (a checksum field inside the frame, no stray flags);
 // the device's transmit count matches what the backend got; every receive() call ends in exactly one outcome
 // counter and every frame from the network is accounted for (delivered, dropped or pending).
 #include <cstdint>
@@ -17,7 +20,6 @@
 
 #include "base/bytes.h"
 #include "devices/virtio/net/virtio_net.h"
-#include "fuzz_fakes.h"
 #include "net/backend.h"
 
 using namespace hako;
@@ -32,7 +34,11 @@ constexpr size_t RAM_SIZE = 0x10000;
 constexpr size_t HEADER = 16;
 constexpr size_t MAX_OPS = 64;
 
-using fuzz::check;
+void check(bool ok)
+{
+    if (!ok)
+        std::abort();
+}
 
 std::vector<uint8_t>& ram()
 {
@@ -40,22 +46,53 @@ std::vector<uint8_t>& ram()
     return buf;
 }
 
-using FuzzBackend = fuzz::FrameCountingBackend;
+class FuzzBackend final : public hako::net::Backend {
+public:
+    void send(std::span<uint8_t const> frame) override
+    {
+        check(frame.size() >= hako::net::ETH_MIN_FRAME_LEN && frame.size() <= hako::net::ETH_MAX_FRAME_LEN);
+        ++sent;
+    }
+    void send(hako::net::VnetHeader const& h, std::span<uint8_t const> frame) override
+    {
+        // Only headers the device checked against the negotiated offloads get here.
+        check(offloads);
+        if (h.flags & hako::net::VNET_HDR_F_NEEDS_CSUM)
+            check(uint64_t { h.csum_start } + h.csum_offset + 2 <= frame.size());
+        check((h.flags & ~hako::net::VNET_HDR_F_NEEDS_CSUM) == 0);
+        send(frame);
+    }
+    bool supports_offloads() const override { return offloads; }
+    void rx_buffers_available() override { retry = true; }
+    void inject(hako::net::VnetHeader const& h, std::span<uint8_t const> frame) { deliver(h, frame); }
+    void flush()
+    {
+        if (retry) {
+            retry = false;
+            flush_pending();
+        }
+    }
+    uint64_t sent { 0 };
+    bool retry { false };
+    bool offloads { false };
+};
+
+bool g_offloads; // this input runs with an offload-capable backend and offload features
 
 struct CountingInterrupt final : VirtioInterrupt {
-    void signal_used_queue(uint16_t q) override { check(q < 2); }
+    void signal_used_queue(uint16_t q) override { check(q < 3); }
     void signal_config_change() override { }
     void signal_needs_reset() override { }
 };
 
 // Driver mode: fixed, valid layout per queue.
-constexpr uint64_t DRV_DESC[2] = { 0x0000, 0x1000 };
-constexpr uint64_t DRV_AVAIL[2] = { 0x2000, 0x2400 };
-constexpr uint64_t DRV_USED[2] = { 0x2800, 0x3000 };
+constexpr uint64_t DRV_DESC[3] = { 0x0000, 0x1000, 0x3400 };
+constexpr uint64_t DRV_AVAIL[3] = { 0x2000, 0x2400, 0x3600 };
+constexpr uint64_t DRV_USED[3] = { 0x2800, 0x3000, 0x3700 };
 constexpr uint64_t DRV_DATA = 0x4000;
 constexpr uint16_t DRV_QSIZE = 16;
-uint16_t g_avail[2];
-uint16_t g_next_desc[2];
+uint16_t g_avail[3];
+uint16_t g_next_desc[3];
 
 void put_desc(int q, uint16_t i, uint64_t off, uint32_t len, uint16_t flags, uint16_t next)
 {
@@ -90,9 +127,36 @@ void build_chain(int q, uint8_t a, uint8_t b, uint8_t c)
         done += piece;
     }
     g_next_desc[q] = static_cast<uint16_t>(g_next_desc[q] + parts);
-    if (q == TX_QUEUE && len >= 12)
-        std::memset(ram().data() + off, 0, std::min<size_t>(12, RAM_SIZE - off));
+    if (q == TX_QUEUE && len >= 12) {
+        uint8_t* hdr = ram().data() + off;
+        std::memset(hdr, 0, std::min<size_t>(12, RAM_SIZE - off));
+        if (g_offloads && off + 10 <= RAM_SIZE) {
+            // A header the input shapes: flags, GSO type (valid ones and junk), offsets near the frame's size.
+            hako::net::VnetHeader const v { .flags = static_cast<uint8_t>(a & 3),
+                .gso_type = static_cast<uint8_t>((b & 0x10) ? (b & 0x85) : 0), .hdr_len = c,
+                .gso_size = static_cast<uint16_t>(b & 0x20 ? 0 : 1448), .csum_start = static_cast<uint16_t>(c + (a & 0x40 ? len : 0)),
+                .csum_offset = static_cast<uint16_t>(a >> 3) };
+            hako::net::encode_vnet_header(v, std::span<uint8_t, hako::net::VNET_HDR_LEN>(hdr, hako::net::VNET_HDR_LEN));
+        }
+    }
     publish(q, head);
+}
+
+/// A control command chain: class and code from the input, `a % 64` data bytes (the input's RAM), and an ack byte
+/// (or, sometimes, none).
+void build_ctrl_chain(uint8_t a, uint8_t b, uint8_t c)
+{
+    uint64_t const off = DRV_DATA + 0x2000 + (static_cast<uint64_t>(c) << 3) % 0x800;
+    uint8_t* cmd = ram().data() + off;
+    cmd[0] = static_cast<uint8_t>((b >> 4) % 7);
+    cmd[1] = static_cast<uint8_t>(b & 7);
+    uint16_t const d = static_cast<uint16_t>(g_next_desc[CTRL_QUEUE] % DRV_QSIZE);
+    uint16_t const ack = static_cast<uint16_t>((d + 1) % DRV_QSIZE);
+    bool const with_ack = !(c & 1);
+    put_desc(CTRL_QUEUE, d, off, 2u + a % 64u, with_ack ? VIRTQ_DESC_F_NEXT : 0, ack);
+    put_desc(CTRL_QUEUE, ack, DRV_DATA + 0x2f00, 1, VIRTQ_DESC_F_WRITE, 0);
+    g_next_desc[CTRL_QUEUE] = static_cast<uint16_t>(g_next_desc[CTRL_QUEUE] + 2);
+    publish(CTRL_QUEUE, d);
 }
 
 void configure(Queue& q, int index, uint8_t const* h, uint64_t features)
@@ -109,7 +173,7 @@ void configure(Queue& q, int index, uint8_t const* h, uint64_t features)
         q.set_ready(true);
         return;
     }
-    uint8_t const* p = h + 2 + 6 * index;
+    uint8_t const* p = h + 2 + 6 * (index % 2); // the control queue shares the receive queue's (hostile) layout
     (void)q.set_size(static_cast<uint16_t>(1u << (p[0] & 7)));
     auto addr = [&](size_t i) { return GuestAddr(RAM_BASE + (static_cast<uint64_t>(p[i]) << 8)); };
     q.set_desc_table(addr(1));
@@ -137,7 +201,7 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
     if (!mem)
         return 0;
     std::vector<Queue> queues;
-    for (int i = 0; i < 2; ++i) {
+    for (int i = 0; i < 3; ++i) {
         auto q = Queue::create(*mem, VirtioNet::QUEUE_SIZE);
         if (!q)
             return 0;
@@ -150,12 +214,23 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
         features |= uint64_t { 1 } << VIRTIO_F_EVENT_IDX;
     if (h[1] & 4)
         features |= uint64_t { 1 } << VIRTIO_F_INDIRECT_DESC;
-    g_avail[0] = g_avail[1] = 0;
-    g_next_desc[0] = g_next_desc[1] = 0;
-    for (int i = 0; i < 2; ++i)
+    g_offloads = h[1] & 8;
+    if (g_offloads)
+        for (unsigned bit : { VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6,
+                 VIRTIO_NET_F_GUEST_ECN, VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6, VIRTIO_NET_F_HOST_ECN })
+            if (h[1] & 0x10 || (h[15] >> (bit & 7)) & 1)
+                features |= uint64_t { 1 } << bit;
+    if (h[1] & 0x20)
+        features |= uint64_t { 1 } << VIRTIO_NET_F_CTRL_VQ | uint64_t { 1 } << VIRTIO_NET_F_CTRL_RX
+            | uint64_t { 1 } << VIRTIO_NET_F_CTRL_RX_EXTRA | uint64_t { 1 } << VIRTIO_NET_F_CTRL_VLAN
+            | uint64_t { 1 } << VIRTIO_NET_F_CTRL_MAC_ADDR | uint64_t { 1 } << VIRTIO_NET_F_CTRL_GUEST_OFFLOADS;
+    g_avail[0] = g_avail[1] = g_avail[2] = 0;
+    g_next_desc[0] = g_next_desc[1] = g_next_desc[2] = 0;
+    for (int i = 0; i < 3; ++i)
         configure(queues[static_cast<size_t>(i)], i, h, features);
 
-    auto backend = std::make_shared<FuzzBackend>(hako::net::ETH_MAX_FRAME_LEN);
+    auto backend = std::make_shared<FuzzBackend>();
+    backend->offloads = g_offloads;
     CountingInterrupt irq;
     uint64_t offered = 0;
     {
@@ -185,7 +260,14 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
                 if (b & 0x80)
                     len = hako::net::ETH_MAX_FRAME_LEN - 2 + (c & 3);
                 std::memset(frame.data(), c, len);
-                backend->inject(std::span<uint8_t const>(frame).first(len));
+                hako::net::VnetHeader rh;
+                if (g_offloads)
+                    rh = hako::net::VnetHeader { .flags = static_cast<uint8_t>(op >> 3 & 3),
+                        .gso_type = static_cast<uint8_t>(op >> 5 == 1 ? hako::net::VNET_HDR_GSO_TCPV4
+                                : op >> 5 == 2                    ? hako::net::VNET_HDR_GSO_TCPV6 | hako::net::VNET_HDR_GSO_ECN
+                                                                  : 0),
+                        .hdr_len = 54, .gso_size = 1448, .csum_start = 34, .csum_offset = 16 };
+                backend->inject(rh, std::span<uint8_t const>(frame).first(len));
                 ++offered;
                 break;
             }
@@ -202,12 +284,17 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
                 break;
             }
             case 4:
-                net.queue_notify(static_cast<uint16_t>(a)); // any queue index, including bad ones
+                if ((h[0] & 0x80) && (a & 0x80)) {
+                    build_ctrl_chain(a, b, c);
+                    net.queue_notify(CTRL_QUEUE);
+                } else {
+                    net.queue_notify(static_cast<uint16_t>(a)); // any queue index, including bad ones
+                }
                 break;
             case 5: {
                 std::array<uint8_t, 16> cfg {};
-                uint32_t const off = a % 10;
-                uint32_t const len = std::min<uint32_t>(1 + (b & 7), 10 - off);
+                uint32_t const off = a % VIRTIO_NET_CONFIG_SIZE;
+                uint32_t const len = std::min<uint32_t>(1 + (b & 7), VIRTIO_NET_CONFIG_SIZE - off);
                 net.read_config(off, std::span<uint8_t>(cfg).first(len));
                 if (c & 1)
                     net.write_config(off, std::span<uint8_t const>(cfg).first(len));
@@ -215,7 +302,7 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
             }
             case 6:
                 net.reset();
-                for (int i = 0; i < 2; ++i)
+                for (int i = 0; i < 3; ++i)
                     configure(queues[static_cast<size_t>(i)], i, h, features);
                 check(net.activate(ctx).has_value());
                 break;
@@ -236,7 +323,9 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
                 static_cast<unsigned long long>(s.rx_frames), static_cast<unsigned long long>(s.rx_merged_frames),
                 static_cast<unsigned long long>(s.rx_dropped_no_buffer),
                 static_cast<unsigned long long>(s.rx_dropped_too_big), static_cast<unsigned long long>(s.rx_dropped_bad));
-        check(rs.delivered == s.rx_frames + s.rx_dropped_too_big + s.rx_dropped_bad + s.rx_dropped_inactive);
+        check(rs.delivered
+            == s.rx_frames + s.rx_dropped_too_big + s.rx_dropped_bad + s.rx_dropped_inactive + s.rx_dropped_offload
+                + s.rx_filtered);
         check(offered == rs.delivered + rs.dropped_full + rs.pending + rs.dropped_no_receiver);
     }
     return 0;

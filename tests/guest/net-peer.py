@@ -8,12 +8,15 @@
       Connects to 127.0.0.1:PORT, sends BYTES of the guest's pattern (little-endian 32-bit word k is
       (k * 0x9E3779B1) ^ 0xA5A5A5A5) while reading, shuts down its sending side, reads until EOF and checks the echo
       equals what it sent. Exit status 0 on success.
+  The address is 127.0.0.1 (user networking), or $NET_PEER_ADDR (the host's side of a tap).
 """
 import os
 import socket
 import struct
 import sys
 import threading
+
+ADDR = os.environ.get("NET_PEER_ADDR", "127.0.0.1")
 
 
 def pattern(nbytes):
@@ -24,7 +27,7 @@ def pattern(nbytes):
 
 def echo_server(portfile, timeout):
     srv = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    srv.bind(("127.0.0.1", 0))
+    srv.bind((ADDR, 0))
     srv.listen(1)
     srv.settimeout(timeout)
     tmp = portfile + ".tmp"
@@ -48,7 +51,7 @@ def echo_server(portfile, timeout):
 
 def client(port, nbytes, timeout):
     data = pattern(nbytes)
-    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock = socket.create_connection((ADDR, port), timeout=timeout)
     errors = []
 
     def sender():

@@ -16,15 +16,17 @@
 #   --virtio-rng         add a virtio-rng PCI device
 #   --disk FILE          add a virtio-blk PCI device on image FILE (may be repeated; raw, or $HAKO_DISK_FORMAT)
 #   --disk-serial S      serial of the disks that follow
-#   --net SPEC           a NIC on user networking (libslirp): SPEC is hako's --net value, user[,hostfwd=tcp:ADDR:HPORT-:GPORT]
+#   --net SPEC           a NIC: SPEC is hako's --net value, user[,hostfwd=tcp:ADDR:HPORT-:GPORT] or tap=IFNAME, then
 #                        [,model=virtio|e1000|rtl8139|ne2k|pcnet] (default model virtio); for QEMU it becomes
-#                        -netdev user,id=n0[,hostfwd=...] -device <model's device>,netdev=n0,romfile= (no option ROM)
+#                        -netdev user,id=n0[,hostfwd=...] (or tap,id=n0,ifname=IFNAME,script=no,downscript=no)
+#                        -device <model's device>,netdev=n0,romfile= (no option ROM)
 #   --kill-after TEXT    once the serial log shows TEXT, kill the VMM with SIGKILL (data-safety tests; the expected
 #                        exit status is then 137)
 #   --timeout SECONDS    default 120
 #   --log FILE           where the serial log goes (default: a temp file, removed on success)
 #   -- ARGS...           extra arguments for the VMM
-# Environment: HAKO (default build/hako), QEMU (default qemu-system-x86_64).
+# Environment: HAKO (default build/hako), QEMU (default qemu-system-x86_64), NETNS (run the VMM inside this network
+# namespace, e.g. where a tap lives).
 # The VMM exits with (code << 1) | 1 when the guest writes code to isa-debug-exit (0xf4): PASS is status 1.
 set -u
 
@@ -102,7 +104,11 @@ case $vmm in
         if [ -n "$net" ]; then
             netdev="" model=virtio
             IFS=, read -r -a net_opts <<<"$net"
-            [ "${net_opts[0]}" = user ] || { echo "run-guest-test: --net must start with user, not $net" >&2; exit 2; }
+            case ${net_opts[0]} in
+                user) backend=user,id=n0 ;;
+                tap=*) backend="tap,id=n0,ifname=${net_opts[0]#tap=},script=no,downscript=no" ;;
+                *) echo "run-guest-test: --net must start with user or tap=IFNAME, not $net" >&2; exit 2 ;;
+            esac
             for o in "${net_opts[@]:1}"; do
                 case $o in
                     model=*) model=${o#model=} ;;
@@ -117,12 +123,13 @@ case $vmm in
                 pcnet) nic_dev=pcnet ;;
                 *) echo "run-guest-test: unknown NIC model $model" >&2; exit 2 ;;
             esac
-            cmd+=(-netdev "user,id=n0$netdev" -device "$nic_dev,netdev=n0,romfile=")
+            cmd+=(-netdev "$backend$netdev" -device "$nic_dev,netdev=n0,romfile=")
         fi
         ;;
     *) echo "run-guest-test: VMM must be hako or qemu, not $vmm" >&2; exit 2 ;;
 esac
 cmd+=("${extra[@]}")
+[ -n "${NETNS:-}" ] && cmd=(ip netns exec "$NETNS" "${cmd[@]}") # ip execs the VMM: same pid, same signals
 echo "run-guest-test: ${cmd[*]}"
 
 fifo=$tmpdir/stdin

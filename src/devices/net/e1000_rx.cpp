@@ -19,7 +19,6 @@ constexpr uint16_t ETHERTYPE_IPV4 = 0x0800;
 constexpr uint8_t IPPROTO_TCP_ = 6;
 constexpr uint8_t IPPROTO_UDP_ = 17;
 
-uint16_t get_be16(uint8_t const* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 } // namespace
 
 uint32_t E1000::rx_buffer_size() const

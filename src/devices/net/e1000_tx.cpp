@@ -18,7 +18,6 @@ constexpr uint8_t TCP_PSH = 0x08;
 constexpr uint32_t IPV6_HEADER_LEN = 40;
 constexpr size_t ETH_MIN_PADDED = 60;
 
-uint16_t get_be16(uint8_t const* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 uint32_t get_be32(uint8_t const* p)
 {
     return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 | p[3];

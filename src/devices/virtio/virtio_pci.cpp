@@ -414,10 +414,12 @@ std::optional<uint64_t> VirtioPciDevice::read_common(uint64_t offset, size_t siz
     bool const valid_q = q < m_num_queues;
     QueueState const none {};
     QueueState const& qs = valid_q ? m_queue_state[q] : none;
+    // A field read with its own width; a narrower read at its start gets the low bytes (as QEMU answers, and as
+    // iPXE's virtio driver reads device_feature with 16 bits).
     auto sized = [&](size_t width, uint64_t value) -> std::optional<uint64_t> {
-        if (size != width)
+        if (size > width)
             return std::nullopt;
-        return value;
+        return size == 8 ? value : value & ((uint64_t { 1 } << (8 * size)) - 1);
     };
     // 64-bit fields: as a qword at the low half, or as two dwords.
     auto split = [&](uint64_t value, bool high) -> std::optional<uint64_t> {

@@ -7,6 +7,7 @@
  *   mode=serve       DHCP; listens on listen= (default 7), prints "net: listening", accepts one connection and echoes
  *                    it until the peer closes, then closes. The peer must send the same pattern; with expect=N it
  *                    must send exactly N bytes.
+ *   csum=1           ask the NIC driver for checksum offload both ways (virtio-net: CSUM and GUEST_CSUM)
  *   drop=N           (both modes) from the TCP connection on, lose every Nth frame sent and every Nth frame
  *                    received (a wrapper around the NIC): exercises retransmission and out-of-order handling.
  * The pattern: little-endian 32-bit word k of the stream is (k * 0x9E3779B1) ^ 0xA5A5A5A5 (run-net-test.sh makes
@@ -99,6 +100,8 @@ static void print_stats(uint32_t bytes, uint64_t start_us)
            "retransmission timeouts %u, fast retransmits %u, out of order %u; NIC rx drops %u\n",
         bytes, ms, (bytes / 1024) * 1000 / ms, s->rx_frames, s->tx_frames, s->rx_dropped, s->tcp_rx_segments,
         s->tcp_tx_segments, s->tcp_retransmits, s->tcp_fast_retransmits, s->tcp_out_of_order, s_nic.rx_drops);
+    if (s_nic.print_stats)
+        s_nic.print_stats(&s_nic);
     if (s_drop_every)
         printf("net: lost on purpose: %u frames sent, %u received\n", s_tx_lost, s_rx_lost);
 }

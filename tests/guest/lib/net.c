@@ -91,7 +91,7 @@ static inline void put32(uint8_t* p, uint32_t v)
 /* The one's complement sum (RFC 1071) of len bytes starting at an even offset of the checksummed data, added to
  * `sum`, in the machine's byte order: storing the folded complement with a native 16-bit store gives the right
  * bytes. 16 bytes per loop iteration with an adc chain (the loop's lea/dec keep CF). */
-static uint32_t csum_add(uint32_t sum, const void* data, uint32_t len)
+uint32_t net_csum_add(uint32_t sum, const void* data, uint32_t len)
 {
     const uint8_t* p = data;
     uint32_t blocks = len >> 4;
@@ -123,7 +123,7 @@ static uint32_t csum_add(uint32_t sum, const void* data, uint32_t len)
     return (uint32_t)acc;
 }
 
-static uint16_t csum_fold(uint32_t sum)
+uint16_t net_csum_fold(uint32_t sum)
 {
     sum = (sum & 0xffff) + (sum >> 16);
     sum = (sum & 0xffff) + (sum >> 16);
@@ -140,7 +140,7 @@ static uint32_t pseudo_sum(uint32_t src, uint32_t dst, uint8_t proto, uint32_t l
     ph[8] = 0;
     ph[9] = proto;
     put16(ph + 10, len);
-    return csum_add(0, ph, 12);
+    return net_csum_add(0, ph, 12);
 }
 
 /* ---- Frames ---- */
@@ -297,7 +297,7 @@ static bool ip_output(struct net* n, uint32_t dst, uint8_t proto, uint32_t l4_le
     put_csum(ip + 10, 0);
     put32(ip + 12, n->ip);
     put32(ip + 16, dst);
-    put_csum(ip + 10, csum_fold(csum_add(0, ip, IP_HLEN)));
+    put_csum(ip + 10, net_csum_fold(net_csum_add(0, ip, IP_HLEN)));
     return nic_send(n, f, ETH_HLEN + IP_HLEN + l4_len);
 }
 
@@ -311,7 +311,7 @@ bool net_ip_send(struct net* n, uint32_t dst, uint8_t proto, const void* payload
 
 static void icmp_input(struct net* n, uint32_t src, const uint8_t* p, uint32_t len)
 {
-    if (len < 8 || csum_fold(csum_add(0, p, len)) != 0) {
+    if (len < 8 || net_csum_fold(net_csum_add(0, p, len)) != 0) {
         n->stats.rx_dropped++;
         return;
     }
@@ -321,7 +321,7 @@ static void icmp_input(struct net* n, uint32_t src, const uint8_t* p, uint32_t l
     net_copy(r, p, len);
     r[0] = 0;
     put_csum(r + 2, 0);
-    put_csum(r + 2, csum_fold(csum_add(0, r, len)));
+    put_csum(r + 2, net_csum_fold(net_csum_add(0, r, len)));
     ip_output(n, src, IP_PROTO_ICMP, len);
 }
 
@@ -336,7 +336,7 @@ bool net_udp_send(struct net* n, uint32_t dst, uint16_t src_port, uint16_t dst_p
     put16(u + 4, 8 + len);
     put_csum(u + 6, 0);
     net_copy(u + 8, data, len);
-    uint16_t c = csum_fold(csum_add(pseudo_sum(n->ip, dst, IP_PROTO_UDP, 8 + len), u, 8 + len));
+    uint16_t c = net_csum_fold(net_csum_add(pseudo_sum(n->ip, dst, IP_PROTO_UDP, 8 + len), u, 8 + len));
     put_csum(u + 6, c ? c : 0xffff);
     return ip_output(n, dst, IP_PROTO_UDP, 8 + len);
 }
@@ -475,7 +475,7 @@ static void udp_input(struct net* n, uint32_t src, uint32_t dst, const uint8_t* 
         return;
     }
     len = get16(u + 4);
-    if ((u[6] | u[7]) && csum_fold(csum_add(pseudo_sum(src, dst, IP_PROTO_UDP, len), u, len)) != 0) {
+    if ((u[6] | u[7]) && net_csum_fold(net_csum_add(pseudo_sum(src, dst, IP_PROTO_UDP, len), u, len)) != 0) {
         n->stats.rx_dropped++;
         return;
     }
@@ -496,7 +496,7 @@ static void ip_input(struct net* n, const uint8_t* frame, uint32_t len)
         return;
     }
     uint32_t total = get16(ip + 2);
-    if (total < hlen || total > len || csum_fold(csum_add(0, ip, hlen)) != 0 || (get16(ip + 6) & 0x3fff) != 0) {
+    if (total < hlen || total > len || net_csum_fold(net_csum_add(0, ip, hlen)) != 0 || (get16(ip + 6) & 0x3fff) != 0) {
         n->stats.rx_dropped++; /* truncated, bad checksum, or a fragment */
         return;
     }
@@ -519,7 +519,7 @@ static void ip_input(struct net* n, const uint8_t* frame, uint32_t len)
         break;
     case IP_PROTO_TCP:
         if (n->ip && dst == n->ip) {
-            if (csum_fold(csum_add(pseudo_sum(src, dst, IP_PROTO_TCP, l4_len), l4, l4_len)) != 0) {
+            if (net_csum_fold(net_csum_add(pseudo_sum(src, dst, IP_PROTO_TCP, l4_len), l4, l4_len)) != 0) {
                 n->stats.rx_dropped++;
                 return;
             }
@@ -597,7 +597,7 @@ static void tcp_emit(struct net* n, uint16_t sport, uint32_t dst, uint16_t dport
     if (l2)
         net_copy(t + hlen + l1, d2, l2);
     uint32_t seg_len = hlen + l1 + l2;
-    put_csum(t + 16, csum_fold(csum_add(pseudo_sum(n->ip, dst, IP_PROTO_TCP, seg_len), t, seg_len)));
+    put_csum(t + 16, net_csum_fold(net_csum_add(pseudo_sum(n->ip, dst, IP_PROTO_TCP, seg_len), t, seg_len)));
     n->stats.tcp_tx_segments++;
     ip_output(n, dst, IP_PROTO_TCP, seg_len);
 }

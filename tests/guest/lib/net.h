@@ -41,6 +41,8 @@ struct nic {
     /* Copies the next received frame (no FCS) into buf (NET_FRAME_MAX bytes) and returns its length; 0 if none is
      * waiting. Never blocks. Frames longer than NET_FRAME_MAX are dropped by the driver. */
     uint32_t (*poll_recv)(struct nic* nic, void* buf);
+    /* Optional (may be NULL): prints the driver's own counters, e.g. offload use, at the end of a run. */
+    void (*print_stats)(struct nic* nic);
     void* priv;        /* the driver's state */
     uint32_t rx_drops; /* counted by the driver */
 };
@@ -48,6 +50,11 @@ struct nic {
 /* NIC drivers. Each finds its device, sets it up for polling and fills *nic; false (with a message) if absent. */
 bool virtio_net_init(struct nic* nic);
 bool e1000_init(struct nic* nic); /* lib/e1000.c: Intel 82540EM */
+
+/* RFC 1071 for drivers that offload checksums: the one's complement sum of len bytes (from an even offset) added to
+ * sum, in native byte order, and its folded complement (store it with a native 16-bit store). */
+uint32_t net_csum_add(uint32_t sum, const void* data, uint32_t len);
+uint16_t net_csum_fold(uint32_t sum);
 
 /* A fast copy (rep movsl) for drivers and the stack; runtime.c's memcpy copies byte by byte. */
 void net_copy(void* dst, const void* src, uint32_t len);

@@ -100,7 +100,6 @@ TEST(NetOptions, RomFile)
     EXPECT_EQ(r->model, NicModel::E1000);
     EXPECT_EQ(r->romfile, "/usr/lib/ipxe/qemu/pxe-e1000.rom");
     EXPECT_TRUE(parse_net_option("user")->romfile.empty());
-    EXPECT_FALSE(parse_net_option("user,romfile="));
 }
 
 TEST(NetOptions, AllModels)
@@ -160,4 +159,17 @@ TEST(NetOptions, Ipv4AndMacRoundTrip)
     auto m = parse_mac("fe:dc:ba:98:76:54");
     ASSERT_TRUE(m);
     EXPECT_EQ(format_mac(*m), "fe:dc:ba:98:76:54");
+}
+
+TEST(NetOptions, RomfileAndLegacyApplyToEitherBackend)
+{
+    auto u = parse_net_option("user,romfile=/usr/lib/ipxe/qemu/pxe-virtio.rom,legacy=off");
+    ASSERT_TRUE(u) << u.error().message();
+    EXPECT_EQ(u->romfile, "/usr/lib/ipxe/qemu/pxe-virtio.rom");
+    EXPECT_FALSE(u->legacy);
+    auto t = parse_net_option("tap=tap0,romfile=rom.bin");
+    ASSERT_TRUE(t) << t.error().message();
+    EXPECT_EQ(t->romfile, "rom.bin");
+    EXPECT_TRUE(t->legacy);
+    EXPECT_FALSE(parse_net_option("user,legacy=maybe"));
 }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "base/bytes.h"
 #include "net/net_options.h"
 
 namespace hako::net::test {
@@ -17,7 +18,6 @@ inline void put_be16(uint8_t* p, uint16_t v)
     p[0] = static_cast<uint8_t>(v >> 8);
     p[1] = static_cast<uint8_t>(v);
 }
-inline uint16_t get_be16(uint8_t const* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
 inline void put_be32(uint8_t* p, uint32_t v)
 {
     for (int i = 0; i < 4; ++i)

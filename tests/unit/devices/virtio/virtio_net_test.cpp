@@ -20,9 +20,9 @@ using memory::GuestMemory;
 namespace {
 
 constexpr size_t RAM_SIZE = 0x60000;
-constexpr uint64_t DESC[2] = { 0x1000, 0x2000 };
-constexpr uint64_t AVAIL[2] = { 0x3000, 0x3800 };
-constexpr uint64_t USED[2] = { 0x4000, 0x5000 };
+constexpr uint64_t DESC[3] = { 0x1000, 0x2000, 0x6000 };
+constexpr uint64_t AVAIL[3] = { 0x3000, 0x3800, 0x7000 };
+constexpr uint64_t USED[3] = { 0x4000, 0x5000, 0x7800 };
 constexpr uint64_t DATA = 0x10000;
 constexpr uint16_t QSIZE = 8;
 constexpr hako::net::MacAddress MAC { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
@@ -40,10 +40,21 @@ struct RecordingInterrupt final : VirtioInterrupt {
 class FakeBackend final : public hako::net::Backend {
 public:
     void send(std::span<uint8_t const> frame) override { sent.emplace_back(frame.begin(), frame.end()); }
+    void send(hako::net::VnetHeader const& header, std::span<uint8_t const> frame) override
+    {
+        sent.emplace_back(frame.begin(), frame.end());
+        sent_headers.push_back(header);
+    }
+    bool supports_offloads() const override { return offloads; }
+    void set_receive_offloads(hako::net::Offloads o) override { rx_offloads = o; }
     void rx_buffers_available() override { ++retry_requests; }
     void inject(std::span<uint8_t const> frame) { deliver(frame); }
+    void inject(hako::net::VnetHeader const& header, std::span<uint8_t const> frame) { deliver(header, frame); }
     void flush() { flush_pending(); }
     std::vector<std::vector<uint8_t>> sent;
+    std::vector<hako::net::VnetHeader> sent_headers; // for frames sent with send(header, frame)
+    bool offloads { false };
+    hako::net::Offloads rx_offloads;
     int retry_requests { 0 };
 };
 
@@ -63,7 +74,7 @@ protected:
         , m_backend(std::make_shared<FakeBackend>())
         , m_net(m_backend, MAC)
     {
-        for (int i = 0; i < 2; ++i) {
+        for (int i = 0; i < 3; ++i) {
             m_queues.push_back(std::move(Queue::create(m_mem, VirtioNet::QUEUE_SIZE).value()));
             Queue& q = m_queues.back();
             EXPECT_TRUE(q.set_size(QSIZE));
@@ -75,10 +86,11 @@ protected:
         }
     }
 
-    void activate(bool mergeable, bool version_1 = true)
+    void activate(bool mergeable, bool version_1 = true, uint64_t extra_features = 0)
     {
         ActivateContext ctx;
-        ctx.features = (version_1 ? uint64_t { 1 } << VIRTIO_F_VERSION_1 : 0) | uint64_t { 1 } << VIRTIO_NET_F_MAC;
+        ctx.features = (version_1 ? uint64_t { 1 } << VIRTIO_F_VERSION_1 : 0) | uint64_t { 1 } << VIRTIO_NET_F_MAC
+            | extra_features;
         if (mergeable)
             ctx.features |= uint64_t { 1 } << VIRTIO_NET_F_MRG_RXBUF;
         ctx.queues = m_queues;
@@ -128,7 +140,7 @@ protected:
     RecordingInterrupt m_irq;
     std::shared_ptr<FakeBackend> m_backend;
     VirtioNet m_net;
-    uint16_t m_avail_idx[2] { 0, 0 };
+    uint16_t m_avail_idx[3] { 0, 0, 0 };
 };
 
 } // namespace
@@ -136,20 +148,28 @@ protected:
 TEST_F(VirtioNetTest, IdentityAndConfigSpace)
 {
     EXPECT_EQ(m_net.device_type(), VIRTIO_ID_NET);
-    EXPECT_EQ(m_net.num_queues(), 2);
+    EXPECT_EQ(m_net.num_queues(), 3);
     uint64_t const f = m_net.device_features();
     EXPECT_TRUE(f >> VIRTIO_NET_F_MAC & 1);
     EXPECT_TRUE(f >> VIRTIO_NET_F_STATUS & 1);
     EXPECT_TRUE(f >> VIRTIO_NET_F_MRG_RXBUF & 1);
     EXPECT_FALSE(f >> VIRTIO_NET_F_CSUM & 1);
-    EXPECT_FALSE(f >> VIRTIO_NET_F_CTRL_VQ & 1);
-    ASSERT_EQ(m_net.config_size(), 10u);
+    EXPECT_TRUE(f >> VIRTIO_NET_F_CTRL_VQ & 1);
+    EXPECT_TRUE(f >> VIRTIO_NET_F_CTRL_RX & 1);
+    EXPECT_FALSE(f >> VIRTIO_NET_F_CTRL_GUEST_OFFLOADS & 1) << "only with a backend that has offloads";
+    EXPECT_FALSE(f >> VIRTIO_NET_F_MQ & 1);
+    EXPECT_TRUE(f >> VIRTIO_NET_F_SPEED_DUPLEX & 1);
+    EXPECT_FALSE(f >> VIRTIO_NET_F_MTU & 1);
+    ASSERT_EQ(m_net.config_size(), 17u);
 
-    std::array<uint8_t, 10> cfg {};
+    std::array<uint8_t, 17> cfg {};
     m_net.read_config(0, cfg);
     EXPECT_TRUE(std::equal(MAC.begin(), MAC.end(), cfg.begin()));
     EXPECT_EQ(get_le16(&cfg[6]), VIRTIO_NET_S_LINK_UP);
     EXPECT_EQ(get_le16(&cfg[8]), 1u);
+    EXPECT_EQ(get_le16(&cfg[10]), 0u) << "mtu: F_MTU is not offered";
+    EXPECT_EQ(get_le32(&cfg[12]), VIRTIO_NET_SPEED_UNKNOWN);
+    EXPECT_EQ(cfg[16], VIRTIO_NET_DUPLEX_UNKNOWN);
     // Byte-wise and unaligned reads see the same bytes.
     std::array<uint8_t, 2> two {};
     m_net.read_config(5, two);
@@ -514,4 +534,341 @@ TEST_F(VirtioNetTest, LegacyDriverWithoutMergeableBuffersUsesTheTenByteHeader)
     ASSERT_EQ(used_idx(RX_QUEUE), 1u);
     EXPECT_EQ(used_len(RX_QUEUE, 0), 10u + 80u);
     EXPECT_TRUE(std::equal(in.begin(), in.end(), &m_buf[DATA + 10]));
+}
+
+namespace {
+
+constexpr uint64_t bit(unsigned b) { return uint64_t { 1 } << b; }
+
+} // namespace
+
+TEST_F(VirtioNetTest, OffloadsAreOfferedOnlyOnABackendThatCarriesThem)
+{
+    uint64_t const offload_bits = bit(VIRTIO_NET_F_CSUM) | bit(VIRTIO_NET_F_GUEST_CSUM) | bit(VIRTIO_NET_F_GUEST_TSO4)
+        | bit(VIRTIO_NET_F_GUEST_TSO6) | bit(VIRTIO_NET_F_GUEST_ECN) | bit(VIRTIO_NET_F_HOST_TSO4)
+        | bit(VIRTIO_NET_F_HOST_TSO6) | bit(VIRTIO_NET_F_HOST_ECN);
+    EXPECT_EQ(m_net.device_features() & offload_bits, 0u);
+    m_backend->offloads = true;
+    EXPECT_EQ(m_net.device_features() & offload_bits, offload_bits);
+
+    // What the guest takes on receive goes to the backend; TSO without GUEST_CSUM counts as not taken.
+    activate(true, true, bit(VIRTIO_NET_F_GUEST_TSO4) | bit(VIRTIO_NET_F_GUEST_ECN));
+    EXPECT_EQ(m_backend->rx_offloads, hako::net::Offloads {});
+    m_net.reset();
+    activate(true, true, bit(VIRTIO_NET_F_GUEST_CSUM) | bit(VIRTIO_NET_F_GUEST_TSO4) | bit(VIRTIO_NET_F_GUEST_ECN));
+    EXPECT_EQ(m_backend->rx_offloads, (hako::net::Offloads { .csum = true, .tso4 = true, .ecn = true }));
+    // A reset takes them back.
+    m_net.reset();
+    EXPECT_EQ(m_backend->rx_offloads, hako::net::Offloads {});
+}
+
+TEST_F(VirtioNetTest, TransmitHeadersArePassedOnWhenTheNegotiatedOffloadsAllowThem)
+{
+    m_backend->offloads = true;
+    activate(true, true, bit(VIRTIO_NET_F_CSUM) | bit(VIRTIO_NET_F_HOST_TSO4));
+    auto frame = make_frame(1514, 5);
+    struct Case {
+        hako::net::VnetHeader header;
+        bool passes;
+    };
+    using hako::net::VnetHeader;
+    std::vector<Case> const cases {
+        { VnetHeader { .flags = hako::net::VNET_HDR_F_NEEDS_CSUM, .csum_start = 34, .csum_offset = 16 }, true },
+        { VnetHeader { .flags = hako::net::VNET_HDR_F_NEEDS_CSUM | hako::net::VNET_HDR_F_DATA_VALID, .csum_start = 34,
+              .csum_offset = 16 }, true }, // DATA_VALID is masked off
+        { VnetHeader { .flags = hako::net::VNET_HDR_F_NEEDS_CSUM, .gso_type = hako::net::VNET_HDR_GSO_TCPV4,
+              .hdr_len = 54, .gso_size = 1448, .csum_start = 34, .csum_offset = 16 }, true },
+        { VnetHeader {}, true },
+        // The checksum field would lie beyond the frame.
+        { VnetHeader { .flags = hako::net::VNET_HDR_F_NEEDS_CSUM, .csum_start = 1500, .csum_offset = 16 }, false },
+        // Inside the ethernet header.
+        { VnetHeader { .flags = hako::net::VNET_HDR_F_NEEDS_CSUM, .csum_start = 4, .csum_offset = 2 }, false },
+        // TCPv6 and ECN were not negotiated; GSO needs NEEDS_CSUM and a segment size; UDP (UFO) is never offered.
+        { VnetHeader { .flags = 1, .gso_type = hako::net::VNET_HDR_GSO_TCPV6, .gso_size = 1448, .csum_start = 54,
+              .csum_offset = 16 }, false },
+        { VnetHeader { .flags = 1, .gso_type = hako::net::VNET_HDR_GSO_TCPV4 | hako::net::VNET_HDR_GSO_ECN,
+              .gso_size = 1448, .csum_start = 34, .csum_offset = 16 }, false },
+        { VnetHeader { .gso_type = hako::net::VNET_HDR_GSO_TCPV4, .gso_size = 1448 }, false },
+        { VnetHeader { .flags = 1, .gso_type = hako::net::VNET_HDR_GSO_TCPV4, .csum_start = 34, .csum_offset = 16 },
+            false },
+        { VnetHeader { .flags = 1, .gso_type = hako::net::VNET_HDR_GSO_UDP, .gso_size = 1000, .csum_start = 34,
+              .csum_offset = 6 }, false },
+        { VnetHeader { .gso_type = 0x42 }, false },
+    };
+    size_t expected_sent = 0;
+    uint16_t n = 0;
+    for (auto const& c : cases) {
+        uint64_t const addr = DATA + 0x1000u * (n % 4);
+        put_tx(addr, frame);
+        hako::net::encode_vnet_header(c.header, std::span<uint8_t, hako::net::VNET_HDR_LEN>(&m_buf[addr], 10));
+        set_desc(TX_QUEUE, n % QSIZE, addr, VIRTIO_NET_HDR_LEN + 1514, 0);
+        publish(TX_QUEUE, n % QSIZE);
+        m_net.queue_notify(TX_QUEUE);
+        ++n;
+        if (c.passes) {
+            ++expected_sent;
+            ASSERT_EQ(m_backend->sent_headers.size(), expected_sent) << "case " << n;
+            auto expected = c.header;
+            expected.flags &= hako::net::VNET_HDR_F_NEEDS_CSUM;
+            EXPECT_EQ(m_backend->sent_headers.back(), expected) << "case " << n;
+            EXPECT_EQ(m_backend->sent.back(), frame);
+        } else {
+            EXPECT_EQ(m_backend->sent_headers.size(), expected_sent) << "case " << n << " should be dropped";
+        }
+        EXPECT_EQ(used_idx(TX_QUEUE), n) << "every chain is given back";
+    }
+    auto const st = m_net.stats();
+    EXPECT_EQ(st.tx_frames, expected_sent);
+    EXPECT_EQ(st.tx_dropped_bad_header, cases.size() - expected_sent);
+    EXPECT_EQ(st.tx_offload_frames, 3u);
+}
+
+TEST_F(VirtioNetTest, WithoutTransmitOffloadsTheHeaderIsIgnored)
+{
+    m_backend->offloads = true;
+    activate(true, true, bit(VIRTIO_NET_F_GUEST_CSUM));
+    auto frame = make_frame(100, 2);
+    put_tx(DATA, frame);
+    std::fill(&m_buf[DATA], &m_buf[DATA + 10], uint8_t { 0xff }); // junk the guest may leave there
+    set_desc(TX_QUEUE, 0, DATA, VIRTIO_NET_HDR_LEN + 100, 0);
+    publish(TX_QUEUE, 0);
+    m_net.queue_notify(TX_QUEUE);
+    ASSERT_EQ(m_backend->sent.size(), 1u);
+    EXPECT_TRUE(m_backend->sent_headers.empty()) << "a plain send()";
+    EXPECT_EQ(m_net.stats().tx_dropped_bad_header, 0u);
+}
+
+TEST_F(VirtioNetTest, ReceivedHeadersReachTheGuestOnlyAsNegotiated)
+{
+    using hako::net::VnetHeader;
+    m_backend->offloads = true;
+    activate(true, true, bit(VIRTIO_NET_F_GUEST_CSUM));
+    post_rx(4, 2048);
+    auto frame = make_frame(200, 4);
+    VnetHeader const partial { .flags = hako::net::VNET_HDR_F_NEEDS_CSUM, .csum_start = 34, .csum_offset = 6 };
+    m_backend->inject(partial, frame);
+    ASSERT_EQ(used_idx(RX_QUEUE), 1u);
+    auto got = hako::net::decode_vnet_header(std::span<uint8_t const, 10>(&m_buf[DATA], 10));
+    EXPECT_EQ(got, partial);
+    EXPECT_EQ(get_le16(&m_buf[DATA + VIRTIO_NET_HDR_NUM_BUFFERS_OFFSET]), 1u);
+
+    // A TSO super-frame the guest did not take (no GUEST_TSO4) is dropped, not handed over.
+    VnetHeader const tso { .flags = 1, .gso_type = hako::net::VNET_HDR_GSO_TCPV4, .hdr_len = 54, .gso_size = 1448,
+        .csum_start = 34, .csum_offset = 16 };
+    m_backend->inject(tso, frame);
+    EXPECT_EQ(used_idx(RX_QUEUE), 1u);
+    EXPECT_EQ(m_net.stats().rx_dropped_offload, 1u);
+
+}
+
+TEST_F(VirtioNetTest, AGuestWithoutChecksumOffloadGetsZeroFlagsAndNoPartialFrames)
+{
+    using hako::net::VnetHeader;
+    m_backend->offloads = true;
+    activate(true);
+    post_rx(4, 2048);
+    std::fill(&m_buf[DATA], &m_buf[DATA + 12], uint8_t { 0xee });
+    auto frame = make_frame(200, 4);
+    m_backend->inject(VnetHeader { .flags = hako::net::VNET_HDR_F_DATA_VALID }, frame);
+    ASSERT_EQ(used_idx(RX_QUEUE), 1u);
+    EXPECT_EQ(hako::net::decode_vnet_header(std::span<uint8_t const, 10>(&m_buf[DATA], 10)), VnetHeader {});
+    // A partial frame still in flight from before the guest lowered its offloads.
+    m_backend->inject(VnetHeader { .flags = hako::net::VNET_HDR_F_NEEDS_CSUM, .csum_start = 34, .csum_offset = 6 },
+        frame);
+    EXPECT_EQ(used_idx(RX_QUEUE), 1u);
+    EXPECT_EQ(m_net.stats().rx_dropped_offload, 1u);
+}
+
+namespace {
+
+constexpr uint64_t CTRL_ALL = bit(VIRTIO_NET_F_CTRL_VQ) | bit(VIRTIO_NET_F_CTRL_RX) | bit(VIRTIO_NET_F_CTRL_RX_EXTRA)
+    | bit(VIRTIO_NET_F_CTRL_VLAN) | bit(VIRTIO_NET_F_CTRL_MAC_ADDR);
+
+/// An ethernet frame to `dst`, optionally with an 802.1Q tag.
+std::vector<uint8_t> frame_to(hako::net::MacAddress const& dst, int vlan = -1)
+{
+    std::vector<uint8_t> f(64, 0x5a);
+    std::copy(dst.begin(), dst.end(), f.begin());
+    if (vlan >= 0) {
+        f[12] = 0x81;
+        f[13] = 0x00;
+        f[14] = static_cast<uint8_t>(vlan >> 8);
+        f[15] = static_cast<uint8_t>(vlan);
+    } else {
+        f[12] = 0x08;
+        f[13] = 0x00;
+    }
+    return f;
+}
+
+} // namespace
+
+class VirtioNetCtrlTest : public VirtioNetTest {
+protected:
+    /// Sends one control command (header + data in one descriptor, the ack in another); returns the ack byte, or
+    /// -1 if the device gave the chain back without writing one.
+    int command(uint8_t cls, uint8_t code, std::vector<uint8_t> const& data)
+    {
+        uint64_t const cmd = 0x40000, ack = 0x48000;
+        m_buf[cmd] = cls;
+        m_buf[cmd + 1] = code;
+        std::copy(data.begin(), data.end(), &m_buf[cmd + 2]);
+        m_buf[ack] = 0xee;
+        uint16_t const d = static_cast<uint16_t>((m_avail_idx[CTRL_QUEUE] * 2) % QSIZE);
+        set_desc(CTRL_QUEUE, d, cmd, static_cast<uint32_t>(2 + data.size()), VIRTQ_DESC_F_NEXT, static_cast<uint16_t>(d + 1));
+        set_desc(CTRL_QUEUE, static_cast<uint16_t>(d + 1), ack, 1, VIRTQ_DESC_F_WRITE);
+        uint16_t const before = used_idx(CTRL_QUEUE);
+        publish(CTRL_QUEUE, d);
+        m_net.queue_notify(CTRL_QUEUE);
+        EXPECT_EQ(used_idx(CTRL_QUEUE), before + 1);
+        return used_len(CTRL_QUEUE, before) == 1 ? m_buf[ack] : -1;
+    }
+    int rx(uint8_t cls, uint8_t code, bool on) { return command(cls, code, { static_cast<uint8_t>(on) }); }
+    /// Offers a frame; true if the guest got it.
+    bool delivered(std::vector<uint8_t> const& f)
+    {
+        uint64_t const before = m_net.stats().rx_frames;
+        m_backend->inject(f);
+        return m_net.stats().rx_frames == before + 1;
+    }
+    static std::vector<uint8_t> mac_tables(std::vector<hako::net::MacAddress> const& uni,
+        std::vector<hako::net::MacAddress> const& multi, uint32_t uni_count_override = ~0u)
+    {
+        std::vector<uint8_t> d;
+        auto put_table = [&d](std::vector<hako::net::MacAddress> const& t, uint32_t count) {
+            d.resize(d.size() + 4);
+            put_le32(&d[d.size() - 4], count);
+            for (auto const& m : t)
+                d.insert(d.end(), m.begin(), m.end());
+        };
+        put_table(uni, uni_count_override == ~0u ? static_cast<uint32_t>(uni.size()) : uni_count_override);
+        put_table(multi, static_cast<uint32_t>(multi.size()));
+        return d;
+    }
+};
+
+TEST_F(VirtioNetCtrlTest, StartsPromiscuousAndFiltersOnceTheDriverSaysSo)
+{
+    activate(true, true, CTRL_ALL);
+    post_rx(QSIZE, 2048);
+    hako::net::MacAddress const other { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0xcc };
+    hako::net::MacAddress const group { 0x01, 0x00, 0x5e, 0x00, 0x00, 0x01 };
+    hako::net::MacAddress const bcast { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+    EXPECT_TRUE(delivered(frame_to(other))) << "promiscuous until told otherwise";
+
+    ASSERT_EQ(rx(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, false), VIRTIO_NET_OK);
+    EXPECT_FALSE(delivered(frame_to(other)));
+    EXPECT_TRUE(delivered(frame_to(MAC)));
+    EXPECT_TRUE(delivered(frame_to(bcast)));
+    EXPECT_FALSE(delivered(frame_to(group)));
+    EXPECT_EQ(m_net.stats().rx_filtered, 2u);
+
+    // Tables: the other unicast MAC and the group now pass.
+    ASSERT_EQ(command(VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, mac_tables({ other }, { group })), VIRTIO_NET_OK);
+    EXPECT_TRUE(delivered(frame_to(other)));
+    EXPECT_TRUE(delivered(frame_to(group)));
+    // ALLMULTI, NOBCAST, NOUNI (CTRL_RX_EXTRA).
+    hako::net::MacAddress const group2 { 0x33, 0x33, 0x00, 0x00, 0x00, 0x01 };
+    EXPECT_FALSE(delivered(frame_to(group2)));
+    ASSERT_EQ(rx(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_ALLMULTI, true), VIRTIO_NET_OK);
+    EXPECT_TRUE(delivered(frame_to(group2)));
+    ASSERT_EQ(rx(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_NOBCAST, true), VIRTIO_NET_OK);
+    EXPECT_FALSE(delivered(frame_to(bcast)));
+    ASSERT_EQ(rx(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_NOUNI, true), VIRTIO_NET_OK);
+    EXPECT_FALSE(delivered(frame_to(MAC)));
+    ASSERT_EQ(rx(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, true), VIRTIO_NET_OK);
+    EXPECT_TRUE(delivered(frame_to(MAC))) << "promiscuous overrides the rest";
+    EXPECT_EQ(m_net.stats().ctrl_commands, 6u);
+}
+
+TEST_F(VirtioNetCtrlTest, MacAddressSetChangesConfigSpaceAndFilterUntilReset)
+{
+    activate(true, true, CTRL_ALL);
+    post_rx(QSIZE, 2048);
+    hako::net::MacAddress const fresh { 0x02, 0x11, 0x22, 0x33, 0x44, 0x55 };
+    ASSERT_EQ(rx(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, false), VIRTIO_NET_OK);
+    ASSERT_EQ(command(VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, std::vector<uint8_t>(fresh.begin(), fresh.end())),
+        VIRTIO_NET_OK);
+    std::array<uint8_t, 6> cfg {};
+    m_net.read_config(0, cfg);
+    EXPECT_TRUE(std::equal(fresh.begin(), fresh.end(), cfg.begin()));
+    EXPECT_TRUE(delivered(frame_to(fresh)));
+    EXPECT_FALSE(delivered(frame_to(MAC)));
+    m_net.reset();
+    m_net.read_config(0, cfg);
+    EXPECT_TRUE(std::equal(MAC.begin(), MAC.end(), cfg.begin())) << "a reset restores the original MAC";
+}
+
+TEST_F(VirtioNetCtrlTest, VlanFilterStartsEmptyWhenNegotiated)
+{
+    activate(true, true, CTRL_ALL);
+    post_rx(QSIZE, 2048);
+    ASSERT_EQ(rx(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, false), VIRTIO_NET_OK);
+    EXPECT_FALSE(delivered(frame_to(MAC, 100)));
+    ASSERT_EQ(command(VIRTIO_NET_CTRL_VLAN, VIRTIO_NET_CTRL_VLAN_ADD, { 100, 0 }), VIRTIO_NET_OK);
+    EXPECT_TRUE(delivered(frame_to(MAC, 100)));
+    EXPECT_FALSE(delivered(frame_to(MAC, 101)));
+    ASSERT_EQ(command(VIRTIO_NET_CTRL_VLAN, VIRTIO_NET_CTRL_VLAN_DEL, { 100, 0 }), VIRTIO_NET_OK);
+    EXPECT_FALSE(delivered(frame_to(MAC, 100)));
+    EXPECT_EQ(command(VIRTIO_NET_CTRL_VLAN, VIRTIO_NET_CTRL_VLAN_ADD, { 0x00, 0x10 }), VIRTIO_NET_ERR) << "vid 4096";
+    EXPECT_TRUE(delivered(frame_to(MAC))) << "untagged frames are not VLAN-filtered";
+}
+
+TEST_F(VirtioNetCtrlTest, MalformedAndUnnegotiatedCommandsAreRefused)
+{
+    // CTRL_VQ without CTRL_RX_EXTRA, CTRL_VLAN, CTRL_MAC_ADDR.
+    activate(true, true, bit(VIRTIO_NET_F_CTRL_VQ) | bit(VIRTIO_NET_F_CTRL_RX));
+    EXPECT_EQ(rx(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_NOUNI, true), VIRTIO_NET_ERR);
+    EXPECT_EQ(command(VIRTIO_NET_CTRL_VLAN, VIRTIO_NET_CTRL_VLAN_ADD, { 1, 0 }), VIRTIO_NET_ERR);
+    EXPECT_EQ(command(VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_ADDR_SET, { 2, 0, 0, 0, 0, 1 }), VIRTIO_NET_ERR);
+    EXPECT_EQ(command(VIRTIO_NET_CTRL_RX, VIRTIO_NET_CTRL_RX_PROMISC, { 0, 0 }), VIRTIO_NET_ERR) << "2 data bytes";
+    EXPECT_EQ(command(VIRTIO_NET_CTRL_RX, 9, { 0 }), VIRTIO_NET_ERR);
+    EXPECT_EQ(command(VIRTIO_NET_CTRL_ANNOUNCE, 0, {}), VIRTIO_NET_ERR);
+    EXPECT_EQ(command(VIRTIO_NET_CTRL_MQ, 0, { 1, 0 }), VIRTIO_NET_ERR);
+    EXPECT_EQ(command(VIRTIO_NET_CTRL_GUEST_OFFLOADS, 0, std::vector<uint8_t>(8, 0)), VIRTIO_NET_ERR);
+    // MAC tables whose counts run past the data, or with bytes left over.
+    hako::net::MacAddress const m { 0x02, 0, 0, 0, 0, 1 };
+    EXPECT_EQ(command(VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, mac_tables({ m }, {}, 2)), VIRTIO_NET_ERR);
+    auto extra = mac_tables({ m }, {});
+    extra.push_back(0);
+    EXPECT_EQ(command(VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, extra), VIRTIO_NET_ERR);
+    EXPECT_EQ(command(VIRTIO_NET_CTRL_MAC, VIRTIO_NET_CTRL_MAC_TABLE_SET, { 0xff, 0xff, 0xff, 0xff }), VIRTIO_NET_ERR);
+    EXPECT_EQ(m_net.stats().ctrl_errors, 11u);
+
+    // A chain without a writable byte for the ack is given back unanswered.
+    set_desc(CTRL_QUEUE, 0, 0x40000, 3, 0);
+    uint16_t const before = used_idx(CTRL_QUEUE);
+    publish(CTRL_QUEUE, 0);
+    m_net.queue_notify(CTRL_QUEUE);
+    EXPECT_EQ(used_idx(CTRL_QUEUE), before + 1);
+    EXPECT_EQ(used_len(CTRL_QUEUE, before), 0u);
+    EXPECT_EQ(m_net.stats().ctrl_bad_chains, 1u);
+}
+
+TEST_F(VirtioNetCtrlTest, GuestOffloadsSetStaysWithinWhatWasNegotiated)
+{
+    m_backend->offloads = true;
+    activate(true, true,
+        CTRL_ALL | bit(VIRTIO_NET_F_CTRL_GUEST_OFFLOADS) | bit(VIRTIO_NET_F_GUEST_CSUM) | bit(VIRTIO_NET_F_GUEST_TSO4));
+    EXPECT_EQ(m_backend->rx_offloads, (hako::net::Offloads { .csum = true, .tso4 = true }));
+    auto set = [&](uint64_t bits) {
+        std::vector<uint8_t> d(8);
+        put_le64(d.data(), bits);
+        return command(VIRTIO_NET_CTRL_GUEST_OFFLOADS, VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET, d);
+    };
+    EXPECT_EQ(set(bit(VIRTIO_NET_F_GUEST_CSUM)), VIRTIO_NET_OK);
+    EXPECT_EQ(m_backend->rx_offloads, (hako::net::Offloads { .csum = true }));
+    EXPECT_EQ(set(0), VIRTIO_NET_OK);
+    EXPECT_EQ(m_backend->rx_offloads, hako::net::Offloads {});
+    EXPECT_EQ(set(bit(VIRTIO_NET_F_GUEST_TSO6) | bit(VIRTIO_NET_F_GUEST_CSUM)), VIRTIO_NET_ERR) << "not negotiated";
+    EXPECT_EQ(set(bit(VIRTIO_NET_F_GUEST_TSO4)), VIRTIO_NET_ERR) << "TSO needs CSUM";
+    EXPECT_EQ(set(bit(VIRTIO_NET_F_MAC)), VIRTIO_NET_ERR) << "not an offload bit";
+    EXPECT_EQ(set(bit(VIRTIO_NET_F_GUEST_CSUM) | bit(VIRTIO_NET_F_GUEST_TSO4)), VIRTIO_NET_OK);
+    EXPECT_EQ(m_backend->rx_offloads, (hako::net::Offloads { .csum = true, .tso4 = true }));
+    // With receive offloads lowered, a partial frame is no longer for the guest.
+    EXPECT_EQ(set(0), VIRTIO_NET_OK);
+    post_rx(2, 2048);
+    m_backend->inject(hako::net::VnetHeader { .flags = hako::net::VNET_HDR_F_NEEDS_CSUM, .csum_start = 34, .csum_offset = 6 },
+        frame_to(MAC));
+    EXPECT_EQ(m_net.stats().rx_dropped_offload, 1u);
 }

@@ -682,3 +682,17 @@ TEST_F(VirtioPciTest, OptionRomThroughTheExpansionRomBar)
     EXPECT_EQ(buf[2], 0xff);
     EXPECT_EQ(buf[3], 0xff);
 }
+
+TEST_F(VirtioPciTest, NarrowReadsOfCommonConfigFieldsGetTheLowBytes)
+{
+    // iPXE reads device_feature with 16 bits; QEMU answers such reads with the field's low bytes.
+    common_write(VIRTIO_PCI_COMMON_DFSELECT, 4, 1);
+    uint64_t const high = common_read(VIRTIO_PCI_COMMON_DF, 4);
+    EXPECT_EQ(common_read(VIRTIO_PCI_COMMON_DF, 2), high & 0xffff);
+    EXPECT_EQ(common_read(VIRTIO_PCI_COMMON_DF, 1), high & 0xff);
+    EXPECT_EQ(common_read(VIRTIO_PCI_COMMON_NUMQ, 1), 1u);
+    // Wider than the field is still refused and counted.
+    uint64_t const bad = m_dev->stats().bad_accesses;
+    common_read(VIRTIO_PCI_COMMON_NUMQ, 4);
+    EXPECT_EQ(m_dev->stats().bad_accesses, bad + 1);
+}
