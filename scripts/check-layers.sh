@@ -28,6 +28,17 @@ for f in $(find src -name '*.h' -o -name '*.cpp'); do
       status=1
     fi
   done
+  # Device families stay apart: src/devices/<family>/ may include devices/pci/ (the bus they sit on) and its own
+  # family, nothing of another (virtio and the emulated NICs in devices/net share only net::Backend).
+  if [ "$layer" = devices ]; then
+    family=$(echo "$f" | cut -d/ -f3)
+    for inc in $(grep -oE '^#include "devices/[a-z_]+/' "$f" | sed -E 's/#include "devices\/([a-z_]+)\//\1/'); do
+      if [ "$inc" != pci ] && [ "$inc" != "$family" ]; then
+        echo "check-layers: $f (devices/$family) includes devices/$inc/"
+        status=1
+      fi
+    done
+  fi
   if [ "$layer" != memory ] && [ "$layer" != kvm ] && grep -n 'reinterpret_cast' "$f" >/dev/null; then
     echo "check-layers: $f uses reinterpret_cast outside src/memory and src/kvm"
     status=1

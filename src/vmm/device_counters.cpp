@@ -35,4 +35,16 @@ nlohmann::json to_json(MsiStats const& s)
         { "dropped_bad_address", s.dropped_bad_address }, { "routes", s.routes } };
 }
 
+nlohmann::json to_json(devices::net::E1000Stats const& s)
+{
+    return { { "tx_frames", s.tx_frames }, { "tx_bytes", s.tx_bytes }, { "tx_tso_packets", s.tx_tso_packets },
+        { "tx_tso_segments", s.tx_tso_segments }, { "tx_checksums", s.tx_checksums }, { "tx_dropped", s.tx_dropped },
+        { "tx_bad_descriptors", s.tx_bad_descriptors }, { "tx_zero_length", s.tx_zero_length },
+        { "rx_frames", s.rx_frames }, { "rx_bytes", s.rx_bytes }, { "rx_filtered", s.rx_filtered },
+        { "rx_dropped_disabled", s.rx_dropped_disabled }, { "rx_dropped_bad", s.rx_dropped_bad },
+        { "rx_no_buffer", s.rx_no_buffer }, { "rx_bad_descriptors", s.rx_bad_descriptors }, { "bad_rings", s.bad_rings },
+        { "interrupts", s.interrupts }, { "itr_deferred", s.itr_deferred }, { "bad_accesses", s.bad_accesses },
+        { "eeprom_unsupported", s.eeprom_unsupported } };
+}
+
 } // namespace hako::vmm

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "devices/net/e1000.h"
 #include "devices/virtio/blk/request.h"
 #include "devices/virtio/rng.h"
 #include "devices/virtio/virtio_pci.h"
@@ -14,5 +15,6 @@ nlohmann::json to_json(devices::virtio::VirtioPciStats const& s);
 nlohmann::json to_json(devices::virtio::blk::BlkStats const& s);
 nlohmann::json to_json(devices::virtio::RngStats const& s);
 nlohmann::json to_json(MsiStats const& s);
+nlohmann::json to_json(devices::net::E1000Stats const& s);
 
 } // namespace hako::vmm

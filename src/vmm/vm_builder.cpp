@@ -24,6 +24,7 @@
 #include "devices/legacy/port_sink.h"
 #include "devices/legacy/reset_control.h"
 #include "devices/legacy/serial.h"
+#include "devices/net/e1000.h"
 #include "devices/pci/bar_mapper.h"
 #include "devices/pci/i440fx.h"
 #include "devices/pci/intx_router.h"
@@ -182,9 +183,9 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     };
     std::vector<NetSetup> nets;
     for (auto const& n : config.nets) {
-        if (n.model != net::NicModel::Virtio)
+        if (n.model != net::NicModel::Virtio && n.model != net::NicModel::E1000)
             return Error(ErrorKind::Unsupported,
-                fmt::format("--net model={}: only model=virtio is implemented yet", net::to_string(n.model)));
+                fmt::format("--net model={}: only model=virtio and model=e1000 are implemented yet", net::to_string(n.model)));
         NetSetup setup;
         setup.rom = TRY(load_option_rom(n.romfile));
         if (n.backend == net::BackendKind::User) {
@@ -354,9 +355,29 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
             fmt::format("/pci@i0cf8/scsi@{:x}/disk@0,0", slot) });
     }
     for (size_t i = 0; i < nets.size(); ++i) {
-        auto const& setup = nets[i];
-        auto nic = std::make_shared<devices::virtio::net::VirtioNet>(setup.backend,
-            config.nets[i].mac_or_default(static_cast<unsigned>(i)));
+        auto& setup = nets[i];
+        auto const mac = config.nets[i].mac_or_default(static_cast<unsigned>(i));
+        if (config.nets[i].model == net::NicModel::E1000) {
+            devices::net::E1000Options options;
+            options.option_rom = std::move(setup.rom);
+            options.loop = m->m_loop.get();
+            options.clock_ns = monotonic_ns;
+            auto e1000 = TRY(devices::net::E1000::create(*m->m_memory, setup.backend, mac, std::move(options)));
+            uint8_t const slot = TRY(pci_root->add_device(e1000));
+            std::string const name = fmt::format("e1000-{}", i);
+            m->m_device_list.push_back({ { "name", name }, { "pci_slot", slot } });
+            boot_devices.push_back({ VmConfig::BootKind::Net, config.nets[i].bootindex,
+                fmt::format("/pci@i0cf8/ethernet@{:x}", slot) });
+            m->m_counters.emplace_back(name, [weak = std::weak_ptr(e1000), slot, more = setup.backend_counters] {
+                nlohmann::json j { { "pci_slot", slot } };
+                if (auto d = weak.lock())
+                    j["device"] = to_json(d->stats());
+                j.update(more());
+                return j;
+            });
+            continue;
+        }
+        auto nic = std::make_shared<devices::virtio::net::VirtioNet>(setup.backend, mac);
         uint8_t const slot = TRY(add_virtio(fmt::format("virtio-net{}", i), nic, [nic, backend = setup.backend, more = setup.backend_counters] {
             auto const c = nic->stats();
             auto j = nlohmann::json { { "tx_frames", c.tx_frames }, { "tx_bytes", c.tx_bytes },

@@ -93,6 +93,15 @@ TEST(NetOptions, Tap)
     EXPECT_EQ(s->model, NicModel::Rtl8139);
 }
 
+TEST(NetOptions, RomFile)
+{
+    auto r = parse_net_option("user,model=e1000,romfile=/usr/lib/ipxe/qemu/pxe-e1000.rom");
+    ASSERT_TRUE(r) << r.error().message();
+    EXPECT_EQ(r->model, NicModel::E1000);
+    EXPECT_EQ(r->romfile, "/usr/lib/ipxe/qemu/pxe-e1000.rom");
+    EXPECT_TRUE(parse_net_option("user")->romfile.empty());
+}
+
 TEST(NetOptions, AllModels)
 {
     for (auto [text, model] : { std::pair { "virtio", NicModel::Virtio }, { "e1000", NicModel::E1000 },
