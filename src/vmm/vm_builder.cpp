@@ -184,7 +184,7 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     std::vector<NetSetup> nets;
     for (auto const& n : config.nets) {
         if (n.model != net::NicModel::Virtio && n.model != net::NicModel::E1000)
-            return Error(ErrorKind::Unsupported,
+            return Error(ErrorKind::InvalidArgument, // a usage error (status 2), not a host limitation
                 fmt::format("--net model={}: only model=virtio and model=e1000 are implemented yet", net::to_string(n.model)));
         NetSetup setup;
         setup.rom = TRY(load_option_rom(n.romfile));
