@@ -10,7 +10,7 @@ PACKAGES=(
   googletest libgtest-dev clang libclang-rt-14-dev
   # guests and references: Debian kernel pieces, busybox initramfs, SeaBIOS, iPXE, QEMU as the reference VMM
   qemu-system-x86 qemu-utils seabios ipxe-qemu busybox-static cpio xz-utils zstd
-  acpica-tools python3 python3-yaml time bc
+  acpica-tools python3 python3-yaml time bc dmidecode
   # tap networking tests: network namespaces and taps (iproute2), a DHCP server on the tap (dnsmasq)
   iproute2 dnsmasq-base
   # benchmarks: exits to userspace per request (perf stat -e kvm:kvm_userspace_exit)

@@ -13,6 +13,7 @@
 #include "arch/x86/linux_fw_cfg.h"
 #include "arch/x86/loader.h"
 #include "arch/x86/mptable.h"
+#include "arch/x86/smbios.h"
 #include "base/file.h"
 #include "base/log.h"
 #include "devices/legacy/acpi_pm.h"
@@ -552,6 +553,20 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     }
     TRY(m->m_vm->save_reset_state());
     TRY(m->reset_vcpus());
+    if (config.firmware) {
+        // SMBIOS for the firmware to install (QEMU's fw_cfg files); SeaBIOS adds its own type 0.
+        SmbiosConfig smbios;
+        smbios.version = HAKO_VERSION;
+        smbios.cpus = config.cpus;
+        smbios.ram = ram;
+        if (auto const* leaf1 = find_cpuid(build_guest_cpuid(supported, 0, config.cpus), 1)) {
+            smbios.cpuid_signature = leaf1->eax;
+            smbios.cpuid_features = leaf1->edx;
+        }
+        auto blobs = build_smbios(smbios);
+        TRY(fw_cfg->add_file("etc/smbios/smbios-anchor", std::move(blobs.anchor)));
+        TRY(fw_cfg->add_file("etc/smbios/smbios-tables", std::move(blobs.tables)));
+    }
 
     // 8. The console: stdin feeds COM1, or the virtio console with --console virtio.
     auto* machine = m.get();

@@ -2,7 +2,9 @@
  * to it; it prints "hako-mbr: booted from disk 0xNN" (DL, the BIOS drive number) on COM1 and writes 0x22 to
  * isa-debug-exit (port 0xf4), so the VMM exits with status (0x22 << 1) | 1 = 69. It also reads sector 1 through
  * int 13h (extended read, AH=42h) and checks the marker the test puts there, so the firmware's disk driver really
- * moved data, not just the boot sector. On a failed read it exits with 0x23 (status 71).
+ * moved data, not just the boot sector. On a failed read it exits with 0x23 (status 71). Before exiting it finds the
+ * SMBIOS entry point the firmware installed ("_SM_" on a 16-byte boundary in F0000-FFFFF) and prints the type 1
+ * (system) manufacturer string: "hako-mbr: smbios manufacturer NAME" (or "hako-mbr: no smbios").
  * Built with: as --32, ld -Ttext 0x7c00 --oformat binary; the 0x55AA signature ends the 512 bytes. */
     .code16
     .section .text
@@ -38,6 +40,7 @@ _start:
     jne bad
     mov $read_ok, %si
     call puts
+    call smbios
     mov $0x22, %al
     jmp done
 bad:
@@ -48,6 +51,67 @@ done:
     out %al, $0xf4
 1:  hlt
     jmp 1b
+
+/* Prints the SMBIOS type 1 manufacturer (tables below 1 MiB, as SeaBIOS installs them). */
+smbios:
+    push %ds
+    mov $0xf000, %ax
+    mov %ax, %ds
+    xor %bx, %bx
+5:  cmpl $0x5f4d535f, (%bx)     /* "_SM_" */
+    je 6f
+    add $16, %bx
+    jnz 5b
+    jmp nosm
+6:  mov 24(%bx), %eax           /* the structure table's physical address */
+    mov %ax, %si
+    and $15, %si
+    shr $4, %eax
+    mov %ax, %ds
+7:  cmpb $1, (%si)              /* type 1: system information */
+    je 8f
+    cmpb $127, (%si)
+    je nosm
+    movzbw 1(%si), %ax          /* skip the formatted area, then the strings up to the double NUL */
+    add %ax, %si
+9:  cmpw $0, (%si)
+    je 10f
+    inc %si
+    jmp 9b
+10: add $2, %si
+    jmp 7b
+8:  movzbw 4(%si), %cx          /* the manufacturer's string number */
+    jcxz nosm
+    movzbw 1(%si), %ax
+    add %ax, %si
+11: dec %cx
+    jz 12f
+13: lodsb
+    test %al, %al
+    jnz 13b
+    jmp 11b
+12: push %si
+    push %ds
+    xor %ax, %ax
+    mov %ax, %ds
+    mov $sm_msg, %si
+    call puts
+    pop %ds
+    pop %si
+    call puts
+    xor %ax, %ax
+    mov %ax, %ds
+    mov $crlf, %si
+    call puts
+    pop %ds
+    ret
+nosm:
+    xor %ax, %ax
+    mov %ax, %ds
+    mov $sm_none, %si
+    call puts
+    pop %ds
+    ret
 
 /* Prints the NUL-terminated string at DS:SI on COM1 (polling the line status register). */
 puts:
@@ -97,6 +161,8 @@ message: .asciz "hako-mbr: booted from disk 0x"
 crlf: .asciz "\r\n"
 read_ok: .asciz "hako-mbr: sector 1 read through int 13h\r\n"
 read_bad: .asciz "hako-mbr: int 13h read of sector 1 failed\r\n"
+sm_msg: .asciz "hako-mbr: smbios manufacturer "
+sm_none: .asciz "hako-mbr: no smbios\r\n"
 marker: .ascii "HAKO-SECTOR-ONE"
     .set marker_len, . - marker
 
