@@ -13,6 +13,7 @@
 
 #include "base/bytes.h"
 #include "net/slirp_backend.h"
+#include "frame_collector.h"
 #include "test_frames.h"
 
 using namespace hako;
@@ -23,40 +24,6 @@ namespace {
 
 constexpr auto LIVENESS_BOUND = std::chrono::seconds(10);
 
-/// Collects frames from the backend's thread.
-class Collector {
-public:
-    explicit Collector(Backend& b)
-    {
-        b.set_receiver([this](std::span<uint8_t const> frame) {
-            std::lock_guard lock(m_lock);
-            m_frames.emplace_back(frame.begin(), frame.end());
-            m_cv.notify_all();
-            return true;
-        });
-    }
-    /// Waits (bounded) for a frame that `match` accepts; returns it, or an empty vector.
-    template<typename Match>
-    std::vector<uint8_t> wait_for(Match match)
-    {
-        std::unique_lock lock(m_lock);
-        std::vector<uint8_t> found;
-        m_cv.wait_for(lock, LIVENESS_BOUND, [&] {
-            for (auto const& f : m_frames)
-                if (match(f)) {
-                    found = f;
-                    return true;
-                }
-            return false;
-        });
-        return found;
-    }
-
-private:
-    std::mutex m_lock;
-    std::condition_variable m_cv;
-    std::vector<std::vector<uint8_t>> m_frames;
-};
 
 } // namespace
 
@@ -64,9 +31,9 @@ TEST(SlirpBackend, DhcpDiscoverGetsAnOfferFor10_0_2_15)
 {
     auto b = SlirpBackend::create(SlirpOptions {});
     ASSERT_TRUE(b) << b.error().message();
-    Collector c(**b);
+    FrameCollector c(**b);
     (*b)->send(dhcp_discover());
-    auto reply = c.wait_for(is_dhcp_reply);
+    auto reply = c.wait_for(is_dhcp_reply).frame;
     ASSERT_FALSE(reply.empty()) << "no DHCP reply within the liveness bound";
 
     size_t const ihl = (reply[14] & 0xf) * 4u;
@@ -103,11 +70,11 @@ TEST(SlirpBackend, ArpRequestForTheGatewayGetsAReply)
 {
     auto b = SlirpBackend::create(SlirpOptions {});
     ASSERT_TRUE(b) << b.error().message();
-    Collector c(**b);
+    FrameCollector c(**b);
     (*b)->send(arp_request());
     auto reply = c.wait_for([](std::vector<uint8_t> const& f) {
         return f.size() >= 42 && get_be16(&f[12]) == 0x0806 && get_be16(&f[14 + 6]) == 2;
-    });
+    }).frame;
     ASSERT_FALSE(reply.empty()) << "no ARP reply within the liveness bound";
     EXPECT_TRUE(std::equal(GUEST_MAC.begin(), GUEST_MAC.end(), reply.begin()));
     EXPECT_EQ(get_be32(&reply[14 + 14]), 0x0a000202u); // sender: the gateway

@@ -23,6 +23,7 @@
 
 #include "base/unique_fd.h"
 #include "net/tap_backend.h"
+#include "frame_collector.h"
 #include "test_frames.h"
 
 using namespace hako;
@@ -31,7 +32,6 @@ using namespace hako::net::test;
 
 namespace {
 
-constexpr auto LIVENESS_BOUND = std::chrono::seconds(10);
 constexpr char const* IFNAME = "hakotest0";
 constexpr uint32_t HOST_IP = 0x0a090001;  // 10.9.0.1, the tap's address
 constexpr uint32_t GUEST_IP = 0x0a090002; // 10.9.0.2, behind the tap
@@ -90,46 +90,15 @@ MacAddress configure_tap()
     return mac;
 }
 
-struct Received {
-    VnetHeader header;
-    std::vector<uint8_t> frame;
-};
+using Received = ReceivedFrame;
 
-/// Collects frames (with their headers) from the tap's thread.
-class Collector {
-public:
-    explicit Collector(Backend& b)
-    {
-        b.set_offload_receiver([this](VnetHeader const& h, std::span<uint8_t const> frame) {
-            std::lock_guard lock(m_lock);
-            m_frames.push_back(Received { h, std::vector<uint8_t>(frame.begin(), frame.end()) });
-            m_cv.notify_all();
-            return true;
-        });
-    }
-    /// Waits (bounded) for a UDP/IPv4 frame to `port`; returns it (frame empty if none came).
-    Received wait_for_udp(uint16_t port)
-    {
-        std::unique_lock lock(m_lock);
-        Received found;
-        m_cv.wait_for(lock, LIVENESS_BOUND, [&] {
-            for (auto const& r : m_frames) {
-                auto const& f = r.frame;
-                if (f.size() >= 42 && get_be16(&f[12]) == 0x0800 && f[23] == 17 && get_be16(&f[36]) == port) {
-                    found = r;
-                    return true;
-                }
-            }
-            return false;
-        });
-        return found;
-    }
-
-private:
-    std::mutex m_lock;
-    std::condition_variable m_cv;
-    std::vector<Received> m_frames;
-};
+/// A UDP/IPv4 frame to `port` (the test's traffic among the IPv6 chatter a new interface sends).
+auto udp_to(uint16_t port)
+{
+    return [port](std::vector<uint8_t> const& f) {
+        return f.size() >= 42 && get_be16(&f[12]) == 0x0800 && f[23] == 17 && get_be16(&f[36]) == port;
+    };
+}
 
 /// The one's complement sum over the UDP pseudo-header and the datagram of an IPv4 frame (0xffff: checksum ok).
 uint16_t udp_sum(std::vector<uint8_t> const& f)
@@ -203,7 +172,7 @@ TEST(TapBackend, HostFramesReachTheReceiverCompleteOrPartialAsAsked)
         ASSERT_TRUE(tap) << tap.error().message();
         TapBackend& b = **tap;
         EXPECT_TRUE(b.supports_offloads()) << "the tun driver takes TUN_F_CSUM/TSO offloads on every kernel since 2.6.27";
-        Collector c(b);
+        FrameCollector c(b);
         configure_tap();
         UniqueFd sender = udp_socket(HOST_IP, 0, std::chrono::milliseconds(1000));
         auto to = inet(GUEST_IP, 9000);
@@ -212,7 +181,7 @@ TEST(TapBackend, HostFramesReachTheReceiverCompleteOrPartialAsAsked)
         std::string const first(200, 'a');
         ASSERT_EQ(::sendto(sender.get(), first.data(), first.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)),
             static_cast<ssize_t>(first.size()));
-        Received r = c.wait_for_udp(9000);
+        Received r = c.wait_for(udp_to(9000));
         ASSERT_FALSE(r.frame.empty()) << "the datagram never came out of the tap";
         EXPECT_FALSE(r.header.flags & VNET_HDR_F_NEEDS_CSUM);
         EXPECT_EQ(r.header.gso_type, VNET_HDR_GSO_NONE);
@@ -223,7 +192,7 @@ TEST(TapBackend, HostFramesReachTheReceiverCompleteOrPartialAsAsked)
         to.sin_port = htons(9001);
         ASSERT_EQ(::sendto(sender.get(), first.data(), first.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof(to)),
             static_cast<ssize_t>(first.size()));
-        r = c.wait_for_udp(9001);
+        r = c.wait_for(udp_to(9001));
         ASSERT_FALSE(r.frame.empty());
         ASSERT_TRUE(r.header.flags & VNET_HDR_F_NEEDS_CSUM);
         EXPECT_EQ(r.header.csum_start, 14 + 20);

@@ -18,6 +18,15 @@ namespace {
 
 constexpr bool has(uint64_t features, unsigned bit) { return (features >> bit) & 1; }
 
+/// Whether a GSO type (not NONE; ECN flag included) is one of the segmentation offloads in `o`.
+bool gso_allowed(uint8_t gso_type, hako::net::Offloads const& o)
+{
+    uint8_t const gso = gso_type & static_cast<uint8_t>(~hako::net::VNET_HDR_GSO_ECN);
+    bool const ecn = gso_type & hako::net::VNET_HDR_GSO_ECN;
+    bool const allowed = (gso == hako::net::VNET_HDR_GSO_TCPV4 && o.tso4) || (gso == hako::net::VNET_HDR_GSO_TCPV6 && o.tso6);
+    return allowed && (!ecn || o.ecn);
+}
+
 } // namespace
 
 VirtioNet::VirtioNet(std::shared_ptr<hako::net::Backend> backend, hako::net::MacAddress mac)
@@ -143,26 +152,16 @@ bool VirtioNet::tx_header_ok(VnetHeader const& h, size_t frame_len) const
         && (!m_tx_offloads.csum || uint64_t { h.csum_start } + h.csum_offset + 2 > frame_len
             || h.csum_start < ETH_MIN_FRAME_LEN))
         return false;
-    uint8_t const gso = h.gso_type & static_cast<uint8_t>(~hako::net::VNET_HDR_GSO_ECN);
-    bool const ecn = h.gso_type & hako::net::VNET_HDR_GSO_ECN;
-    if (gso == hako::net::VNET_HDR_GSO_NONE)
-        return !ecn;
-    bool const allowed = (gso == hako::net::VNET_HDR_GSO_TCPV4 && m_tx_offloads.tso4)
-        || (gso == hako::net::VNET_HDR_GSO_TCPV6 && m_tx_offloads.tso6);
-    return allowed && (!ecn || m_tx_offloads.ecn) && needs_csum && h.gso_size != 0;
+    if (h.gso_type == hako::net::VNET_HDR_GSO_NONE)
+        return true;
+    return gso_allowed(h.gso_type, m_tx_offloads) && needs_csum && h.gso_size != 0;
 }
 
 bool VirtioNet::rx_header_ok(VnetHeader const& h) const
 {
     if ((h.flags & hako::net::VNET_HDR_F_NEEDS_CSUM) && !m_rx_offloads.csum)
         return false;
-    uint8_t const gso = h.gso_type & static_cast<uint8_t>(~hako::net::VNET_HDR_GSO_ECN);
-    bool const ecn = h.gso_type & hako::net::VNET_HDR_GSO_ECN;
-    if (gso == hako::net::VNET_HDR_GSO_NONE)
-        return !ecn;
-    bool const allowed = (gso == hako::net::VNET_HDR_GSO_TCPV4 && m_rx_offloads.tso4)
-        || (gso == hako::net::VNET_HDR_GSO_TCPV6 && m_rx_offloads.tso6);
-    return allowed && (!ecn || m_rx_offloads.ecn);
+    return h.gso_type == hako::net::VNET_HDR_GSO_NONE || gso_allowed(h.gso_type, m_rx_offloads);
 }
 
 NetStats VirtioNet::stats() const
