@@ -74,6 +74,14 @@ void KvmNotifier::remove_notify(uint16_t queue, uint64_t addr, uint32_t len, Not
     m_loop.post([loop = &m_loop, shared] { loop->remove_fd(shared->fd()); });
 }
 
+void KvmNotifier::requeue_notify(uint16_t queue)
+{
+    m_loop.post([device = m_device, queue] {
+        if (auto d = device.lock())
+            d->process_notify(queue);
+    });
+}
+
 size_t KvmNotifier::registered() const
 {
     std::lock_guard lock(m_lock);

@@ -36,6 +36,8 @@ public:
 
     void add_notify(uint16_t queue, uint64_t addr, uint32_t len, devices::virtio::NotifySpace space) override;
     void remove_notify(uint16_t queue, uint64_t addr, uint32_t len, devices::virtio::NotifySpace space) override;
+    /// Posts process_notify(queue) to the event loop (a device that stopped at its budget; see VirtioInterrupt).
+    void requeue_notify(uint16_t queue) override;
 
     /// Registrations currently in KVM, and ioeventfds KVM refused.
     size_t registered() const;

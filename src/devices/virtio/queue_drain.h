@@ -3,7 +3,9 @@
 // between is never left waiting).
 //
 // The work is bounded by `budget` chains: a driver that keeps adding buffers from another vCPU cannot keep the
-// device thread spinning; what is left is served at the next notify (notifications are re-enabled). Chains the
+// device thread spinning. What is left must not wait for the driver's next notify (with EVENT_IDX the driver is
+// already past the avail_event set here and will not send one): on budget_exhausted the device calls
+// VirtioInterrupt::requeue_notify() to be run again from its event loop. Chains the
 // Queue rejects are given back with length 0 (if their head is in range) and counted.
 #pragma once
 
@@ -63,7 +65,7 @@ DrainOutcome drain_queue(Queue& queue, uint32_t budget, Serve&& serve)
         }
         if (budget == 0) {
             out.budget_exhausted = true;
-            queue.enable_notification(); // what is left comes with the next notify
+            queue.enable_notification(); // the caller requeues the rest (budget_exhausted)
             break;
         }
         if (!queue.enable_notification())

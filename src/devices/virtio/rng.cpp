@@ -69,8 +69,10 @@ void VirtioRng::queue_notify(uint16_t queue_index)
     // a driver that keeps re-adding buffers from another vCPU while we work.
     auto const out = drain_queue(queue, queue.size(), [this](DescriptorChain const& chain) { return serve(chain); });
     m_stats.bad_chains += out.bad_chains;
-    if (out.budget_exhausted)
+    if (out.budget_exhausted) {
         ++m_stats.budget_exhausted;
+        m_interrupt->requeue_notify(0); // the rest without waiting for a notify that may not come
+    }
     if (out.broken) {
         ++m_stats.queue_broken;
         HAKO_WARN_RATELIMITED("virtio-rng: queue broken ({}); needs reset",

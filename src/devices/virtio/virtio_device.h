@@ -61,6 +61,11 @@ public:
     /// Sets DEVICE_NEEDS_RESET (e.g. a queue reported PopResult::Status::Broken) and, after DRIVER_OK, sends a
     /// configuration change notification as section 2.1.2 requires.
     virtual void signal_needs_reset() = 0;
+    /// The device stopped serving `queue` at its per-notify budget with buffers left: have queue_notify(queue) called
+    /// again soon, from the device's usual thread, without waiting for a notify the driver need not send (with
+    /// EVENT_IDX the driver has already passed the avail_event the device just set, so it will not notify again).
+    /// Any thread, the device lock held. The default (no event loop) does nothing.
+    virtual void requeue_notify(uint16_t /*queue*/) { }
 };
 
 /// What activate() gets. `queues` and `interrupt` stay valid until reset() returns.

@@ -759,6 +759,14 @@ void VirtioPciDevice::Interrupt::signal_config_change()
 
 void VirtioPciDevice::Interrupt::signal_needs_reset() { m_owner.set_needs_reset("reported by the device"); }
 
+void VirtioPciDevice::Interrupt::requeue_notify(uint16_t queue)
+{
+    // Lock order: the device's lock -> m_notify_lock (the registrar only posts to its event loop).
+    std::lock_guard lock(m_owner.m_notify_lock);
+    if (m_owner.m_registrar)
+        m_owner.m_registrar->requeue_notify(queue);
+}
+
 // --- Configuration space hooks: MSI-X, notify registration, the PCI configuration access capability ---
 
 void VirtioPciDevice::reset_device()

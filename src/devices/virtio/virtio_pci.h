@@ -174,6 +174,9 @@ public:
     virtual void add_notify(uint16_t queue, uint64_t addr, uint32_t len, NotifySpace space) = 0;
     /// Undoes add_notify() with the same arguments (BAR moved or disabled, registrar replaced, transport destroyed).
     virtual void remove_notify(uint16_t queue, uint64_t addr, uint32_t len, NotifySpace space) = 0;
+    /// Has VirtioPciDevice::process_notify(queue) called again later on the thread notifies are served on (see
+    /// VirtioInterrupt::requeue_notify). Must not call into the device or transport synchronously.
+    virtual void requeue_notify(uint16_t /*queue*/) { }
 };
 
 /// Which interface the driver chose (see the file comment).
@@ -277,6 +280,7 @@ private:
         void signal_used_queue(uint16_t queue) override;
         void signal_config_change() override;
         void signal_needs_reset() override;
+        void requeue_notify(uint16_t queue) override;
 
     private:
         VirtioPciDevice& m_owner;

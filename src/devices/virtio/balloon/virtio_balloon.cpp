@@ -137,6 +137,8 @@ void VirtioBalloon::queue_notify(uint16_t queue)
         out = drain_queue(q, q.size(), [this, inflate](DescriptorChain const& chain) { return serve_pfns(chain, inflate); });
     }
     m_stats.bad_chains += out.bad_chains;
+    if (out.budget_exhausted)
+        m_interrupt->requeue_notify(queue); // the rest without waiting for a notify that may not come
     if (out.broken) {
         ++m_stats.queue_broken;
         HAKO_WARN_RATELIMITED("virtio-balloon: queue {} broken; needs reset", queue);

@@ -131,6 +131,8 @@ void VirtioBlk::queue_notify(uint16_t queue_index)
     }
     auto const out = drain_queue(queue, queue.size(),
         [this](DescriptorChain const& chain) { return process_request(chain, *m_disk, m_config, m_stats); });
+    if (out.budget_exhausted)
+        m_interrupt->requeue_notify(0); // the rest without waiting for a notify that may not come
     after_serve(queue, { out.used, out.broken });
 }
 
@@ -203,10 +205,12 @@ VirtioBlk::ServeOutcome VirtioBlk::serve_async(Queue& queue)
         }
         if (out.broken)
             break;
-        // Out of budget or of slots: what is left waits for the next notify or for a completion to free a slot
-        // (handle_completions() serves again).
+        // Out of slots: what is left waits for a completion to free one (handle_completions() serves again). Out of
+        // budget: served again from the event loop (requeue_notify), not left for a notify the driver need not send.
         if (budget == 0 || m_free_slots.empty()) {
             queue.enable_notification();
+            if (budget == 0)
+                m_interrupt->requeue_notify(0);
             break;
         }
         if (!queue.enable_notification())

@@ -81,6 +81,8 @@ void VirtioConsole::queue_notify(uint16_t queue)
         return 0;
     });
     m_stats.bad_chains += out.bad_chains;
+    if (out.budget_exhausted)
+        m_interrupt->requeue_notify(TX_QUEUE); // the rest without waiting for a notify that may not come
     if (out.broken) {
         ++m_stats.queue_broken;
         HAKO_WARN_RATELIMITED("virtio-console: transmit queue broken; needs reset");

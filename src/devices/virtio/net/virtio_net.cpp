@@ -254,6 +254,8 @@ void VirtioNet::process_ctrl()
         return static_cast<uint32_t>(chain.write_to_chain(std::span<uint8_t const>(&ack, 1), 0));
     });
     m_stats.ctrl_bad_chains += out.bad_chains;
+    if (out.budget_exhausted)
+        m_interrupt->requeue_notify(CTRL_QUEUE);
     if (out.broken) {
         queue_broken(queue, "control");
         return;
@@ -331,7 +333,10 @@ void VirtioNet::process_tx()
     }
     if (!broken && budget == 0) {
         ++m_stats.budget_exhausted;
-        queue.enable_notification(); // chains still pending are served at the driver's next notify
+        // Chains may still be pending, and with EVENT_IDX the driver, already past the avail_event just set, will not
+        // notify again: have the transport call us again from the event loop.
+        queue.enable_notification();
+        m_interrupt->requeue_notify(TX_QUEUE);
     }
     if (broken || queue.error()) {
         queue_broken(queue, "transmit");

@@ -31,7 +31,9 @@ struct RecordingInterrupt final : VirtioInterrupt {
     void signal_used_queue(uint16_t q) override { used.push_back(q); }
     void signal_config_change() override { ++config; }
     void signal_needs_reset() override { ++needs_reset; }
+    void requeue_notify(uint16_t q) override { requeued.push_back(q); }
     std::vector<uint16_t> used;
+    std::vector<uint16_t> requeued;
     int config { 0 };
     int needs_reset { 0 };
 };
@@ -439,6 +441,11 @@ TEST_F(VirtioNetTest, TransmitWorkPerNotifyIsBounded)
     m_net.queue_notify(TX_QUEUE);
     EXPECT_EQ(m_backend->sent.size(), QSIZE);
     EXPECT_EQ(used_idx(TX_QUEUE), QSIZE);
+    // Stopped at the budget: the device asks to be run again rather than wait for a notify (with EVENT_IDX the
+    // driver would not send one); the rerun finds nothing and asks no more.
+    EXPECT_EQ(m_irq.requeued, std::vector<uint16_t> { TX_QUEUE });
+    m_net.queue_notify(TX_QUEUE);
+    EXPECT_EQ(m_irq.requeued.size(), 1u);
 }
 
 TEST_F(VirtioNetTest, DestructionUnregistersTheReceiver)

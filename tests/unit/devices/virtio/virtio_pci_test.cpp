@@ -54,6 +54,8 @@ public:
     {
         events.push_back({ false, queue, addr, len, space });
     }
+    void requeue_notify(uint16_t queue) override { requeued.push_back(queue); }
+    std::vector<uint16_t> requeued;
     struct Event {
         bool add;
         uint16_t queue;
@@ -695,4 +697,21 @@ TEST_F(VirtioPciTest, NarrowReadsOfCommonConfigFieldsGetTheLowBytes)
     uint64_t const bad = m_dev->stats().bad_accesses;
     common_read(VIRTIO_PCI_COMMON_NUMQ, 4);
     EXPECT_EQ(m_dev->stats().bad_accesses, bad + 1);
+}
+
+TEST_F(VirtioPciTest, ADeviceStoppedAtItsBudgetIsRequeuedThroughTheRegistrar)
+{
+    auto reg = std::make_shared<RecordingRegistrar>();
+    m_dev->set_notify_registrar(reg);
+    bring_up();
+    // A whole queue of requests: virtio-rng serves one queue's worth per notify, then asks to be run again (with
+    // EVENT_IDX the driver would not notify for what is left).
+    for (uint16_t i = 0; i < QSIZE; ++i) {
+        set_desc(i, DATA + 0x100u * i, 16, VIRTQ_DESC_F_WRITE);
+        publish(i);
+    }
+    notify(0);
+    EXPECT_EQ(used_idx(), QSIZE);
+    EXPECT_EQ(reg->requeued, std::vector<uint16_t> { 0 });
+    EXPECT_EQ(m_rng->stats().budget_exhausted, 1u);
 }
