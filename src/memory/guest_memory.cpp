@@ -1,6 +1,9 @@
 #include "memory/guest_memory.h"
 
 #include <algorithm>
+#include <atomic>
+#include <bit>
+#include <cstdint>
 #include <cstring>
 #include <sys/mman.h>
 
@@ -156,6 +159,22 @@ Result<void> GuestMemory::read(GuestAddr addr, std::span<uint8_t> out) const
     auto s = TRY(span(addr, out.size()));
     s.copy_to(out);
     return ok();
+}
+
+Result<uint16_t> GuestMemory::read_le16_once(GuestAddr addr) const
+{
+    auto s = TRY(span(addr, sizeof(uint16_t)));
+    uint8_t* p = s.bytes().data();
+    uint16_t raw = 0;
+    if (reinterpret_cast<uintptr_t>(p) % alignof(uint16_t) == 0) {
+        // SAFETY: p points to 2 bytes of mapped guest memory (span() checked the range) and is 2-byte aligned; the
+        // atomic_ref makes the load a single access, which the guest's concurrent stores cannot tear.
+        raw = std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(p)).load(std::memory_order_relaxed);
+    } else {
+        s.copy_to(std::span<uint8_t>(reinterpret_cast<uint8_t*>(&raw), sizeof(raw)));
+    }
+    static_assert(std::endian::native == std::endian::little, "guest memory is little-endian (x86)");
+    return raw;
 }
 
 Result<void> GuestMemory::write(GuestAddr addr, std::span<uint8_t const> in) const

@@ -84,6 +84,10 @@ public:
 
     [[nodiscard]] Result<void> read(GuestAddr addr, std::span<uint8_t> out) const;
     [[nodiscard]] Result<void> write(GuestAddr addr, std::span<uint8_t const> in) const;
+    /// Reads the little-endian u16 at addr with one 16-bit load when addr is 2-byte aligned, so a value the guest
+    /// changes concurrently (a virtqueue index) is read whole, never half old and half new as read()/read_obj() can
+    /// (memcpy may copy 2 bytes in two loads). Unaligned addresses fall back to read().
+    [[nodiscard]] Result<uint16_t> read_le16_once(GuestAddr addr) const;
 
     template<typename T>
         requires std::is_trivially_copyable_v<T>

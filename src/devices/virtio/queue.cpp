@@ -194,10 +194,13 @@ std::optional<uint16_t> Queue::read_u16(GuestAddr base, uint64_t offset) const
     auto at = base.checked_add(offset);
     if (!at)
         return std::nullopt;
-    auto v = m_mem.read_obj<Le16>(*at);
+    // One 16-bit load: the driver changes avail->idx, avail->flags and used_event while we read them, and a copy in
+    // two parts (glibc's memcpy of 2 bytes loads the word, then the last byte again) can combine halves of two
+    // values: avail->idx going 0x12ff -> 0x1300 read as 0x13ff looks like an index jump and breaks a good queue.
+    auto v = m_mem.read_le16_once(*at);
     if (!v)
         return std::nullopt;
-    return v->get();
+    return *v;
 }
 
 bool Queue::write_u16(GuestAddr base, uint64_t offset, uint16_t value) const
