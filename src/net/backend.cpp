@@ -37,6 +37,19 @@ void Backend::send(VnetHeader const& header, std::span<uint8_t const> frame)
     send(frame);
 }
 
+void Backend::set_tx_ready(TxReady ready)
+{
+    std::lock_guard lock(m_tx_ready_lock);
+    m_tx_ready = std::move(ready);
+}
+
+void Backend::notify_tx_ready()
+{
+    std::lock_guard lock(m_tx_ready_lock);
+    if (m_tx_ready)
+        m_tx_ready();
+}
+
 uint64_t Backend::tx_dropped_offload() const { return m_tx_dropped_offload.load(); }
 
 void Backend::set_receiver(Receiver receiver)

@@ -107,6 +107,15 @@ public:
     virtual void set_receive_offloads(Offloads) { }
     uint64_t tx_dropped_offload() const;
 
+    /// Transmit back-pressure (as QEMU's queue_send returning 0): true while the backend cannot take another frame
+    /// without dropping it. A NIC that can hold frames in its own ring (virtio-net) stops taking them from the
+    /// guest until the TxReady callback runs. Any thread.
+    virtual bool tx_full() const { return false; }
+    /// Called (on the backend's thread, with no backend lock held) when the backend has room again after tx_full()
+    /// was seen true. Set before the backend sends frames; an empty function clears it.
+    using TxReady = std::function<void()>;
+    void set_tx_ready(TxReady ready);
+
     /// The guest added receive buffers: retry the pending frames. Any thread, any lock held; returns at once
     /// (the retry happens on the delivery thread).
     virtual void rx_buffers_available() = 0;
@@ -121,6 +130,9 @@ public:
     BackendRxStats rx_stats() const;
 
 protected:
+    /// For subclasses, on their own thread, with no lock held: runs the TxReady callback.
+    void notify_tx_ready();
+
     /// For subclasses, on the delivery thread: offers `frame` to the Receiver (after any pending frames, to keep
     /// order) or queues it. \return true if nothing is left pending (a backend that can hold frames back in the
     /// host, like tap, stops reading until rx_buffers_available() when this is false).
@@ -146,6 +158,9 @@ private:
     BackendRxStats m_stats;
 
     std::atomic<uint64_t> m_tx_dropped_offload { 0 }; // not under m_rx_lock: send() runs with the NIC lock held
+    std::mutex m_tx_ready_lock; // guards m_tx_ready; held while it runs (it takes the NIC lock: NIC lock is not held
+                                // around set_tx_ready)
+    TxReady m_tx_ready;
 };
 
 } // namespace hako::net

@@ -6,6 +6,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <string>
+#include <utility>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 
@@ -241,6 +242,17 @@ void SlirpBackend::send(std::span<uint8_t const> frame)
         m_wake.signal(); // the loop drains the whole queue when it wakes
 }
 
+bool SlirpBackend::tx_full() const
+{
+    std::lock_guard lock(m_tx_lock);
+    bool const full = m_tx_queue.size() >= TX_MAX_FRAMES || m_tx_bytes + ETH_MAX_FRAME_LEN > TX_MAX_BYTES;
+    if (full) {
+        m_tx_full_seen = true;
+        m_wake.signal(); // make sure the loop drains and reports back
+    }
+    return full;
+}
+
 void SlirpBackend::rx_buffers_available()
 {
     m_rx_retry.store(true);
@@ -320,14 +332,18 @@ void SlirpBackend::run()
             m_wake.consume();
         slirp_pollfds_poll(st.slirp, n < 0 ? 1 : 0, &Callbacks::get_revents, this);
         fire_timers();
+        bool was_full = false;
         {
             std::lock_guard lock(m_tx_lock);
             batch.swap(m_tx_queue);
             m_tx_bytes = 0;
+            was_full = std::exchange(m_tx_full_seen, false);
         }
         for (auto const& f : batch)
             slirp_input(st.slirp, f.data(), static_cast<int>(f.size()));
         batch.clear();
+        if (was_full)
+            notify_tx_ready(); // the NIC that held frames back can send again
         if (m_rx_retry.exchange(false))
             flush_pending();
     }

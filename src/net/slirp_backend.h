@@ -52,6 +52,8 @@ public:
 
     void send(std::span<uint8_t const> frame) override;
     void rx_buffers_available() override;
+    /// True while the transmit queue has no room for a maximum-size frame; the loop calls TxReady once it drained.
+    bool tx_full() const override;
 
     SlirpStats stats() const;
 
@@ -77,6 +79,7 @@ private:
     mutable std::mutex m_tx_lock; // a leaf lock: guards the transmit queue and the stats
     std::vector<std::vector<uint8_t>> m_tx_queue;
     size_t m_tx_bytes { 0 };
+    mutable bool m_tx_full_seen { false }; // tx_full() answered true: tell TxReady once the queue drained
     SlirpStats m_stats;
 };
 

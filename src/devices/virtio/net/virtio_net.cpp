@@ -43,13 +43,15 @@ VirtioNet::VirtioNet(std::shared_ptr<hako::net::Backend> backend, hako::net::Mac
     m_config[VIRTIO_NET_CONFIG_DUPLEX_OFFSET] = VIRTIO_NET_DUPLEX_UNKNOWN;
     m_rx_chains.reserve(QUEUE_SIZE);
     m_ctrl_scratch.resize(2 + CTRL_MAX_DATA);
+    m_backend->set_tx_ready([this] { on_tx_ready(); });
     m_backend->set_offload_receiver(
         [this](hako::net::VnetHeader const& header, std::span<uint8_t const> frame) { return receive(header, frame); });
 }
 
 VirtioNet::~VirtioNet()
 {
-    // Waits for a delivery in progress; afterwards the backend never calls receive() again.
+    // Waits for a delivery in progress; afterwards the backend never calls receive() or on_tx_ready() again.
+    m_backend->set_tx_ready({});
     m_backend->set_receiver({});
 }
 
@@ -134,6 +136,7 @@ void VirtioNet::reset()
     m_txq = nullptr;
     m_interrupt = nullptr;
     m_rx_starved = false;
+    m_tx_blocked = false;
     m_rx_chains.clear();
     m_tx_offloads = {};
     m_rx_offloads = {};
@@ -196,6 +199,15 @@ void VirtioNet::queue_notify(uint16_t queue_index)
         process_tx();
     else if (queue_index == CTRL_QUEUE && m_ctrlq)
         process_ctrl();
+}
+
+void VirtioNet::on_tx_ready()
+{
+    std::lock_guard lock(m_lock);
+    if (m_active && m_tx_blocked) {
+        m_tx_blocked = false;
+        m_interrupt->requeue_notify(TX_QUEUE);
+    }
 }
 
 void VirtioNet::set_rx_offloads_locked(hako::net::Offloads offloads)
@@ -272,9 +284,16 @@ void VirtioNet::process_tx()
     uint32_t budget = queue.size();
     bool used = false;
     bool broken = false;
+    bool blocked = false;
     for (;;) {
         queue.disable_notification();
         while (budget > 0) {
+            if (m_backend->tx_full()) {
+                // Back-pressure: leave the frames in the guest's ring (notifications stay off) until the backend
+                // has room and on_tx_ready() runs us again, rather than take them and drop them.
+                blocked = true;
+                break;
+            }
             auto r = queue.pop();
             if (r.status() == PopResult::Status::Empty)
                 break;
@@ -326,12 +345,16 @@ void VirtioNet::process_tx()
             queue.add_used(chain.head(), 0);
             used = true;
         }
-        if (broken || budget == 0)
+        if (broken || budget == 0 || blocked)
             break;
         if (!queue.enable_notification())
             break;
     }
-    if (!broken && budget == 0) {
+    if (blocked) {
+        ++m_stats.tx_backpressure;
+        m_tx_blocked = true;
+    }
+    if (!broken && !blocked && budget == 0) {
         ++m_stats.budget_exhausted;
         // Chains may still be pending, and with EVENT_IDX the driver, already past the avail_event just set, will not
         // notify again: have the transport call us again from the event loop.

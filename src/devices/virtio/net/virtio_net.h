@@ -18,7 +18,9 @@
 // csum_offset + 2 inside the frame; a GSO type only if its HOST_* feature was negotiated, with NEEDS_CSUM and a
 // non-zero gso_size) and passed on; a header that fails is counted and its frame dropped. Frames shorter than an
 // ethernet header or longer than ETH_MAX_FRAME_LEN are dropped and counted; the rest go to Backend::send(). Every
-// chain is given back with used length 0 (the device writes nothing). At most Queue Size chains per queue_notify().
+// chain is given back with used length 0 (the device writes nothing). At most Queue Size chains per queue_notify()
+// (then the transport is asked to run it again: requeue_notify). While the backend says tx_full() the frames stay
+// in the guest's ring, as QEMU holds them, and the backend's TxReady callback resumes transmit.
 // Receive (section 5.1.6.3/5.1.6.4): the backend's Receiver writes header + frame into device-writable buffers.
 // Without MRG_RXBUF a frame must fit one chain (else the chain is put back and the frame dropped, as QEMU does)
 // and num_buffers is 1; with MRG_RXBUF the frame is spread over as many chains as needed (used entries in order,
@@ -46,8 +48,9 @@
 // F_MTU, link-state changes.
 //
 // Threading: queue_notify/activate/reset/config come from vCPUs or the event loop; the Receiver comes from the
-// backend's thread. All state is guarded by m_lock. Lock order: Backend rx lock -> m_lock -> transport interrupt
-// lock; send() and rx_buffers_available() are called with m_lock held (they take no lock the Receiver path holds).
+// backend's thread, and so does the TxReady callback. All state is guarded by m_lock. Lock order: Backend rx lock (or
+// its TxReady lock) -> m_lock -> transport interrupt/notify locks; send(), tx_full() and rx_buffers_available() are
+// called with m_lock held (they take no lock the Receiver or TxReady path holds).
 #pragma once
 
 #include <array>
@@ -131,6 +134,7 @@ struct NetStats {
     uint64_t rx_bad_chains { 0 };        // receive chains the Queue rejected (or without a writable byte)
     uint64_t rx_merged_frames { 0 };     // frames that used more than one receive chain
     uint64_t budget_exhausted { 0 };     // transmit notifies that stopped at the per-notify chain budget
+    uint64_t tx_backpressure { 0 };      // times transmit stopped because the backend was full (frames left waiting)
     uint64_t queue_broken { 0 };         // times a queue was found broken
     uint64_t config_writes_ignored { 0 };
     uint64_t rx_filtered { 0 };          // frames the RX filter kept from the guest (control queue settings)
@@ -175,6 +179,8 @@ public:
 private:
     void process_tx();
     void process_ctrl();
+    /// The backend has room again after tx_full(): serve the transmit queue from the event loop.
+    void on_tx_ready();
     /// One control command (class, code, data). \return the ack
     uint8_t control_command(uint8_t cls, uint8_t code, std::span<uint8_t const> data);
     void set_rx_offloads_locked(hako::net::Offloads offloads);
@@ -201,6 +207,7 @@ private:
     hako::net::Offloads m_tx_offloads;         // what the guest may send (CSUM, HOST_TSO4/6, HOST_ECN)
     hako::net::Offloads m_rx_offloads;         // what the guest takes (GUEST_CSUM, GUEST_TSO4/6, GUEST_ECN)
     bool m_rx_starved { false }; // a frame was refused for lack of buffers since the last retry request
+    bool m_tx_blocked { false }; // transmit stopped on Backend::tx_full(); on_tx_ready() resumes it
     Queue* m_rxq { nullptr };
     Queue* m_txq { nullptr };
     VirtioInterrupt* m_interrupt { nullptr };

@@ -48,6 +48,8 @@ public:
         sent_headers.push_back(header);
     }
     bool supports_offloads() const override { return offloads; }
+    bool tx_full() const override { return full; }
+    void make_room() { full = false; notify_tx_ready(); }
     void set_receive_offloads(hako::net::Offloads o) override { rx_offloads = o; }
     void rx_buffers_available() override { ++retry_requests; }
     void inject(std::span<uint8_t const> frame) { deliver(frame); }
@@ -56,6 +58,7 @@ public:
     std::vector<std::vector<uint8_t>> sent;
     std::vector<hako::net::VnetHeader> sent_headers; // for frames sent with send(header, frame)
     bool offloads { false };
+    bool full { false };
     hako::net::Offloads rx_offloads;
     int retry_requests { 0 };
 };
@@ -878,4 +881,31 @@ TEST_F(VirtioNetCtrlTest, GuestOffloadsSetStaysWithinWhatWasNegotiated)
     m_backend->inject(hako::net::VnetHeader { .flags = hako::net::VNET_HDR_F_NEEDS_CSUM, .csum_start = 34, .csum_offset = 6 },
         frame_to(MAC));
     EXPECT_EQ(m_net.stats().rx_dropped_offload, 1u);
+}
+
+TEST_F(VirtioNetTest, AFullBackendLeavesFramesInTheRingUntilItHasRoom)
+{
+    activate(true);
+    for (uint16_t i = 0; i < 3; ++i) {
+        put_tx(DATA + 0x100u * i, make_frame(60, static_cast<uint8_t>(i)));
+        set_desc(TX_QUEUE, i, DATA + 0x100u * i, 72, 0);
+        publish(TX_QUEUE, i);
+    }
+    m_backend->full = true;
+    m_net.queue_notify(TX_QUEUE);
+    EXPECT_TRUE(m_backend->sent.empty()) << "nothing taken while the backend is full";
+    EXPECT_EQ(used_idx(TX_QUEUE), 0u);
+    EXPECT_EQ(m_net.stats().tx_backpressure, 1u);
+    EXPECT_TRUE(m_irq.requeued.empty());
+    // Room again: the device asks to be run, and the run sends all three, in order, none dropped.
+    m_backend->make_room();
+    EXPECT_EQ(m_irq.requeued, std::vector<uint16_t> { TX_QUEUE });
+    m_net.queue_notify(TX_QUEUE);
+    ASSERT_EQ(m_backend->sent.size(), 3u);
+    for (uint8_t i = 0; i < 3; ++i)
+        EXPECT_EQ(m_backend->sent[i], make_frame(60, i));
+    EXPECT_EQ(used_idx(TX_QUEUE), 3u);
+    // A second make_room without a blocked transmit asks nothing.
+    m_backend->make_room();
+    EXPECT_EQ(m_irq.requeued.size(), 1u);
 }
