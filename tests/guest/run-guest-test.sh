@@ -16,7 +16,7 @@
 #   --virtio-rng         add a virtio-rng PCI device
 #   --disk FILE          add a virtio-blk PCI device on image FILE (may be repeated; raw, or $HAKO_DISK_FORMAT)
 #   --disk-serial S      serial of the disks that follow
-#   --net SPEC           a NIC: SPEC is hako's --net value, user[,hostfwd=tcp:ADDR:HPORT-:GPORT] or tap=IFNAME, then
+#   --net SPEC           a NIC (repeatable: NIC i is QEMU's netdev n<i>): SPEC is hako's --net value, user[,hostfwd=tcp:ADDR:HPORT-:GPORT] or tap=IFNAME, then
 #                        [,model=virtio|e1000|rtl8139|ne2k|pcnet] (default model virtio); for QEMU it becomes
 #                        -netdev user,id=n0[,hostfwd=...] (or tap,id=n0,ifname=IFNAME,script=no,downscript=no)
 #                        -device <model's device>,netdev=n0,romfile= (no option ROM)
@@ -35,7 +35,7 @@ usage() { sed -n '2,28p' "$0" >&2; exit 2; }
 vmm=$1 guest=$2 expected=$3
 shift 3
 cpus=1 memory=64 cmdline="" cmdline_now=0 stdin_text="" have_stdin=0 stdin_after="READY" reboot=0
-timeout_s=120 log="" expects=() extra=() check_rtc=0 virtio_rng=0 disks=() disk_serial="" kill_after="" net=""
+timeout_s=120 log="" expects=() extra=() check_rtc=0 virtio_rng=0 disks=() disk_serial="" kill_after="" nets=()
 while [ $# -gt 0 ]; do
     case $1 in
         --cpus) cpus=$2; shift 2 ;;
@@ -50,7 +50,7 @@ while [ $# -gt 0 ]; do
         --virtio-rng) virtio_rng=1; shift ;;
         --disk) disks+=("$2|$disk_serial"); shift 2 ;;
         --disk-serial) disk_serial=$2; shift 2 ;;
-        --net) net=$2; shift 2 ;;
+        --net) nets+=("$2"); shift 2 ;;
         --kill-after) kill_after=$2; shift 2 ;;
         --timeout) timeout_s=$2; shift 2 ;;
         --log) log=$2; shift 2 ;;
@@ -86,7 +86,7 @@ case $vmm in
             cmd+=(--disk "$spec")
         done
         [ $virtio_rng -eq 1 ] && cmd+=(--device virtio-rng)
-        [ -n "$net" ] && cmd+=(--net "$net")
+        for net in "${nets[@]}"; do cmd+=(--net "$net"); done
         ;;
     qemu)
         cmd=("${QEMU:-qemu-system-x86_64}" -accel kvm -cpu host,-arch-capabilities -M pc -m "$memory" -smp "$cpus"
@@ -101,12 +101,13 @@ case $vmm in
             n=$((n + 1))
         done
         [ $virtio_rng -eq 1 ] && cmd+=(-device virtio-rng-pci)
-        if [ -n "$net" ]; then
+        for n in "${!nets[@]}"; do
+            net=${nets[$n]}
             netdev="" model=virtio
             IFS=, read -r -a net_opts <<<"$net"
             case ${net_opts[0]} in
-                user) backend=user,id=n0 ;;
-                tap=*) backend="tap,id=n0,ifname=${net_opts[0]#tap=},script=no,downscript=no" ;;
+                user) backend=user,id=n$n ;;
+                tap=*) backend="tap,id=n$n,ifname=${net_opts[0]#tap=},script=no,downscript=no" ;;
                 *) echo "run-guest-test: --net must start with user or tap=IFNAME, not $net" >&2; exit 2 ;;
             esac
             for o in "${net_opts[@]:1}"; do
@@ -123,8 +124,8 @@ case $vmm in
                 pcnet) nic_dev=pcnet ;;
                 *) echo "run-guest-test: unknown NIC model $model" >&2; exit 2 ;;
             esac
-            cmd+=(-netdev "$backend$netdev" -device "$nic_dev,netdev=n0,romfile=")
-        fi
+            cmd+=(-netdev "$backend$netdev" -device "$nic_dev,netdev=n$n,romfile=")
+        done
         ;;
     *) echo "run-guest-test: VMM must be hako or qemu, not $vmm" >&2; exit 2 ;;
 esac

@@ -2,7 +2,8 @@
 # The network guest test: the net guest (guests/net.c) on the VMM's user networking (libslirp), with a host peer
 # (net-peer.py) on 127.0.0.1, or on a tap.
 #
-# usage: run-net-test.sh <hako|qemu> <net.elf> <[tap-]echo|echo-lossy|echo-ctrl|[tap-]serve|tap-echo-csum> [nic]
+# usage: run-net-test.sh <hako|qemu> <net.elf> <[tap-]echo|echo-lossy|echo-ctrl|echo-second-nic|[tap-]serve|tap-echo-csum>
+#                      [nic]
 #   echo   a host TCP echo server on an ephemeral port; the guest takes a DHCP lease, connects to 10.0.2.2:PORT
 #          (slirp maps it to the host's 127.0.0.1), sends 1 MiB, checks the echo and closes; the server must have
 #          echoed exactly 1 MiB.
@@ -10,6 +11,8 @@
 #          retransmission (timeouts, fast retransmit, the out-of-order range) on both sides.
 #   serve  the guest listens on port 7, forwarded from a free host port (hostfwd=tcp:127.0.0.1:HPORT-:7); once it
 #          prints "net: listening" the host connects, sends 64 KiB of the pattern, closes its side and checks the echo.
+#   echo-second-nic  echo through the second of two virtio-net NICs, each on its own user network (nic_index=1):
+#          several NICs per VM, each with its own backend and MAC (the guest prints the MAC: 52:54:00:12:34:57).
 #   echo-ctrl  echo after the guest driver used the control queue (ctrl=1): promiscuous mode off, empty filter
 #          tables and a new MAC (MAC_ADDR_SET): the device must then deliver what is addressed to the new MAC.
 #   tap-*  the same over a tap (needs root): a private network namespace holds the tap (host side 10.0.3.1/24),
@@ -40,6 +43,10 @@ echo_bytes=1048576 guest_extra=""
 netspec=user$model peer_addr=127.0.0.1 extra_expect=()
 if [ "$mode" = echo-lossy ]; then
     echo_bytes=262144 guest_extra=" drop=37 bytes=$echo_bytes"
+elif [ "$mode" = echo-second-nic ]; then
+    guest_extra=" nic_index=1" extra_expect=(--expect-output "MAC 52:54:00:12:34:57")
+    second_nic=1
+    mode=echo
 elif [ "$mode" = echo-ctrl ]; then
     guest_extra=" ctrl=1" extra_expect=(--expect-output "control queue: promiscuous off, filter tables empty, MAC now")
     mode=echo
@@ -80,7 +87,9 @@ case $mode in
         [ -s "$tmp/port" ] || { echo "run-net-test: FAIL: the echo server did not start"; cat "$tmp/peer.log"; exit 1; }
         port=$(cat "$tmp/port")
         echo "run-net-test: host echo server on $peer_addr:$port"
-        "$here/run-guest-test.sh" "$vmm" "$guest" 1 --net "$netspec" --log "$log" \
+        nets=(--net "$netspec")
+        [ -n "${second_nic:-}" ] && nets=(--net "$netspec" --net "$netspec") # the guest uses the second
+        "$here/run-guest-test.sh" "$vmm" "$guest" 1 "${nets[@]}" --log "$log" \
             --cmdline "nic=$nic mode=echo port=$port$guest_extra" "${extra_expect[@]}" \
             --expect-output "bytes echoed intact: ok" --expect-output PASS || exit 1
         wait "$peer_pid"
@@ -118,7 +127,7 @@ case $mode in
         cat "$tmp/run.log"
         [ $client_status -eq 0 ] && [ $run_status -eq 0 ] || exit 1
         ;;
-    *) echo "run-net-test: mode must be [tap-]echo, echo-lossy, echo-ctrl, [tap-]serve or tap-echo-csum, not $3" >&2; exit 2 ;;
+    *) echo "run-net-test: mode must be [tap-]echo, echo-lossy, echo-ctrl, echo-second-nic, [tap-]serve or tap-echo-csum, not $3" >&2; exit 2 ;;
 esac
 grep -a "^net: \|^check: \|^virtio-net: checksum\|^virtio-net: control" "$log"
 if [ "$3" = tap-echo-csum ]; then

@@ -15,6 +15,8 @@
  * (which verifies every checksum) sees it. If the device or the host got either side wrong, the stack or the peer
  * drops the segments and the transfer fails. print_stats reports how many frames went each way.
  *
+ * nic_index=N drives the Nth virtio-net function instead of the first (a VM with several NICs).
+ *
  * With ctrl=1 it negotiates the control queue (VIRTIO_NET_F_CTRL_VQ, CTRL_RX, CTRL_MAC_ADDR; queue 2, polled) and,
  * before the stack starts, turns promiscuous mode and all-multicast off, installs empty MAC filter tables, and moves
  * the NIC to a new MAC (the configured one with the last byte XOR 0x80) with MAC_ADDR_SET, checking every ack and
@@ -255,7 +257,9 @@ static bool vnet_send(struct nic* nic, const void* frame, uint32_t len)
 bool virtio_net_init(struct nic* nic)
 {
     memset(nic, 0, sizeof(*nic));
-    if (!virtio_find(VIRTIO_ID_NET, 0, &s_dev))
+    uint32_t nth = 0; /* nic_index=N: the Nth virtio-net function (several NICs per VM) */
+    cmdline_get_u32("nic_index", &nth);
+    if (!virtio_find(VIRTIO_ID_NET, nth, &s_dev))
         return false;
     uint64_t features, wanted = (1ull << VIRTIO_NET_F_MAC) | (1ull << VIRTIO_NET_F_STATUS);
     uint32_t csum = 0, ctrl = 0;
