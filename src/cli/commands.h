@@ -11,4 +11,7 @@ namespace hako::cli {
 /// and returns the process exit status.
 std::function<int()> register_run_command(CLI::App& app);
 
+/// `hako screenshot --api-socket PATH FILE.png`: saves a running VM's screen (screenshot_command.cpp).
+std::function<int()> register_screenshot_command(CLI::App& app);
+
 } // namespace hako::cli

@@ -12,6 +12,7 @@ int main(int argc, char** argv)
     app.set_version_flag("--version", std::string("hako ") + HAKO_VERSION);
     app.require_subcommand(1);
     auto run = hako::cli::register_run_command(app);
+    auto screenshot = hako::cli::register_screenshot_command(app);
     try {
         app.parse(argc, argv);
     } catch (CLI::CallForHelp const& e) {
@@ -25,5 +26,7 @@ int main(int argc, char** argv)
         std::fprintf(stderr, "hako: %s (see hako --help)\n", e.what());
         return hako::vmm::exit_status::USAGE;
     }
+    if (app.got_subcommand("screenshot"))
+        return screenshot();
     return run();
 }
