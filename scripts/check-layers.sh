@@ -12,6 +12,7 @@ allowed() {
     bus) echo "base bus" ;;
     block) echo "base block" ;;
     net) echo "base memory net" ;;
+    # every device family (legacy, pci, virtio, display, ...) is layer "devices"
     devices) echo "base memory bus arch block net devices" ;;
     kvm) echo "base memory arch kvm" ;;
     api) echo "base api" ;;

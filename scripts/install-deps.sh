@@ -6,6 +6,7 @@ PACKAGES=(
   # build
   g++ gcc make cmake ninja-build pkg-config
   libfmt-dev libspdlog-dev libcli11-dev libslirp-dev liburing-dev libboost-dev nlohmann-json3-dev zlib1g-dev
+  libpng-dev  # screenshots (PNG)
   # tests: unit (GoogleTest), sanitizer and libFuzzer builds (clang), test guests (gcc, 32-bit freestanding)
   googletest libgtest-dev clang libclang-rt-14-dev
   # guests and references: Debian kernel pieces, busybox initramfs, SeaBIOS, iPXE, QEMU as the reference VMM

@@ -35,6 +35,7 @@ constexpr std::array ROUTES {
     Route { "PUT", "/api/v1/vm.power-off", Action::PowerOff },
     Route { "GET", "/api/v1/vm.balloon", Action::BalloonGet },
     Route { "PUT", "/api/v1/vm.balloon", Action::BalloonSet },
+    Route { "GET", "/api/v1/vm.screenshot", Action::Screenshot },
 };
 
 std::span<Route const> routes() { return ROUTES; }
@@ -121,7 +122,10 @@ private:
         auto res = std::make_shared<http::response<http::string_body>>(static_cast<http::status>(reply.status), version);
         res->set(http::field::server, "hako/" HAKO_VERSION);
         res->keep_alive(m_keep_alive);
-        if (reply.status != 204) {
+        if (reply.status != 204 && !reply.content_type.empty()) {
+            res->set(http::field::content_type, reply.content_type);
+            res->body() = std::move(reply.raw);
+        } else if (reply.status != 204) {
             res->set(http::field::content_type, "application/json");
             res->body() = reply.body.dump() + "\n";
         }

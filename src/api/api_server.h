@@ -6,6 +6,7 @@
 // runs the command on the VMM's event loop and calls `done` with a Reply from there; the reply is written back on
 // the API thread. The API thread never touches devices. One command per connection is in flight at a time.
 //
+// Replies are JSON, except that a command may answer with raw bytes of another type (vm.screenshot: image/png).
 // Errors are JSON {"error": "..."}: 400 for a body that is not JSON or lacks what the command needs, 404 for an
 // unknown path, 405 for a known path with the wrong method; the handler's own statuses (e.g. 409) pass through.
 // The socket file is created with mode 0600; a stale socket file (no listener) is replaced, a live one refused.
@@ -32,6 +33,7 @@ enum class Action {
     PowerOff,    // PUT  /api/v1/vm.power-off
     BalloonGet,  // GET  /api/v1/vm.balloon
     BalloonSet,  // PUT  /api/v1/vm.balloon {"target_mib": N}
+    Screenshot,  // GET  /api/v1/vm.screenshot (image/png)
 };
 
 struct Route {
@@ -48,8 +50,19 @@ struct Command {
 };
 
 struct Reply {
+    Reply(unsigned s = 200, nlohmann::json b = nullptr) : status(s), body(std::move(b)) { }
+    /// A 200 reply of raw bytes with a content type other than JSON.
+    static Reply bytes(std::string type, std::string data)
+    {
+        Reply r;
+        r.content_type = std::move(type);
+        r.raw = std::move(data);
+        return r;
+    }
     unsigned status { 200 };
-    nlohmann::json body; // not sent for 204
+    nlohmann::json body; // not sent for 204, nor when content_type is set
+    std::string content_type; // set: the reply is `raw` with this type instead of JSON
+    std::string raw;
     static Reply no_content() { return Reply { 204, nullptr }; }
     static Reply error(unsigned status, std::string message) { return Reply { status, { { "error", std::move(message) } } }; }
 };

@@ -13,4 +13,7 @@ std::function<int()> register_run_command(CLI::App& app);
 /// `hako img`: disk image tools (create, info, check, convert, resize). The returned function runs the chosen tool.
 std::function<int()> register_img_command(CLI::App& app);
 
+/// `hako screenshot --api-socket PATH FILE.png`: saves a running VM's screen (screenshot_command.cpp).
+std::function<int()> register_screenshot_command(CLI::App& app);
+
 } // namespace hako::cli

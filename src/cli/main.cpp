@@ -13,6 +13,7 @@ int main(int argc, char** argv)
     app.require_subcommand(1);
     auto run = hako::cli::register_run_command(app);
     auto img = hako::cli::register_img_command(app);
+    auto screenshot = hako::cli::register_screenshot_command(app);
     try {
         app.parse(argc, argv);
     } catch (CLI::CallForHelp const& e) {
@@ -28,5 +29,7 @@ int main(int argc, char** argv)
     }
     if (app.got_subcommand("img"))
         return img();
+    if (app.got_subcommand("screenshot"))
+        return screenshot();
     return run();
 }

@@ -31,6 +31,7 @@ struct RunOptions {
     std::vector<std::string> fw_cfg, disks, devices, nets, boot;
     std::string balloon;
     std::string console { "serial" };
+    std::string vga; // empty: the default for the boot kind
     bool cmdline_given { false };
     bool debug_exit { false };
     int verbose { 0 };
@@ -244,6 +245,19 @@ int run(RunOptions const& o)
             return fail(USAGE, fmt::format("--balloon target_mib={} is more than --memory", b.target_mib));
         config.balloon = b;
     }
+    config.vga = config.firmware ? vmm::VgaKind::Std : vmm::VgaKind::None;
+    if (!o.vga.empty()) {
+        // std[,romfile=FILE] | none
+        auto parts = parse_key_values(o.vga);
+        if (!parts || (*parts)[0].key != "" || ((*parts)[0].value != "std" && (*parts)[0].value != "none"))
+            return fail(USAGE, fmt::format("--vga '{}': expected std[,romfile=FILE] or none", o.vga));
+        config.vga = (*parts)[0].value == "std" ? vmm::VgaKind::Std : vmm::VgaKind::None;
+        for (size_t i = 1; i < parts->size(); ++i) {
+            if ((*parts)[i].key != "romfile" || config.vga != vmm::VgaKind::Std)
+                return fail(USAGE, fmt::format("--vga '{}': unknown key '{}' (known: romfile, with std)", o.vga, (*parts)[i].key));
+            config.vga_romfile = (*parts)[i].value;
+        }
+    }
     config.console = o.console == "virtio" ? vmm::ConsoleKind::Virtio : vmm::ConsoleKind::Serial;
     config.debug_exit = o.debug_exit;
     if (char const* dev = std::getenv("HAKO_KVM_DEVICE"))
@@ -295,6 +309,9 @@ std::function<int()> register_run_command(CLI::App& app)
         "Where terminal input goes: serial (COM1) or virtio (a virtio-console, e.g. Linux console=hvc0)")
         ->check(CLI::IsMember({ "serial", "virtio" }))
         ->capture_default_str();
+    cmd->add_option("--vga", o->vga,
+        "Display: std[,romfile=VGABIOS] (PCI std VGA, 1234:1111; screenshots through the API socket) or none. "
+        "Default: std with --firmware, none for --kernel direct boot");
     cmd->add_option("--balloon", o->balloon,
         "A virtio-balloon: target_mib=N[,stats_interval=SECONDS] (target changed later through the API socket)");
     cmd->add_option("--api-socket", o->api_socket,

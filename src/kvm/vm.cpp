@@ -33,6 +33,31 @@ Result<void> Vm::map_memory(memory::GuestMemory const& mem)
     return ok();
 }
 
+Result<void> Vm::map_device_memory(uint32_t slot, uint64_t addr, uint64_t size, memory::GuestMemory const& mem)
+{
+    if (mem.regions().empty() || mem.regions().front().size < size || size == 0 || (addr | size) & 0xfff)
+        return Error(ErrorKind::InvalidArgument, fmt::format("Device memory of {:#x} bytes at {:#x}", size, addr));
+    kvm_userspace_memory_region region {};
+    region.slot = slot;
+    region.guest_phys_addr = addr;
+    region.memory_size = size;
+    // SAFETY: the mapping belongs to `mem`, owned by the device, which outlives the slot: the device's BAR mapper
+    // removes the slot when the BAR is unmapped, which PciDevice's destructor does at the latest.
+    region.userspace_addr = reinterpret_cast<uint64_t>(mem.regions().front().host);
+    if (::ioctl(m_fd.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0)
+        return Error::from_errno(ErrorKind::Kvm, fmt::format("KVM_SET_USER_MEMORY_REGION slot {} at {:#x}", slot, addr));
+    return ok();
+}
+
+Result<void> Vm::unmap_device_memory(uint32_t slot)
+{
+    kvm_userspace_memory_region region {};
+    region.slot = slot; // memory_size 0 deletes the slot
+    if (::ioctl(m_fd.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0)
+        return Error::from_errno(ErrorKind::Kvm, fmt::format("KVM_SET_USER_MEMORY_REGION deleting slot {}", slot));
+    return ok();
+}
+
 Result<void> Vm::create_irqchip_and_pit()
 {
     if (::ioctl(m_fd.get(), KVM_SET_TSS_ADDR, TSS_ADDR) < 0)

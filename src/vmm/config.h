@@ -12,6 +12,8 @@
 namespace hako::vmm {
 
 enum class OnReboot { Restart, Exit };
+/// The display adapter (--vga).
+enum class VgaKind { None, Std };
 /// Where the terminal's input goes (output of both always reaches stdout).
 enum class ConsoleKind { Serial, Virtio };
 
@@ -55,6 +57,10 @@ struct VmConfig {
         unsigned stats_interval_s { 0 };
     };
     std::optional<BalloonConfig> balloon;
+    /// --vga: the std VGA (PCI 1234:1111) or no display. The CLI's default: std with --firmware (as QEMU), none for
+    /// direct kernel boot.
+    VgaKind vga { VgaKind::None };
+    std::string vga_romfile { "/usr/share/seabios/vgabios-stdvga.bin" }; // its VGA BIOS, loaded with --firmware only
     std::optional<std::string> api_socket; // --api-socket PATH
     bool debug_exit { false };
     std::optional<std::string> debugcon;

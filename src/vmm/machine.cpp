@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "devices/display/png.h"
+#include "devices/display/vga.h"
 #include "devices/pci/pci_root.h"
 #include "vmm/console.h"
 
@@ -215,6 +217,14 @@ api::Reply Machine::execute(api::Command const& command)
         m_press_power_button();
         HAKO_INFO("power button pressed");
         return Reply::no_content();
+    case Action::Screenshot: {
+        if (!m_vga)
+            return Reply::error(409, "This VM has no display (--vga none)");
+        auto png = devices::display::encode_png(m_vga->render());
+        if (!png)
+            return Reply::error(500, png.error().message());
+        return Reply::bytes("image/png", std::string(png->begin(), png->end()));
+    }
     case Action::BalloonGet: {
         if (!m_balloon)
             return Reply::error(409, "This VM has no balloon (--balloon)");

@@ -24,6 +24,9 @@
 namespace hako::devices::pci {
 class PciRoot;
 }
+namespace hako::devices::display {
+class Vga;
+}
 
 namespace hako::vmm {
 
@@ -89,6 +92,7 @@ private:
     std::unique_ptr<api::ApiServer> m_api; // stopped first on teardown
     bool m_paused { false };                // event loop thread only
     std::shared_ptr<devices::virtio::VirtioBalloon> m_balloon;
+    std::shared_ptr<devices::display::Vga> m_vga; // --vga std: what vm.screenshot renders
 
     /// Exits to userspace, all vCPUs (relaxed atomics: statistics only), for vm.counters.
     struct ExitCounters {

@@ -16,6 +16,7 @@
 #include "arch/x86/smbios.h"
 #include "base/file.h"
 #include "base/log.h"
+#include "devices/display/std_vga.h"
 #include "devices/legacy/acpi_pm.h"
 #include "devices/legacy/cmos_rtc.h"
 #include "devices/legacy/debug_exit.h"
@@ -42,6 +43,7 @@
 #include "devices/virtio/virtio_pci.h"
 #include "block/image_format.h"
 #include "vmm/console.h"
+#include "vmm/kvm_bar_mapper.h"
 #include "vmm/kvm_irq_line.h"
 #include "vmm/device_counters.h"
 #include "vmm/kvm_msi.h"
@@ -175,6 +177,15 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     for (auto const& d : config.disks)
         disk_roms.push_back(TRY(load_option_rom(d.romfile)));
     auto rng_rom = TRY(load_option_rom(config.virtio_rng_romfile));
+    // The VGA BIOS runs only under firmware (SeaBIOS finds it in the VGA's ROM BAR); direct boot leaves the VGA in
+    // text mode as a BIOS would.
+    std::vector<uint8_t> vga_rom;
+    if (config.vga == VgaKind::Std && config.firmware) {
+        auto rom = load_option_rom(config.vga_romfile);
+        if (!rom)
+            return std::move(rom).error().with_context("--vga std needs a VGA BIOS (Debian package seabios; romfile=)");
+        vga_rom = std::move(*rom);
+    }
     // Network backends are opened now too: a tap in use, a host port taken by a hostfwd or a bad option is
     // reported before anything runs.
     struct NetSetup {
@@ -292,8 +303,9 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
 
     // PCI: an i440FX host bridge (00.0) and a PIIX3 ISA bridge (01.0) routing INTx through its PIRQ links,
     // configuration mechanism #1 at 0xCF8/0xCFC, BARs mapped on the PIO/MMIO buses as the guest places them.
-    auto pci_root = std::make_shared<devices::pci::PciRoot>(
-        std::make_shared<devices::pci::BusBarMapper>(m->m_pio, m->m_mmio));
+    // Framebuffer BARs become KVM memory slots; all others are ranges on the buses.
+    auto bar_mapper = std::make_shared<KvmBarMapper>(vm, std::make_shared<devices::pci::BusBarMapper>(m->m_pio, m->m_mmio));
+    auto pci_root = std::make_shared<devices::pci::PciRoot>(bar_mapper);
     auto piix3 = std::make_shared<devices::pci::Piix3IsaBridge>();
     TRY(pci_root->add_device(std::make_shared<devices::pci::I440fxHostBridge>(), 0));
     TRY(pci_root->add_device(piix3, PIIX3_SLOT));
@@ -303,6 +315,25 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     TRY(m->m_mmio.insert(PCI_ECAM_BASE, ecam->window_size(), ecam));
     m->m_devices.push_back(ecam);
     m->m_pci_root = pci_root;
+
+    // The std VGA, slot 2 as in QEMU: its legacy ports, the 0xA0000 window and the DISPI ports are always decoded.
+    if (config.vga == VgaKind::Std) {
+        using namespace devices::display;
+        std::shared_ptr<Vga> vga = TRY(Vga::create(config.firmware ? PowerOnMode::Unprogrammed : PowerOnMode::Text80x25));
+        auto std_vga = TRY(StdVga::create(vga, std::move(vga_rom)));
+        uint8_t const slot = TRY(pci_root->add_device(std_vga));
+        m->m_device_list.push_back({ { "name", "std-vga" }, { "pci_slot", slot } });
+        TRY(add_pio(VGA_PORT_BASE, VGA_PORT_COUNT, std::make_shared<VgaPorts>(vga)));
+        TRY(add_pio(VBE_DISPI_IOPORT_INDEX, VBE_DISPI_IOPORT_COUNT, std::make_shared<DispiPorts>(vga)));
+        auto window = std::make_shared<VgaWindow>(vga);
+        TRY(m->m_mmio.insert(VGA_WINDOW_START, VGA_WINDOW_SIZE, window));
+        m->m_devices.push_back(window);
+        m->m_counters.emplace_back("std-vga", [vga, bar_mapper, slot] {
+            return nlohmann::json { { "pci_slot", slot }, { "bad_accesses", vga->stats().bad_accesses },
+                { "framebuffer_slots", bar_mapper->slot_count() }, { "slot_failures", bar_mapper->failed_count() } };
+        });
+        m->m_vga = vga;
+    }
 
     // virtio-pci devices, slots 2 and up in this order: disks, then rng. MSI-X through KVM GSI routes and irqfds,
     // queue notifications through ioeventfds served on the event loop.
@@ -451,7 +482,7 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     TRY(fw_cfg->add_file("etc/acpi/rsdp", std::move(acpi_fw.rsdp)));
     TRY(fw_cfg->add_file("etc/acpi/tables", std::move(acpi_fw.tables)));
     TRY(fw_cfg->add_file("etc/table-loader", std::move(acpi_fw.table_loader)));
-    // No VGA yet: SeaBIOS mirrors its screen output to COM1.
+    // SeaBIOS mirrors its screen output to COM1 (with a VGA too: its serial console then chains to the VGA BIOS).
     TRY(fw_cfg->add_file("etc/sercon-port", le_bytes(PORT_COM1, 2)));
     for (auto& [name, data] : fw_cfg_files)
         TRY(fw_cfg->add_file(name, std::move(data)));

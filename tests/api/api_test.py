@@ -54,7 +54,8 @@ def http(sock_path, method, path, body=None, raw=None):
     s.close()
     head, _, payload = resp.partition(b"\r\n\r\n")
     status = int(head.split(b" ")[1])
-    parsed = json.loads(payload) if payload.strip() else None
+    is_json = b"content-type: application/json" in head.lower()
+    parsed = json.loads(payload) if payload.strip() and is_json else None
     return status, parsed, payload
 
 
@@ -98,10 +99,13 @@ def validate(spec, schema, value, where="$"):
     return problems
 
 
-def check_response(spec, op, status, body, what):
+def check_response(spec, op, status, body, what, raw=b""):
     responses = op["responses"]
     check(str(status) in responses, f"{what}: status {status} is in the contract ({', '.join(responses)})")
     r = resolve(spec, responses.get(str(status), {}))
+    if "image/png" in r.get("content", {}):
+        check(raw.startswith(b"\x89PNG\r\n\x1a\n"), f"{what}: the body is a PNG")
+        return
     schema = r.get("content", {}).get("application/json", {}).get("schema")
     if schema is not None:
         problems = validate(spec, schema, body)
@@ -130,7 +134,7 @@ def run_hako(hako, guest):
     disk = os.path.join(tmp, "disk.img")
     with open(disk, "wb") as f:
         f.truncate(1 << 20)
-    cmd = [hako, "run", "--kernel", guest, "--cmdline", "button=1", "--debug-exit", "--device", "virtio-rng",
+    cmd = [hako, "run", "--kernel", guest, "--cmdline", "button=1", "--debug-exit", "--device", "virtio-rng", "--vga", "std",
            "--disk", f"path={disk},serial=api-disk", "--api-socket", sock]
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     try:
@@ -145,8 +149,8 @@ def run_hako(hako, guest):
         for path, method, op in ops:
             if path in ("/vm.power-button", "/vm.power-off"):
                 continue  # they end the VM: below
-            status, body, _ = http(sock, method.upper(), base + path)
-            check_response(spec, op, status, body, f"{method.upper()} {path}")
+            status, body, raw = http(sock, method.upper(), base + path)
+            check_response(spec, op, status, body, f"{method.upper()} {path}", raw)
             served.add(path)
             if path == "/vm.pause":
                 status, body, _ = http(sock, "GET", base + "/vm.info")
@@ -162,7 +166,7 @@ def run_hako(hako, guest):
 
         status, info, _ = http(sock, "GET", base + "/vm.info")
         names = [d["name"] for d in info["devices"]]
-        check(names == ["virtio-blk0", "virtio-rng"], f"vm.info lists the devices ({names})")
+        check(names == ["std-vga", "virtio-blk0", "virtio-rng"], f"vm.info lists the devices ({names})")
         check(info["disks"] == [{"path": disk, "readonly": False, "serial": "api-disk"}], "vm.info lists the disk")
         status, counters, _ = http(sock, "GET", base + "/vm.counters")
         check("virtio-rng" in counters and "transport" in counters["virtio-rng"], "vm.counters has the rng's counters")

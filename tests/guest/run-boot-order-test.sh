@@ -26,7 +26,7 @@ case $case in
     *) echo "run-boot-order-test: unknown case $case" >&2; exit 2 ;;
 esac
 case $vmm in
-    hako) cmd=("${HAKO:-build/hako}" run --memory 64M --debug-exit --disk "path=$tmp/disk.img$disk_extra"
+    hako) cmd=("${HAKO:-build/hako}" run --memory 64M --debug-exit --vga none --disk "path=$tmp/disk.img$disk_extra"
                --net "user,romfile=$rom$net_extra" "${boot[@]}") ;;
     qemu) [ ${#boot[@]} -eq 0 ] || { echo "run-boot-order-test: $case is a hako option test" >&2; exit 2; }
           cmd=("${QEMU:-qemu-system-x86_64}" -M pc -accel kvm -cpu host,-arch-capabilities -m 64M -nodefaults -nographic

@@ -26,7 +26,7 @@ if [ -n "${EXTRA_ARGS:-}" ]; then
   qemu_extra+=("${extra[@]}")
 fi
 case $vmm in
-  hako) timeout 120 "${HAKO:-build/hako}" run --firmware "$bios" "${hako_extra[@]}" \
+  hako) timeout 120 "${HAKO:-build/hako}" run --firmware "$bios" --vga none "${hako_extra[@]}" \
           --debug-exit --debugcon "$log.debugcon" --memory 64M </dev/null >"$log" 2>&1 ;;
   qemu) timeout 120 "${QEMU:-qemu-system-x86_64}" -M pc -accel kvm -cpu host,-arch-capabilities -m 64M -nodefaults \
           -nographic -display none -serial stdio -no-reboot -bios "$bios" "${qemu_extra[@]}" \

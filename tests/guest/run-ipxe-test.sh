@@ -22,7 +22,7 @@ case $model in
     *) echo "run-ipxe-test: unknown model $model" >&2; exit 2 ;;
 esac
 case $vmm in
-    hako) cmd=("${HAKO:-build/hako}" run -v --firmware "$bios" --memory 64M --on-reboot exit --net "$hako_nic") ;;
+    hako) cmd=("${HAKO:-build/hako}" run -v --firmware "$bios" --vga none --memory 64M --on-reboot exit --net "$hako_nic") ;;
     qemu) cmd=("${QEMU:-qemu-system-x86_64}" -M pc -accel kvm -cpu host,-arch-capabilities -m 64M -nodefaults
                -nographic -display none -serial stdio -no-reboot -bios "$bios" -netdev user,id=n0 -device "$qemu_dev") ;;
     *) echo "run-ipxe-test: VMM must be hako or qemu, not $vmm" >&2; exit 2 ;;

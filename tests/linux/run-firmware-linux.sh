@@ -16,7 +16,7 @@ case $vmm in
   hako) extra=()
         [ -n "${BEV_ROM:-}" ] && extra=(--fw-cfg "name=genroms/hako-bev.bin,file=$BEV_ROM" --debug-exit)
         extra+=(--debugcon "$log.debugcon")
-        "${HAKO:-build/hako}" run --firmware /usr/share/seabios/bios-256k.bin --kernel "$kernel" --initrd "$initrd" \
+        "${HAKO:-build/hako}" run --firmware /usr/share/seabios/bios-256k.bin --vga none --kernel "$kernel" --initrd "$initrd" \
           --cmdline "$args" --memory 256M "${extra[@]}" </dev/null >"$log" 2>&1 & ;;
   qemu) "${QEMU:-qemu-system-x86_64}" -M pc -accel kvm -cpu host,-arch-capabilities -m 256M -nodefaults -nographic \
           -display none -serial stdio -kernel "$kernel" -initrd "$initrd" -append "$args" </dev/null >"$log" 2>&1 & ;;

@@ -27,6 +27,10 @@
 #include "base/result.h"
 #include "bus/irq_line.h"
 
+namespace hako::memory {
+class GuestMemory;
+}
+
 namespace hako::devices::pci {
 
 // Configuration space header registers (type 0), named as in the PCI Local Bus Specification.
@@ -126,6 +130,14 @@ public:
     /// Not called with the configuration lock held: guard device state with the device's own lock.
     virtual void bar_read(int bar, uint64_t offset, std::span<uint8_t> data);
     virtual void bar_write(int bar, uint64_t offset, std::span<uint8_t const> data);
+    /// A memory BAR that is plain memory (a framebuffer): its backing store, one region at address 0 at least as
+    /// large as the BAR, which a KVM-side BarMapper may map into the guest so accesses never exit; nullptr (the
+    /// default) for register BARs. bar_read/bar_write must still work for such a BAR (plain bus mappings).
+    virtual memory::GuestMemory const* bar_memory(int bar) const
+    {
+        (void)bar;
+        return nullptr;
+    }
 
     // --- Device and machine side. ---
 
