@@ -82,10 +82,11 @@ protected:
             out(EEM_PROGRAM | EE_CS | di);
             out(EEM_PROGRAM | EE_CS | di | EE_SK);
         }
+        out(EEM_PROGRAM | EE_CS); // SK low: the next rising edge shifts out the first data bit
         uint16_t v = 0;
         for (int i = 0; i < 16; ++i) {
             out(EEM_PROGRAM | EE_CS | EE_SK);
-            v = static_cast<uint16_t>(v << 1 | (r(CR9346, 1) & EE_DO));
+            v = static_cast<uint16_t>(static_cast<uint32_t>(v) << 1 | (r(CR9346, 1) & EE_DO));
             out(EEM_PROGRAM | EE_CS);
         }
         out(0);
