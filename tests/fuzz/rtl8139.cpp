@@ -86,7 +86,7 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
 
     uint64_t rx_calls = 0;
     uint64_t rx_refused = 0;
-    static std::vector<uint8_t> frame(Rtl8139::RX_FRAME_MAX + 64);
+    static std::vector<uint8_t> frame(0x800); // lengths up to 0x7ff, beyond RX_FRAME_MAX
     for (size_t ops = 0; ops < MAX_OPS && pos + 6 <= size; ++ops, pos += 6) {
         uint8_t const op = data[pos];
         uint8_t const a = data[pos + 1];
