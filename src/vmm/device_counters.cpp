@@ -47,4 +47,13 @@ nlohmann::json to_json(devices::net::E1000Stats const& s)
         { "eeprom_unsupported", s.eeprom_unsupported } };
 }
 
+nlohmann::json to_json(devices::net::Rtl8139Stats const& s)
+{
+    return { { "tx_frames", s.tx_frames }, { "tx_bytes", s.tx_bytes }, { "tx_aborted", s.tx_aborted },
+        { "rx_frames", s.rx_frames }, { "rx_bytes", s.rx_bytes }, { "rx_filtered", s.rx_filtered },
+        { "rx_dropped_disabled", s.rx_dropped_disabled }, { "rx_dropped_bad", s.rx_dropped_bad },
+        { "rx_no_buffer", s.rx_no_buffer }, { "rx_bad_buffer", s.rx_bad_buffer }, { "interrupts", s.interrupts },
+        { "bad_accesses", s.bad_accesses }, { "eeprom_unsupported", s.eeprom_unsupported } };
+}
+
 } // namespace hako::vmm

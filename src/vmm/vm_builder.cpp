@@ -27,6 +27,7 @@
 #include "devices/legacy/reset_control.h"
 #include "devices/legacy/serial.h"
 #include "devices/net/e1000.h"
+#include "devices/net/rtl8139.h"
 #include "devices/pci/bar_mapper.h"
 #include "devices/pci/i440fx.h"
 #include "devices/pci/intx_router.h"
@@ -195,9 +196,10 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     };
     std::vector<NetSetup> nets;
     for (auto const& n : config.nets) {
-        if (n.model != net::NicModel::Virtio && n.model != net::NicModel::E1000)
+        if (n.model != net::NicModel::Virtio && n.model != net::NicModel::E1000 && n.model != net::NicModel::Rtl8139)
             return Error(ErrorKind::InvalidArgument, // a usage error (status 2), not a host limitation
-                fmt::format("--net model={}: only model=virtio and model=e1000 are implemented yet", net::to_string(n.model)));
+                fmt::format("--net model={}: only model=virtio, e1000 and rtl8139 are implemented yet",
+                    net::to_string(n.model)));
         NetSetup setup;
         setup.rom = TRY(load_option_rom(n.romfile));
         if (n.backend == net::BackendKind::User) {
@@ -389,24 +391,36 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     for (size_t i = 0; i < nets.size(); ++i) {
         auto& setup = nets[i];
         auto const mac = config.nets[i].mac_or_default(static_cast<unsigned>(i));
-        if (config.nets[i].model == net::NicModel::E1000) {
-            devices::net::E1000Options options;
-            options.option_rom = std::move(setup.rom);
-            options.loop = m->m_loop.get();
-            options.clock_ns = monotonic_ns;
-            auto e1000 = TRY(devices::net::E1000::create(*m->m_memory, setup.backend, mac, std::move(options)));
-            uint8_t const slot = TRY(pci_root->add_device(e1000));
-            std::string const name = fmt::format("e1000-{}", i);
+        // An emulated NIC (not virtio): a PCI function, its boot entry and its counters with the backend's.
+        auto add_nic = [&](std::string const& name, auto const& dev) -> Result<void> {
+            uint8_t const slot = TRY(pci_root->add_device(dev));
             m->m_device_list.push_back({ { "name", name }, { "pci_slot", slot } });
             boot_devices.push_back({ VmConfig::BootKind::Net, config.nets[i].bootindex,
                 fmt::format("/pci@i0cf8/ethernet@{:x}", slot) });
-            m->m_counters.emplace_back(name, [weak = std::weak_ptr(e1000), slot, more = setup.backend_counters] {
+            m->m_counters.emplace_back(name, [weak = std::weak_ptr(dev), slot, more = setup.backend_counters] {
                 nlohmann::json j { { "pci_slot", slot } };
                 if (auto d = weak.lock())
                     j["device"] = to_json(d->stats());
                 j.update(more());
                 return j;
             });
+            return {};
+        };
+        if (config.nets[i].model == net::NicModel::E1000) {
+            devices::net::E1000Options options;
+            options.option_rom = std::move(setup.rom);
+            options.loop = m->m_loop.get();
+            options.clock_ns = monotonic_ns;
+            auto e1000 = TRY(devices::net::E1000::create(*m->m_memory, setup.backend, mac, std::move(options)));
+            TRY(add_nic(fmt::format("e1000-{}", i), e1000));
+            continue;
+        }
+        if (config.nets[i].model == net::NicModel::Rtl8139) {
+            devices::net::Rtl8139Options options;
+            options.option_rom = std::move(setup.rom);
+            options.clock_ns = monotonic_ns;
+            auto rtl = TRY(devices::net::Rtl8139::create(*m->m_memory, setup.backend, mac, std::move(options)));
+            TRY(add_nic(fmt::format("rtl8139-{}", i), rtl));
             continue;
         }
         auto nic = std::make_shared<devices::virtio::net::VirtioNet>(setup.backend, mac);

@@ -24,6 +24,11 @@ namespace hako::devices::net {
 class E1000Eeprom final {
 public:
     E1000Eeprom(hako::net::MacAddress const& mac, uint16_t device_id, uint16_t subsystem_vendor_id, uint16_t subsystem_id);
+    /// A 93C46 with the given contents (the RTL8139 uses the same part and protocol through its 9346CR register).
+    explicit E1000Eeprom(std::array<uint16_t, e1000::EEPROM_WORDS> const& words)
+        : m_words(words)
+    {
+    }
 
     /// A word (addresses beyond the part wrap, as the 6 address bits do).
     uint16_t word(unsigned address) const { return m_words[address % e1000::EEPROM_WORDS]; }

@@ -50,6 +50,7 @@ struct nic {
 /* NIC drivers. Each finds its device, sets it up for polling and fills *nic; false (with a message) if absent. */
 bool virtio_net_init(struct nic* nic);
 bool e1000_init(struct nic* nic); /* lib/e1000.c: Intel 82540EM */
+bool rtl8139_init(struct nic* nic); /* lib/rtl8139.c: Realtek RTL8139C+ in C mode */
 
 /* RFC 1071 for drivers that offload checksums: the one's complement sum of len bytes (from an even offset) added to
  * sum, in native byte order, and its folded complement (store it with a native 16-bit store). */
