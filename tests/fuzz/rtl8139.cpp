@@ -81,7 +81,7 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
         write(Rtl8139::IO_BAR, RCR, h[3] & 0x8f, 4); // accept bits and WRAP; 8 KiB
         for (uint32_t i = 0; i < 4; ++i)
             write(Rtl8139::IO_BAR, TSAD0 + 4 * i, static_cast<uint32_t>(RAM_BASE + 0x4000 + 0x800 * i), 4);
-        write(Rtl8139::IO_BAR, IMR, h[4] | h[5] << 8, 2);
+        write(Rtl8139::IO_BAR, IMR, static_cast<uint32_t>(h[4] | h[5] << 8), 2);
     }
 
     uint64_t rx_calls = 0;
