@@ -287,8 +287,10 @@ bool Rtl8139::cp_receive(std::span<uint8_t const> frame, uint16_t c_status)
         else
             opts1 |= static_cast<uint32_t>(chunk);
         uint32_t const desc_opts2 = last ? opts2 : 0;
-        if (!write_le32(m_mem, at + 4, desc_opts2) || !write_le32(m_mem, at, opts1))
-            ++m_stats.rx_bad_buffer;
+        if (!write_le32(m_mem, at + 4, desc_opts2) || !write_le32(m_mem, at, opts1)) {
+            ++m_stats.bad_accesses; // read a moment ago, so only a read-only region gets here
+            HAKO_WARN_RATELIMITED("rtl8139: receive descriptor at {:#x} cannot be written back", at);
+        }
         index = next_index(index, d.opts1);
     }
     m_cp_rx_index = index;
