@@ -384,8 +384,9 @@ TEST_F(PcnetTest, ReceivesIntoTheRingWithChainingAndWrap)
     EXPECT_EQ(rx_status32(0), DESC_STP);
     EXPECT_EQ(rx_status32(1), DESC_ENP | RMD_PAM);
     EXPECT_EQ(get_le32(ram(RX_RING + 16 + 8)), 204u);
-    std::vector<uint8_t> got(ram(RX_BUFS), ram(RX_BUFS) + 64);
-    got.insert(got.end(), ram(RX_BUFS + 0x1000), ram(RX_BUFS + 0x1000) + 140);
+    std::vector<uint8_t> got(204);
+    std::copy(ram(RX_BUFS), ram(RX_BUFS) + 64, got.begin());
+    std::copy(ram(RX_BUFS + 0x1000), ram(RX_BUFS + 0x1000) + 140, got.begin() + 64);
     EXPECT_EQ(std::vector<uint8_t>(got.begin(), got.begin() + 200), f);
     EXPECT_EQ(get_le32(got.data() + 200), hako::net::ethernet_crc32(f));
     EXPECT_TRUE(csr_r(0) & CSR0_RINT);
