@@ -22,6 +22,13 @@ inline void read_option_rom(std::span<uint8_t const> rom, uint64_t offset, std::
         data[i] = rom[offset + i];
 }
 
+/// Whether a guest access of `size` bytes at `offset` through BAR `bar` reaches a register file of `reg_size` bytes
+/// that the NIC decodes through `bar_a` and `bar_b` (its I/O and memory BARs) with 1 to 4 bytes at a time.
+inline bool register_access_ok(int bar, int bar_a, int bar_b, uint64_t offset, size_t size, uint64_t reg_size)
+{
+    return (bar == bar_a || bar == bar_b) && size >= 1 && size <= 4 && offset < reg_size && offset + size <= reg_size;
+}
+
 /// The last steps of a NIC's create(), after its BARs: the ROM BAR for a non-empty option ROM image (a power of two,
 /// at least 2 KiB), then `dev->receive()` registered as the backend's Receiver through a weak pointer. From then on
 /// the backend's thread may deliver frames.

@@ -157,8 +157,7 @@ void Pcnet::bar_read(int bar, uint64_t offset, std::span<uint8_t> data)
         return;
     }
     std::lock_guard lock(m_state_lock);
-    if ((bar != IO_BAR && bar != MMIO_BAR) || data.empty() || data.size() > 4 || offset >= REG_SIZE
-        || offset + data.size() > REG_SIZE) {
+    if (!register_access_ok(bar, IO_BAR, MMIO_BAR, offset, data.size(), REG_SIZE)) {
         bad_access("read", offset, data.size());
         return;
     }
@@ -176,8 +175,7 @@ void Pcnet::bar_read(int bar, uint64_t offset, std::span<uint8_t> data)
 void Pcnet::bar_write(int bar, uint64_t offset, std::span<uint8_t const> data)
 {
     std::lock_guard lock(m_state_lock);
-    if ((bar != IO_BAR && bar != MMIO_BAR) || data.empty() || data.size() > 4 || offset >= REG_SIZE
-        || offset + data.size() > REG_SIZE) {
+    if (!register_access_ok(bar, IO_BAR, MMIO_BAR, offset, data.size(), REG_SIZE)) {
         bad_access("write", offset, data.size());
         return;
     }

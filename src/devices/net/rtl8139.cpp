@@ -203,8 +203,7 @@ void Rtl8139::bar_read(int bar, uint64_t offset, std::span<uint8_t> data)
         return;
     }
     std::lock_guard lock(m_state_lock);
-    if ((bar != IO_BAR && bar != MMIO_BAR) || data.empty() || data.size() > 4 || offset >= REG_SIZE
-        || offset + data.size() > REG_SIZE) {
+    if (!register_access_ok(bar, IO_BAR, MMIO_BAR, offset, data.size(), REG_SIZE)) {
         bad_access("read", offset, data.size());
         return;
     }
@@ -250,8 +249,7 @@ uint8_t Rtl8139::read_byte(uint32_t off)
 void Rtl8139::bar_write(int bar, uint64_t offset, std::span<uint8_t const> data)
 {
     std::lock_guard lock(m_state_lock);
-    if ((bar != IO_BAR && bar != MMIO_BAR) || data.empty() || data.size() > 4 || offset >= REG_SIZE
-        || offset + data.size() > REG_SIZE) {
+    if (!register_access_ok(bar, IO_BAR, MMIO_BAR, offset, data.size(), REG_SIZE)) {
         bad_access("write", offset, data.size());
         return;
     }
