@@ -29,15 +29,16 @@
 // Initialisation (CSR0.INIT): the init block at CSR1/2 is read in the layout SWSTYLE selects (16-bit: 24 bytes,
 // 24-bit ring addresses, ring lengths 2^n up to 128; 32-bit: 28 bytes, lengths 2^n up to 512) into CSR15, PADR,
 // LADRF, the ring bases and lengths; IDON is set. With SSIZE32 clear, CSR2[15:8] supplies address bits 31:24 of
-// every bus master access. An init block outside guest RAM sets MERR (not IDON) and is counted.
+// every bus master access. An init block outside guest RAM sets MERR (not IDON), is counted, and the device stays
+// stopped.
 // Transmit: on TDMD, on STRT and every ~2 ms (the data sheet's transmit poll, CSR4.DPOLL turns it off) while TXON,
 // the ring is walked from the current descriptor: frames of one or more descriptors (STP ... ENP, each OWN; the
 // buffer length BCNT in two's complement) are gathered and sent, padded to 60 bytes with CSR4.APAD_XMT, without
 // their last 4 bytes when CSR15.DXMTFCS is set and the STP descriptor has no ADD_FCS. Each descriptor is handed
 // back (OWN clear, the STP one last) and TINT is raised (not with CSR5.TOKINTD; with CSR5.LTINTEN only for
 // descriptors with LTINT). A chain whose next descriptor is not owned gets BUFF and UFLO in the descriptor where it
-// breaks and ERR; the transmitter then stops (TXON clear) unless CSR3.DXSUFLO. A frame above 1522 bytes is not
-// sent (ERR in its descriptor, BABL). A descriptor owned without STP where a frame must start is handed back with
+// breaks and ERR; the transmitter then stops (TXON clear) unless CSR3.DXSUFLO. A frame above 1522 bytes (BABL) or
+// below 14 is not sent (ERR in its last descriptor). A descriptor owned without STP where a frame must start is handed back with
 // ERR. One walk visits at most the ring length of descriptors.
 // Receive: a frame that passes the filters (PROM; broadcast unless DRCVBC; our PADR unless DRCVPA; multicast by
 // LADRF, indexed by the top 6 bits of the little-endian CRC-32 of the destination) is padded to 60 bytes, gets its
@@ -45,7 +46,7 @@
 // MCNT and PAM/LAFM/BAM on the last; the STP descriptor handed back last); RINT is raised. If the current
 // descriptor is not owned the frame is refused and the backend keeps it: it is offered again when the driver
 // accesses a register or the poll finds the descriptor owned. If the ring runs out in the middle of a frame, the
-// last descriptor written gets ERR and BUFF and the rest of the frame is dropped (counted, as MISS in CSR112).
+// last descriptor written gets ERR and BUFF and the rest of the frame is dropped (counted, and in CSR112).
 // Interrupts: INTR is the OR of the CSR0 causes not masked by CSR3 and CSR4's UINT and unmasked TXSTRT; INTx is
 // asserted while INTR and IENA are both set.
 //
@@ -58,7 +59,8 @@
 // has none), loopback and the collision/jabber/babble causes of a real wire, receive and transmit FIFO thresholds,
 // CSR4.ASTRP_RCV (FCS stripping), magic packet and sleep modes, the software interrupt timer, the missed frame
 // counter overflow interrupt, CSR47 (the poll interval is fixed), CSR72/74 as the data sheet's down-counters (they
-// read the current ring index).
+// read the current ring index), CSR3.BSWP (big-endian byte order), CSR0.MISS (a frame without a receive buffer
+// waits in the backend instead of being missed).
 //
 // Threading: register accesses come from vCPU threads, received frames from the backend's thread, the poll from
 // the event loop; all device state is guarded by m_state_lock. Lock order: Backend rx lock -> m_state_lock ->
