@@ -56,4 +56,14 @@ nlohmann::json to_json(devices::net::Rtl8139Stats const& s)
         { "bad_accesses", s.bad_accesses }, { "eeprom_unsupported", s.eeprom_unsupported } };
 }
 
+nlohmann::json to_json(devices::net::PcnetStats const& s)
+{
+    return { { "tx_frames", s.tx_frames }, { "tx_bytes", s.tx_bytes }, { "tx_errors", s.tx_errors },
+        { "rx_frames", s.rx_frames }, { "rx_bytes", s.rx_bytes }, { "rx_filtered", s.rx_filtered },
+        { "rx_dropped_stopped", s.rx_dropped_stopped }, { "rx_dropped_bad", s.rx_dropped_bad },
+        { "rx_no_buffer", s.rx_no_buffer }, { "rx_overflow", s.rx_overflow }, { "rx_bad_dma", s.rx_bad_dma },
+        { "dma_errors", s.dma_errors },
+        { "bad_init_blocks", s.bad_init_blocks }, { "interrupts", s.interrupts }, { "bad_accesses", s.bad_accesses } };
+}
+
 } // namespace hako::vmm

@@ -27,6 +27,7 @@
 #include "devices/legacy/reset_control.h"
 #include "devices/legacy/serial.h"
 #include "devices/net/e1000.h"
+#include "devices/net/pcnet.h"
 #include "devices/net/rtl8139.h"
 #include "devices/pci/bar_mapper.h"
 #include "devices/pci/i440fx.h"
@@ -196,9 +197,10 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     };
     std::vector<NetSetup> nets;
     for (auto const& n : config.nets) {
-        if (n.model != net::NicModel::Virtio && n.model != net::NicModel::E1000 && n.model != net::NicModel::Rtl8139)
+        if (n.model != net::NicModel::Virtio && n.model != net::NicModel::E1000 && n.model != net::NicModel::Rtl8139
+            && n.model != net::NicModel::Pcnet)
             return Error(ErrorKind::InvalidArgument, // a usage error (status 2), not a host limitation
-                fmt::format("--net model={}: only model=virtio, e1000 and rtl8139 are implemented yet",
+                fmt::format("--net model={}: only model=virtio, e1000, rtl8139 and pcnet are implemented yet",
                     net::to_string(n.model)));
         NetSetup setup;
         setup.rom = TRY(load_option_rom(n.romfile));
@@ -421,6 +423,14 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
             options.clock_ns = monotonic_ns;
             auto rtl = TRY(devices::net::Rtl8139::create(*m->m_memory, setup.backend, mac, std::move(options)));
             TRY(add_nic(fmt::format("rtl8139-{}", i), rtl));
+            continue;
+        }
+        if (config.nets[i].model == net::NicModel::Pcnet) {
+            devices::net::PcnetOptions options;
+            options.option_rom = std::move(setup.rom);
+            options.loop = m->m_loop.get();
+            auto pcnet = TRY(devices::net::Pcnet::create(*m->m_memory, setup.backend, mac, std::move(options)));
+            TRY(add_nic(fmt::format("pcnet-{}", i), pcnet));
             continue;
         }
         auto nic = std::make_shared<devices::virtio::net::VirtioNet>(setup.backend, mac);

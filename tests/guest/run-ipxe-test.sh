@@ -8,10 +8,10 @@
 #
 # usage: run-ipxe-test.sh <hako|qemu> <rom> <model>
 #   model: virtio (the ROM declares 1af4:1041, so the NIC is modern-only: hako legacy=off, QEMU disable-legacy=on),
-#          e1000, rtl8139 (the NIC models of the same names on both VMMs)
+#          e1000, rtl8139, pcnet (the NIC models of the same names on both VMMs)
 # Environment: HAKO, QEMU, LOG (the serial log; default a temp file), BIOS (default /usr/share/seabios/bios-256k.bin)
 set -u
-[ $# -eq 3 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
+[ $# -eq 3 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
 vmm=$1 rom=$2 model=$3
 bios=${BIOS:-/usr/share/seabios/bios-256k.bin}
 log=${LOG:-$(mktemp)}
@@ -20,7 +20,7 @@ mkdir -p "$(dirname "$log")"
 [ -f "$bios" ] || { echo "run-ipxe-test: FAIL: no firmware $bios (package seabios)"; exit 1; }
 case $model in
     virtio) hako_nic="user,romfile=$rom,legacy=off" qemu_dev="virtio-net-pci,netdev=n0,disable-legacy=on,romfile=$rom" ;;
-    e1000|rtl8139) hako_nic="user,model=$model,romfile=$rom" qemu_dev="$model,netdev=n0,romfile=$rom" ;;
+    e1000|rtl8139|pcnet) hako_nic="user,model=$model,romfile=$rom" qemu_dev="$model,netdev=n0,romfile=$rom" ;;
     *) echo "run-ipxe-test: unknown model $model" >&2; exit 2 ;;
 esac
 case $vmm in

@@ -3,10 +3,10 @@
 #include "devices/net/e1000.h"
 
 #include <algorithm>
-#include <bit>
 
 #include "base/bytes.h"
 #include "base/log.h"
+#include "devices/net/nic_common.h"
 
 namespace hako::devices::net {
 
@@ -69,19 +69,10 @@ Result<std::shared_ptr<E1000>> E1000::create(memory::GuestMemory const& mem, std
 {
     if (!backend)
         return Error(ErrorKind::InvalidArgument, "e1000: no network backend");
-    bool const rom = !options.option_rom.empty();
-    uint64_t const rom_size = std::bit_ceil(std::max<uint64_t>(2048, options.option_rom.size()));
     auto dev = std::make_shared<E1000>(Passkey {}, mem, std::move(backend), mac, std::move(options));
     TRY(dev->add_bar(MMIO_BAR, pci::BarKind::Mem32, MMIO_SIZE));
     TRY(dev->add_bar(IO_BAR, pci::BarKind::Io, IO_BAR_SIZE));
-    if (rom)
-        TRY(dev->add_rom_bar(rom_size));
-    // Registered last: from here on the backend's thread may call receive().
-    std::weak_ptr<E1000> weak = dev;
-    dev->m_backend->set_receiver([weak](std::span<uint8_t const> frame) {
-        auto d = weak.lock();
-        return d ? d->receive(frame) : true;
-    });
+    TRY(finish_nic(dev, *dev->m_backend, dev->m_option_rom.size())); // last: receive() may run from here on
     return dev;
 }
 
@@ -176,8 +167,7 @@ void E1000::bar_read(int bar, uint64_t offset, std::span<uint8_t> data)
 {
     std::fill(data.begin(), data.end(), uint8_t { 0xff });
     if (bar == pci::ROM_BAR) {
-        for (size_t i = 0; i < data.size() && offset + i < m_option_rom.size(); ++i)
-            data[i] = m_option_rom[offset + i];
+        read_option_rom(m_option_rom, offset, data);
         return;
     }
     std::lock_guard lock(m_state_lock);

@@ -2,11 +2,11 @@
 #include "devices/net/rtl8139.h"
 
 #include <algorithm>
-#include <bit>
 #include <cstring>
 
 #include "base/bytes.h"
 #include "base/log.h"
+#include "devices/net/nic_common.h"
 #include "net/checksum.h"
 
 namespace hako::devices::net {
@@ -93,19 +93,10 @@ Result<std::shared_ptr<Rtl8139>> Rtl8139::create(memory::GuestMemory const& mem,
 {
     if (!backend)
         return Error(ErrorKind::InvalidArgument, "rtl8139: no network backend");
-    bool const rom = !options.option_rom.empty();
-    uint64_t const rom_size = std::bit_ceil(std::max<uint64_t>(2048, options.option_rom.size()));
     auto dev = std::make_shared<Rtl8139>(Passkey {}, mem, std::move(backend), mac, std::move(options));
     TRY(dev->add_bar(IO_BAR, pci::BarKind::Io, REG_SIZE));
     TRY(dev->add_bar(MMIO_BAR, pci::BarKind::Mem32, REG_SIZE));
-    if (rom)
-        TRY(dev->add_rom_bar(rom_size));
-    // Registered last: from here on the backend's thread may call receive().
-    std::weak_ptr<Rtl8139> weak = dev;
-    dev->m_backend->set_receiver([weak](std::span<uint8_t const> frame) {
-        auto d = weak.lock();
-        return d ? d->receive(frame) : true;
-    });
+    TRY(finish_nic(dev, *dev->m_backend, dev->m_option_rom.size())); // last: receive() may run from here on
     return dev;
 }
 
@@ -214,13 +205,11 @@ void Rtl8139::bar_read(int bar, uint64_t offset, std::span<uint8_t> data)
 {
     std::fill(data.begin(), data.end(), uint8_t { 0xff });
     if (bar == pci::ROM_BAR) {
-        for (size_t i = 0; i < data.size() && offset + i < m_option_rom.size(); ++i)
-            data[i] = m_option_rom[offset + i];
+        read_option_rom(m_option_rom, offset, data);
         return;
     }
     std::lock_guard lock(m_state_lock);
-    if ((bar != IO_BAR && bar != MMIO_BAR) || data.empty() || data.size() > 4 || offset >= REG_SIZE
-        || offset + data.size() > REG_SIZE) {
+    if (!register_access_ok(bar, IO_BAR, MMIO_BAR, offset, data.size(), REG_SIZE)) {
         bad_access("read", offset, data.size());
         return;
     }
@@ -266,8 +255,7 @@ uint8_t Rtl8139::read_byte(uint32_t off)
 void Rtl8139::bar_write(int bar, uint64_t offset, std::span<uint8_t const> data)
 {
     std::lock_guard lock(m_state_lock);
-    if ((bar != IO_BAR && bar != MMIO_BAR) || data.empty() || data.size() > 4 || offset >= REG_SIZE
-        || offset + data.size() > REG_SIZE) {
+    if (!register_access_ok(bar, IO_BAR, MMIO_BAR, offset, data.size(), REG_SIZE)) {
         bad_access("write", offset, data.size());
         return;
     }

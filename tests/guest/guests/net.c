@@ -3,7 +3,7 @@
  *
  *   nic=virtio       the NIC: virtio (virtio-net, lib/virtio_net.c), e1000 (Intel 82540EM, lib/e1000.c) or
  *                    rtl8139 (Realtek RTL8139C+ in C mode, lib/rtl8139.c), rtl8139cp (the same in C+ mode, with
- *                    checksum offload both ways)
+ *                    checksum offload both ways) or pcnet (AMD Am79C970A, lib/pcnet.c)
  *   mode=echo        DHCP; TCP connect to server:port (server= defaults to the DHCP router); sends bytes= (default
  *                    1 MiB) of a pattern while reading the echo back; compares; closes (FIN both ways).
  *   mode=serve       DHCP; listens on listen= (default 7), prints "net: listening", accepts one connection and echoes
@@ -19,7 +19,8 @@
  * 6 connect failed, 7 transfer stalled (no progress for 15 s), 8 data mismatch, 9 connection reset or closed early,
  * 10 close failed, 11 nobody connected, 12 bad command line, 13 wrong byte count (serve, expect=), 14 a NIC driver's
  * self-check failed (e1000: interrupt causes not set), 15 a NIC driver found a corrupt receive (rtl8139: a bad ring
- * buffer header; rtl8139cp: a checksum verdict that disagrees with the driver's own).
+ * buffer header; rtl8139cp: a checksum verdict that disagrees with the driver's own; pcnet: a bad receive
+ * descriptor).
  */
 #include "guest.h"
 
@@ -247,6 +248,8 @@ int guest_main(void)
         found = rtl8139_init(&s_nic);
     else if (strcmp(nic, "rtl8139cp") == 0)
         found = rtl8139cp_init(&s_nic);
+    else if (strcmp(nic, "pcnet") == 0)
+        found = pcnet_init(&s_nic);
     else
         fail(2, "unknown nic=%s", nic);
     if (!found)

@@ -52,6 +52,7 @@ bool virtio_net_init(struct nic* nic);
 bool e1000_init(struct nic* nic); /* lib/e1000.c: Intel 82540EM */
 bool rtl8139_init(struct nic* nic); /* lib/rtl8139.c: Realtek RTL8139C+ in C mode */
 bool rtl8139cp_init(struct nic* nic); /* lib/rtl8139.c: the same NIC in C+ (descriptor) mode */
+bool pcnet_init(struct nic* nic); /* lib/pcnet.c: AMD PCnet-PCI II Am79C970A, SWSTYLE 2 */
 
 /* RFC 1071 for drivers that offload checksums: the one's complement sum of len bytes (from an even offset) added to
  * sum, in native byte order, and its folded complement (store it with a native 16-bit store). */

@@ -10,6 +10,7 @@
 #include "devices/net/e1000.h"
 #include "net/checksum.h"
 #include "../pci/pci_test_util.h"
+#include "nic_test_util.h"
 #include "../../net/test_frames.h"
 
 using namespace hako;
@@ -28,13 +29,7 @@ constexpr uint64_t RX_DATA = 0x20000;
 constexpr uint32_t RING_ENTRIES = 8;
 constexpr hako::net::MacAddress MAC { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 
-class FakeBackend final : public hako::net::Backend {
-public:
-    void send(std::span<uint8_t const> frame) override { sent.emplace_back(frame.begin(), frame.end()); }
-    void rx_buffers_available() override { ++retry_requests; }
-    std::vector<std::vector<uint8_t>> sent;
-    int retry_requests { 0 };
-};
+using devices::net::test::FakeBackend;
 
 /// An Ethernet + IPv4 + TCP frame with `payload` bytes; checksums valid unless the caller changes it.
 std::vector<uint8_t> tcp_frame(hako::net::MacAddress dst, size_t payload, uint8_t flags = 0x18)

@@ -13,6 +13,7 @@
 #include "net/packet.h"
 #include "../../net/test_frames.h"
 #include "../pci/pci_test_util.h"
+#include "nic_test_util.h"
 
 using namespace hako;
 using namespace hako::devices::net;
@@ -27,25 +28,9 @@ constexpr uint64_t TX_DATA = 0x1000;
 constexpr uint64_t RX_RING = 0x10000;
 constexpr hako::net::MacAddress MAC { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 
-class FakeBackend final : public hako::net::Backend {
-public:
-    void send(std::span<uint8_t const> frame) override { sent.emplace_back(frame.begin(), frame.end()); }
-    void rx_buffers_available() override { ++retry_requests; }
-    std::vector<std::vector<uint8_t>> sent;
-    int retry_requests { 0 };
-};
+using devices::net::test::FakeBackend;
 
-std::vector<uint8_t> frame_to(hako::net::MacAddress dst, size_t len, uint8_t fill = 0x5a)
-{
-    std::vector<uint8_t> f(len, fill);
-    std::copy(dst.begin(), dst.end(), f.begin());
-    f[6] = 0x02;
-    f[12] = 0x08;
-    f[13] = 0x00;
-    for (size_t i = 14; i < len; ++i)
-        f[i] = static_cast<uint8_t>(i * 7 + fill);
-    return f;
-}
+using devices::net::test::frame_to;
 
 class Rtl8139Test : public ::testing::Test {
 protected:
