@@ -38,8 +38,8 @@ start=$(date +%s)
 "${cmd[@]}" </dev/null >"$log" 2>&1 &
 pid=$!
 status=running
-# Waits (bounded: 150 s) for the last expected line or the VMM's exit.
-for _ in $(seq 1 300); do
+# Waits (bounded: 220 s) for the last expected line or the VMM's exit.
+for _ in $(seq 1 440); do
     if ! kill -0 $pid 2>/dev/null; then
         wait $pid
         status=$?
