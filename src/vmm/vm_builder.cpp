@@ -373,6 +373,9 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
         std::string path;                        // the OpenFirmware-style path SeaBIOS matches
     };
     std::vector<BootDevice> boot_devices;
+    // What a BIOS does to the IDE function before the OS (direct boot): IDE decode enable in IDETIM for both
+    // channels, which Linux's ata_piix checks before it probes a channel.
+    std::function<void()> bios_ide_setup = [] { };
     // IDE: the PIIX3's IDE function (01.1) with its legacy channels, only when a drive is on it. CD-ROMs take the
     // secondary master first; disks fill primary master, primary slave, secondary master, secondary slave.
     if (std::any_of(config.disks.begin(), config.disks.end(), [](auto const& d) { return d.bus == VmConfig::DiskBus::Ide; })) {
@@ -405,6 +408,7 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
             }
         }
         TRY(pci_root->add_function(ide, PIIX3_SLOT, Piix3Ide::FUNCTION));
+        bios_ide_setup = [ide = ide.get()] { ide->enable_decode(); };
         TRY(add_pio(PRIMARY_COMMAND_PORT, COMMAND_BLOCK_SIZE, make_command_ports(ide->channel_ptr(0))));
         TRY(add_pio(PRIMARY_CONTROL_PORT, 1, make_control_port(ide->channel_ptr(0))));
         TRY(add_pio(SECONDARY_COMMAND_PORT, COMMAND_BLOCK_SIZE, make_command_ports(ide->channel_ptr(1))));
@@ -528,13 +532,16 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     }
     // Direct boot: nobody else will place the BARs and route PCI interrupts, so do what a BIOS does (again after
     // every reset, which puts the functions back in their power-on state).
-    if (!config.firmware)
+    if (!config.firmware) {
         TRY(devices::pci::assign_pci_resources(*pci_root, direct_boot_pci_windows(ram), PIIX3_SLOT));
-    m->m_reset_devices = [pci_root = pci_root.get(), direct = !config.firmware, ram] {
+        bios_ide_setup();
+    }
+    m->m_reset_devices = [pci_root = pci_root.get(), direct = !config.firmware, ram, bios_ide_setup] {
         pci_root->reset_all();
         if (direct) {
             if (auto r = devices::pci::assign_pci_resources(*pci_root, direct_boot_pci_windows(ram), PIIX3_SLOT); !r)
                 HAKO_ERROR("PCI resources after reset: {}", r.error().message());
+            bios_ide_setup();
         }
     };
 

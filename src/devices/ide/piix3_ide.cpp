@@ -73,6 +73,13 @@ Piix3Ide::Piix3Ide(memory::GuestMemory const& mem, std::array<std::shared_ptr<bu
     set_write_mask(SIDETIM, 1, 0xff);
 }
 
+void Piix3Ide::enable_decode()
+{
+    constexpr uint16_t IDE_DECODE_ENABLE = 0x8000;
+    config_store(IDETIM, 2, IDE_DECODE_ENABLE);
+    config_store(IDETIM + 2, 2, IDE_DECODE_ENABLE);
+}
+
 void Piix3Ide::bar_read(int bar, uint64_t offset, std::span<uint8_t> data)
 {
     if (bar != BM_BAR || offset >= 2 * BM_CHANNEL_SIZE) {

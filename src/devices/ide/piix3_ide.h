@@ -45,6 +45,9 @@ public:
     IdeChannel& channel(unsigned index) { return *m_channels[index & 1]; }
     std::shared_ptr<IdeChannel> channel_ptr(unsigned index) { return m_channels[index & 1]; }
 
+    /// Sets IDE decode enable for both channels in IDETIM, as a BIOS does (for direct boot, where there is none).
+    void enable_decode();
+
     void bar_read(int bar, uint64_t offset, std::span<uint8_t> data) override;
     void bar_write(int bar, uint64_t offset, std::span<uint8_t const> data) override;
 

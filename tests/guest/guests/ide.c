@@ -168,7 +168,8 @@ int guest_main(void)
     g_bm = (uint16_t)pci_bar_address(&ide, 4, &io);
     check(io && g_bm != 0, 4, "BAR 4 is an assigned I/O BAR");
     pci_write16(&ide, PCI_COMMAND, PCI_CMD_IO | PCI_CMD_MASTER);
-    pci_write16(&ide, 0x40, 0x8000); /* IDETIM: primary decode enable, as a BIOS leaves it */
+    check((pci_read16(&ide, 0x40) & 0x8000) && (pci_read16(&ide, 0x42) & 0x8000), 13,
+          "IDETIM: both channels' decode enabled (by the firmware, or hako for direct boot)");
     printf("ide: PIIX3 IDE at 00:%x.%x, bus master at 0x%x\n", ide.slot, ide.fn, g_bm);
 
     /* Software reset: the ATA signature. */
