@@ -20,6 +20,7 @@
 using namespace hako;
 using namespace hako::devices::ide;
 using memory::GuestAddr;
+namespace pci = hako::devices::pci;
 
 namespace {
 
