@@ -94,8 +94,8 @@ bool IdeDrive::set_transfer_mode(uint8_t mode)
 std::array<uint8_t, IDENTIFY_WORDS * 2> IdeDrive::identify() const
 {
     Words w {};
-    uint8_t const mwdma = (m_transfer_mode & 0xf8) == 0x20 ? static_cast<uint8_t>(1u << (m_transfer_mode & 7)) : 0;
-    uint8_t const udma = (m_transfer_mode & 0xf8) == 0x40 ? static_cast<uint8_t>(1u << (m_transfer_mode & 7)) : 0;
+    uint8_t const mwdma = (m_transfer_mode & 0xf8) == 0x20 ? static_cast<uint8_t>(1u << (m_transfer_mode & 7)) : uint8_t { 0 };
+    uint8_t const udma = (m_transfer_mode & 0xf8) == 0x40 ? static_cast<uint8_t>(1u << (m_transfer_mode & 7)) : uint8_t { 0 };
     put_string(w, 10, 10, m_serial);
     put_string(w, 23, 4, "1.0");
     w[49] = 0x0300;  // LBA and DMA supported
