@@ -6,10 +6,13 @@
 #          cdrom / -boot d: SeaBIOS's El Torito boot over ATAPI, then GRUB's menu on the serial console (SeaBIOS's
 #          serial console mirrors int 10h, --vga none). The VMM is stopped once the menu is there. On PVM hosts the
 #          guest's real-mode code is emulated: expect ~30 s.
-# usage: run-ide-boot-test.sh <hako|qemu> <disk|cdrom> <image>
+#   order  the boot disk (primary master, bootindex=2) and the CD-ROM ($ISO, default Debian's grub-rescue-cdrom.iso;
+#          bootindex=1): SeaBIOS's bootorder file names the IDE device paths (/pci@i0cf8/ide@1,1/drive@C/disk@U),
+#          so it boots the CD first (without a bootorder it boots the hard disk); stopped once it does
+# usage: run-ide-boot-test.sh <hako|qemu> <disk|cdrom|order> <image>
 # Environment: HAKO, QEMU, LOG
 set -u
-[ $# -eq 3 ] || { sed -n '2,11p' "$0" >&2; exit 2; }
+[ $# -eq 3 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
 vmm=$1 case=$2 src=$3
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hako-ideboot.XXXXXX")
 log=${LOG:-$tmp/serial.log}
@@ -21,6 +24,12 @@ case $case in
           expected=69 texts=("Booting from Hard Disk" "hako-mbr: booted from disk 0x80" "hako-mbr: sector 1 read through int 13h") ;;
     cdrom) hako_media=(--cdrom "$src" --boot cdrom) qemu_media=(-drive "file=$src,if=ide,index=2,media=cdrom,format=raw" -boot d)
            expected=running texts=("Booting from DVD/CD" "GNU GRUB  version") ;;
+    order) iso=${ISO:-/usr/lib/grub-rescue/grub-rescue-cdrom.iso}
+           cp "$src" "$tmp/disk.img"
+           hako_media=(--disk "path=$tmp/disk.img,if=ide,bootindex=2" --cdrom "path=$iso,bootindex=1")
+           qemu_media=(-drive "file=$tmp/disk.img,if=none,id=hd,format=raw" -device ide-hd,drive=hd,bus=ide.0,unit=0,bootindex=2
+                       -drive "file=$iso,if=none,id=cd,media=cdrom,format=raw" -device ide-cd,drive=cd,bus=ide.1,unit=0,bootindex=1)
+           expected=running texts=("Booting from DVD/CD") ;;
     *) echo "run-ide-boot-test: unknown case $case" >&2; exit 2 ;;
 esac
 case $vmm in
