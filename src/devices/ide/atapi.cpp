@@ -1,6 +1,9 @@
 // The ATAPI CD-ROM's packet commands (IdeDrive::atapi_command): SPC-3 and MMC-5 as a data-only CD-ROM answers them.
 // Responses are built whole (they are small) and cut to the allocation length; reads return a range of the image
 // for the channel to stream, so no request allocates more than a few hundred bytes.
+// Deliberately not modelled: medium changes (an eject is accepted and the medium stays, so UNIT ATTENTION is never
+// raised; GET EVENT STATUS NOTIFICATION reports "new media" once), VPD pages, MODE SELECT, MODE SENSE(6), READ TOC
+// formats 2-5, audio and CD-DA reads (READ CD), writing.
 #include <algorithm>
 
 #include "devices/ide/ata_regs.h"
