@@ -11,6 +11,7 @@ PACKAGES=(
   googletest libgtest-dev clang libclang-rt-14-dev
   # guests and references: Debian kernel pieces, busybox initramfs, SeaBIOS, iPXE, QEMU as the reference VMM
   qemu-system-x86 qemu-utils seabios ipxe-qemu busybox-static cpio xz-utils zstd
+  grub-rescue-pc  # grub-rescue-cdrom.iso: SeaBIOS boots it from the IDE CD-ROM
   acpica-tools python3 python3-yaml time bc dmidecode
   # tap networking tests: network namespaces and taps (iproute2), a DHCP server on the tap (dnsmasq)
   iproute2 dnsmasq-base

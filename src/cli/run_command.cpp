@@ -28,7 +28,7 @@ struct RunOptions {
     unsigned cpus { 1 };
     std::string memory { "256M" };
     std::string kernel, initrd, cmdline, firmware, debugcon, api_socket, on_reboot { "restart" };
-    std::vector<std::string> fw_cfg, disks, devices, nets, boot;
+    std::vector<std::string> fw_cfg, disks, cdroms, devices, nets, boot;
     std::string balloon;
     std::string console { "serial" };
     std::string vga; // empty: the default for the boot kind
@@ -93,6 +93,13 @@ Result<vmm::VmConfig::DiskConfig> parse_disk(std::string const& spec)
             if (!n)
                 return Error(ErrorKind::InvalidArgument, fmt::format("--disk '{}': bootindex must be a number in 0-9999", spec));
             disk.bootindex = *n;
+        } else if (key == "if") {
+            if (value == "virtio")
+                disk.bus = vmm::VmConfig::DiskBus::Virtio;
+            else if (value == "ide")
+                disk.bus = vmm::VmConfig::DiskBus::Ide;
+            else
+                return Error(ErrorKind::InvalidArgument, fmt::format("--disk '{}': if must be virtio or ide", spec));
         } else if (key == "serial") {
             if (value.size() > 20)
                 return Error(ErrorKind::InvalidArgument,
@@ -100,7 +107,7 @@ Result<vmm::VmConfig::DiskConfig> parse_disk(std::string const& spec)
             disk.serial = value;
         } else {
             return Error(ErrorKind::InvalidArgument,
-                fmt::format("--disk '{}': unknown key '{}' (known: path, format, readonly, serial, romfile, bootindex)", spec, key));
+                fmt::format("--disk '{}': unknown key '{}' (known: path, format, if, readonly, serial, romfile, bootindex)", spec, key));
         }
     }
     if (disk.path.empty())
@@ -194,7 +201,27 @@ int run(RunOptions const& o)
         auto disk = parse_disk(spec);
         if (!disk)
             return fail(USAGE, disk.error().message());
+        if (disk->bus == vmm::VmConfig::DiskBus::Ide && !disk->romfile.empty())
+            return fail(USAGE, fmt::format("--disk '{}': romfile is for virtio disks (the IDE controller has none)", spec));
         config.disks.push_back(std::move(*disk));
+    }
+    for (auto const& spec : o.cdroms) {
+        auto cd = parse_disk(spec);
+        if (!cd)
+            return fail(USAGE, cd.error().message());
+        if (!cd->romfile.empty() || !cd->serial.empty() || cd->bus != vmm::VmConfig::DiskBus::Virtio)
+            return fail(USAGE, fmt::format("--cdrom '{}': only path, format, readonly and bootindex apply", spec));
+        cd->bus = vmm::VmConfig::DiskBus::Ide;
+        cd->cdrom = true;
+        cd->read_only = true;
+        config.disks.push_back(std::move(*cd));
+    }
+    {
+        size_t ide = 0;
+        for (auto const& d : config.disks)
+            ide += d.bus == vmm::VmConfig::DiskBus::Ide;
+        if (ide > 4)
+            return fail(USAGE, fmt::format("{} IDE drives and CD-ROMs: the IDE controller has 4 positions", ide));
     }
     for (auto const& spec : o.nets) {
         auto n = net::parse_net_option(spec);
@@ -296,9 +323,14 @@ std::function<int()> register_run_command(CLI::App& app)
         "Boot order for the firmware: disk, cdrom, net, comma-separated (after devices with bootindex=)");
     cmd->add_option("--fw-cfg", o->fw_cfg, "Add a fw_cfg file for the firmware: name=NAME,file=PATH (repeatable)");
     cmd->add_option("--disk", o->disks,
-        "A virtio-blk disk: path=FILE[,format=raw|qcow2][,readonly=on][,serial=S][,romfile=ROM][,bootindex=N] (locked "
+        "A disk: path=FILE[,format=raw|qcow2][,if=virtio|ide][,readonly=on][,serial=S][,romfile=ROM][,bootindex=N] "
+        "(if=virtio, the default: a virtio-blk; if=ide: an ATA disk on the PIIX3 IDE, primary master/slave, then "
+        "secondary; locked "
         "against other writers; romfile: a PCI option ROM for the device; bootindex: firmware boot priority; "
         "repeatable)");
+    cmd->add_option("--cdrom", o->cdroms,
+        "An ATAPI CD-ROM on the IDE controller (secondary master first), read-only: FILE or "
+        "path=FILE[,format=raw|qcow2][,bootindex=N] (repeatable)");
     cmd->add_option("--net", o->nets,
         "A NIC: user[,hostfwd=tcp:127.0.0.1:HPORT-:GPORT][,tftp=DIR][,bootfile=NAME][,net=10.0.2.0/24][,mac=MAC]"
         "[,model=virtio|e1000|rtl8139|pcnet][,romfile=ROM] (user networking through libslirp: DHCP, DNS, outgoing connections, forwards) "

@@ -127,6 +127,12 @@ GuestMemory::Region const* GuestMemory::find(GuestAddr addr, uint64_t len) const
 
 bool GuestMemory::is_valid_range(GuestAddr addr, uint64_t len) const { return find(addr, len) != nullptr; }
 
+bool GuestMemory::is_ram(GuestAddr addr, uint64_t len) const
+{
+    auto const* r = find(addr, len);
+    return r && r->kind == RegionKind::Ram;
+}
+
 Result<GuestSpan> GuestMemory::span(GuestAddr addr, uint64_t len) const
 {
     auto const* r = find(addr, len);

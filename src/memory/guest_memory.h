@@ -77,6 +77,8 @@ public:
     [[nodiscard]] Result<GuestSpan> span(GuestAddr addr, uint64_t len) const;
     /// True if [addr, addr+len) lies inside one region.
     bool is_valid_range(GuestAddr addr, uint64_t len) const;
+    /// True if [addr, addr+len) lies inside one RAM region (not ROM): where a device may DMA.
+    bool is_ram(GuestAddr addr, uint64_t len) const;
 
     /// Gives the host memory behind [addr, addr+len) back to the host (the guest reads zeros there afterwards):
     /// page-aligned RAM only. For memory this object does not own (from_buffers) it zero-fills instead.

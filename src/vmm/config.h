@@ -32,9 +32,12 @@ struct VmConfig {
         std::string path; // host file with the contents
     };
     std::vector<FwCfgFile> fw_cfg_files;
-    /// A virtio-blk disk (--disk).
+    /// A disk (--disk: virtio-blk, or with if=ide an ATA disk on the PIIX3 IDE) or an ATAPI CD-ROM (--cdrom).
+    enum class DiskBus : uint8_t { Virtio, Ide };
     struct DiskConfig {
         std::string path;
+        DiskBus bus { DiskBus::Virtio };
+        bool cdrom { false }; // an ATAPI CD-ROM (IDE, read-only)
         bool read_only { false };
         std::string serial;
         std::string romfile; // PCI option ROM for the device ("" none)

@@ -1,5 +1,7 @@
 // build_machine(): the one place where a hako machine is put together. Every device in the machine is
 // created and wired here, in order; read this function to know what the guest sees.
+#include <algorithm>
+#include <array>
 #include <fstream>
 #include <sys/epoll.h>
 #include <sys/random.h>
@@ -17,6 +19,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "devices/display/std_vga.h"
+#include "devices/ide/piix3_ide.h"
 #include "devices/legacy/acpi_pm.h"
 #include "devices/legacy/cmos_rtc.h"
 #include "devices/legacy/debug_exit.h"
@@ -372,7 +375,62 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
         std::string path;                        // the OpenFirmware-style path SeaBIOS matches
     };
     std::vector<BootDevice> boot_devices;
+    // What a BIOS does to the IDE function before the OS (direct boot): IDE decode enable in IDETIM for both
+    // channels, which Linux's ata_piix checks before it probes a channel.
+    std::function<void()> bios_ide_setup = [] { };
+    // IDE: the PIIX3's IDE function (01.1) with its legacy channels, only when a drive is on it. CD-ROMs take the
+    // secondary master first; disks fill primary master, primary slave, secondary master, secondary slave.
+    if (std::any_of(config.disks.begin(), config.disks.end(), [](auto const& d) { return d.bus == VmConfig::DiskBus::Ide; })) {
+        using namespace devices::ide;
+        auto ide = TRY(Piix3Ide::create(*m->m_memory, { irq(PRIMARY_IRQ), irq(SECONDARY_IRQ) }));
+        std::array<bool, 4> used {}; // position = channel * 2 + unit
+        auto place = [&](std::initializer_list<unsigned> order) -> unsigned {
+            for (unsigned p : order)
+                if (!used[p]) {
+                    used[p] = true;
+                    return p;
+                }
+            return 4;
+        };
+        unsigned index = 0;
+        for (bool cdrom_pass : { true, false }) {
+            for (size_t i = 0; i < disks.size(); ++i) {
+                auto const& d = config.disks[i];
+                if (d.bus != VmConfig::DiskBus::Ide || d.cdrom != cdrom_pass)
+                    continue;
+                unsigned const pos = cdrom_pass ? place({ 2, 3, 1, 0 }) : place({ 0, 1, 2, 3 });
+                if (pos >= 4)
+                    return Error(ErrorKind::InvalidArgument, "The IDE controller has 4 positions");
+                unsigned const chan = pos / 2;
+                unsigned const unit = pos % 2;
+                ide->channel(chan).attach(unit, std::make_shared<IdeDrive>(d.cdrom ? DriveKind::Cdrom : DriveKind::Disk,
+                    disks[i], d.serial, index++));
+                boot_devices.push_back({ d.cdrom ? VmConfig::BootKind::Cdrom : VmConfig::BootKind::Disk, d.bootindex,
+                    fmt::format("/pci@i0cf8/ide@{:x},1/drive@{:x}/disk@{:x}", PIIX3_SLOT, chan, unit) });
+            }
+        }
+        TRY(pci_root->add_function(ide, PIIX3_SLOT, Piix3Ide::FUNCTION));
+        bios_ide_setup = [ide = ide.get()] { ide->enable_decode(); };
+        TRY(add_pio(PRIMARY_COMMAND_PORT, COMMAND_BLOCK_SIZE, make_command_ports(ide->channel_ptr(0))));
+        TRY(add_pio(PRIMARY_CONTROL_PORT, 1, make_control_port(ide->channel_ptr(0))));
+        TRY(add_pio(SECONDARY_COMMAND_PORT, COMMAND_BLOCK_SIZE, make_command_ports(ide->channel_ptr(1))));
+        TRY(add_pio(SECONDARY_CONTROL_PORT, 1, make_control_port(ide->channel_ptr(1))));
+        m->m_device_list.push_back({ { "name", "piix3-ide" }, { "pci_slot", PIIX3_SLOT } });
+        m->m_counters.emplace_back("piix3-ide", [ide] {
+            nlohmann::json j = nlohmann::json::array();
+            for (unsigned c = 0; c < 2; ++c) {
+                auto const st = ide->channel(c).stats();
+                j.push_back({ { "commands", st.commands }, { "aborted", st.aborted }, { "io_errors", st.io_errors },
+                    { "dma_transfers", st.dma_transfers }, { "bad_prd_tables", st.bad_prd_tables },
+                    { "bad_accesses", st.bad_accesses } });
+            }
+            return nlohmann::json { { "channels", j } };
+        });
+    }
+    size_t virtio_disks = 0;
     for (size_t i = 0; i < disks.size(); ++i) {
+        if (config.disks[i].bus != VmConfig::DiskBus::Virtio)
+            continue;
         devices::virtio::blk::BlkOptions options;
         options.read_only = config.disks[i].read_only;
         options.serial = config.disks[i].serial;
@@ -385,7 +443,7 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
                 if (auto b = weak.lock())
                     b->handle_completions();
             }));
-        uint8_t const slot = TRY(add_virtio(fmt::format("virtio-blk{}", i), blk, [blk] { return to_json(blk->stats()); },
+        uint8_t const slot = TRY(add_virtio(fmt::format("virtio-blk{}", virtio_disks++), blk, [blk] { return to_json(blk->stats()); },
             std::move(disk_roms[i])));
         boot_devices.push_back({ VmConfig::BootKind::Disk, config.disks[i].bootindex,
             fmt::format("/pci@i0cf8/scsi@{:x}/disk@0,0", slot) });
@@ -484,13 +542,16 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     }
     // Direct boot: nobody else will place the BARs and route PCI interrupts, so do what a BIOS does (again after
     // every reset, which puts the functions back in their power-on state).
-    if (!config.firmware)
+    if (!config.firmware) {
         TRY(devices::pci::assign_pci_resources(*pci_root, direct_boot_pci_windows(ram), PIIX3_SLOT));
-    m->m_reset_devices = [pci_root = pci_root.get(), direct = !config.firmware, ram] {
+        bios_ide_setup();
+    }
+    m->m_reset_devices = [pci_root = pci_root.get(), direct = !config.firmware, ram, bios_ide_setup] {
         pci_root->reset_all();
         if (direct) {
             if (auto r = devices::pci::assign_pci_resources(*pci_root, direct_boot_pci_windows(ram), PIIX3_SLOT); !r)
                 HAKO_ERROR("PCI resources after reset: {}", r.error().message());
+            bios_ide_setup();
         }
     };
 

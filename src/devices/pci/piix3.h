@@ -5,7 +5,8 @@
 // Also intx_to_pirq(): the PC board wiring of slot INTx pins to PIRQA-D, as QEMU's pc machine and SeaBIOS
 // (piix_pci_slot_get_irq) do it: pirq = (slot - 1 + (pin - 1)) & 3, pin 1 = INTA#.
 // Deliberately not modelled: the ISA devices behind it (PIC, PIT, DMA, RTC live in devices/legacy), the ELCR
-// at ports 0x4D0/0x4D1, top of memory (0x69), the IDE/USB functions, APIC chip select and the deterministic
+// at ports 0x4D0/0x4D1, top of memory (0x69), the USB function (the IDE function is devices/ide/piix3_ide.h), APIC
+// chip select and the deterministic
 // latency registers.
 #pragma once
 
