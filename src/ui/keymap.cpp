@@ -62,12 +62,6 @@ constexpr std::optional<size_t> index_of(std::string_view name)
     return std::nullopt;
 }
 
-constexpr PhysicalKey key(std::string_view name)
-{
-    // A name not in KEYS is a compile error in a constant expression (value() of an empty optional).
-    return KEYS[index_of(name).value()];
-}
-
 // The unshifted character of the US key that types an ASCII character (shifted characters are typed with Shift on
 // the same key).
 constexpr char unshifted(char c)
@@ -110,7 +104,8 @@ constexpr KeysymName FUNCTION_KEYSYMS[] = {
     { 0xfe03, "Alt_R" } /* ISO_Level3_Shift (AltGr) */, { 0xff7e, "Alt_R" } /* Mode_switch */,
 };
 
-// Resolved once at compile time: keysym -> index into KEYS.
+// Resolved once at compile time: keysym -> index into KEYS (a name not in KEYS is a compile error: value() of an
+// empty optional in a constant expression).
 struct KeysymIndex {
     uint32_t keysym;
     uint8_t index;
