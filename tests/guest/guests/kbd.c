@@ -6,8 +6,9 @@
  *   mode=set1   translation off and the keyboard switched to set 1 (F0 01)
  *
  * Setup: interrupts off in the command byte (the guest polls), keyboard interface enabled, keyboard reset (FA AA),
- * scan code set selected and read back (F0 00), scanning enabled (F4). Then "kbd: ready" and, for every byte,
- * "kbd: byte XX", until any byte arrives on COM1 (the harness's "done"), bounded by an iteration count.
+ * scan code set selected and read back (F0 00), scanning enabled (F4); the mouse interface enabled (A8) and the
+ * mouse set streaming (D4 F4, FA). Then "kbd: ready" and, for every byte, "kbd: byte XX" (keyboard) or
+ * "kbd: mouse XX" (mouse), until any byte arrives on COM1 (the harness's "done"), bounded by an iteration count.
  * Exit codes: 2 controller timeout, 3 unexpected reply, 4 no go-ahead, 5 unknown mode.
  */
 #include "guest.h"
@@ -89,6 +90,10 @@ int guest_main(void)
     uint8_t set = read_byte();
     data(0xf4);
     expect(0xfa, "enable scanning ACK");
+    command(0xa8);
+    command(0xd4);
+    data(0xf4);
+    expect(0xfa, "mouse enable streaming ACK");
     printf("kbd: mode %s, command byte %x, keyboard reports set %x\n", mode, cmd, set);
     printf("kbd: ready\n");
 
@@ -97,7 +102,7 @@ int guest_main(void)
         if ((status & STATUS_OBF) && !(status & STATUS_AUXB))
             printf("kbd: byte %02x\n", inb(I8042_DATA));
         else if (status & STATUS_OBF)
-            (void)inb(I8042_DATA);
+            printf("kbd: mouse %02x\n", inb(I8042_DATA));
         if (inb(COM1 + UART_LSR) & UART_LSR_DR) {
             (void)inb(COM1 + UART_RBR);
             printf("kbd: done\n");
