@@ -166,7 +166,9 @@ void VncServer::run()
     auto next_frame = Clock::now();
     while (!m_stop.load(std::memory_order_relaxed)) {
         accept_unix_clients();
-        if (Clock::now() >= next_frame) {
+        // Nobody watching, nothing rendered: a client's first update may show the last frame rendered, and the
+        // next refresh (within REFRESH_MS) sends what changed since.
+        if (m_screen->clientHead && Clock::now() >= next_frame) {
             refresh();
             next_frame = Clock::now() + std::chrono::milliseconds(REFRESH_MS);
         }

@@ -1,10 +1,10 @@
 // VncServer: hako's built-in VNC (RFB) server, on libvncserver, for `--vnc`.
 //
 // One thread ("vnc") owns the libvncserver screen: it waits for client messages (rfbProcessEvents, 10 ms at a
-// time), accepts unix-socket clients itself (libvncserver listens on TCP only) and about 30 times a second renders
-// the display through the `render` hook (the same renderer as screenshots), compares the frame with the previous
-// one tile by tile (DirtyTiles) and marks only the changed rectangles modified; libvncserver sends them to clients
-// that asked for updates. A frame of a new size resizes the framebuffer (clients that support the DesktopSize
+// time), accepts unix-socket clients itself (libvncserver listens on TCP only) and, while a client is connected,
+// about 30 times a second renders the display through the `render` hook (the same renderer as screenshots),
+// compares the frame with the previous one tile by tile (DirtyTiles) and marks only the changed rectangles
+// modified; libvncserver sends them to clients that asked for updates. A frame of a new size resizes the framebuffer (clients that support the DesktopSize
 // pseudo-encoding are told). Key events become PS/2 scan codes (keymap.h) in the set the guest reads, pointer
 // events PS/2 mouse packets (ps2_mouse.h); both are handed to the `keyboard`/`mouse` hooks on this thread.
 // Clients are hostile too: libvncserver parses the protocol; every keysym and position they send goes through the
