@@ -83,7 +83,7 @@ Result<std::unique_ptr<VncServer>> VncServer::start(VncOptions const& options, H
 Result<void> VncServer::listen(VncOptions const& options)
 {
     rfbLog = vnc_log;
-    rfbErr = vnc_err;
+    rfbErr = vnc_log; // while starting, a failure is reported once, as hako's error (one line)
     int argc = 1;
     char name[] = "hako";
     char* argv[] = { name, nullptr };
@@ -139,7 +139,9 @@ Result<void> VncServer::listen(VncOptions const& options)
     }
     rfbInitServer(m_screen);
     if (options.kind == VncOptions::Kind::Tcp && m_screen->listenSock == RFB_INVALID_SOCKET)
-        return Error(ErrorKind::Io, fmt::format("VNC: cannot listen on {}:{}", options.host, options.port));
+        return Error(ErrorKind::Io,
+            fmt::format("VNC: cannot listen on {}:{} (address in use or not on this host?)", options.host, options.port));
+    rfbErr = vnc_err;
     if (options.kind == VncOptions::Kind::Tcp)
         HAKO_INFO("VNC server on {}:{}", options.host, options.port);
     else
