@@ -16,8 +16,10 @@ allowed() {
     devices) echo "base memory bus arch block net devices" ;;
     kvm) echo "base memory arch kvm" ;;
     api) echo "base api" ;;
-    vmm) echo "base memory arch bus block net devices kvm api vmm" ;;
-    cli) echo "base memory arch bus block net devices kvm api vmm cli" ;;
+    # the display's outputs and input (VNC): renders through devices/display's Image, feeds PS/2 bytes to hooks
+    ui) echo "base devices ui" ;;
+    vmm) echo "base memory arch bus block net devices kvm api ui vmm" ;;
+    cli) echo "base memory arch bus block net devices kvm api ui vmm cli" ;;
   esac
 }
 for f in $(find src -name '*.h' -o -name '*.cpp'); do

@@ -7,12 +7,14 @@ PACKAGES=(
   g++ gcc make cmake ninja-build pkg-config
   libfmt-dev libspdlog-dev libcli11-dev libslirp-dev liburing-dev libboost-dev nlohmann-json3-dev zlib1g-dev
   libpng-dev  # screenshots (PNG)
+  libvncserver-dev  # the built-in VNC server (--vnc)
   # tests: unit (GoogleTest), sanitizer and libFuzzer builds (clang), test guests (gcc, 32-bit freestanding)
   googletest libgtest-dev clang libclang-rt-14-dev
   # guests and references: Debian kernel pieces, busybox initramfs, SeaBIOS, iPXE, QEMU as the reference VMM
   qemu-system-x86 qemu-utils seabios ipxe-qemu busybox-static cpio xz-utils zstd
   grub-rescue-pc  # grub-rescue-cdrom.iso: SeaBIOS boots it from the IDE CD-ROM
   acpica-tools python3 python3-yaml time bc dmidecode
+  openssl  # the VNC test client's DES (VNC authentication)
   # tap networking tests: network namespaces and taps (iproute2), a DHCP server on the tap (dnsmasq)
   iproute2 dnsmasq-base
   # benchmarks: exits to userspace per request (perf stat -e kvm:kvm_userspace_exit)

@@ -32,6 +32,7 @@ struct RunOptions {
     std::string balloon;
     std::string console { "serial" };
     std::string vga; // empty: the default for the boot kind
+    std::string vnc;
     bool cmdline_given { false };
     bool debug_exit { false };
     int verbose { 0 };
@@ -285,6 +286,14 @@ int run(RunOptions const& o)
             config.vga_romfile = (*parts)[i].value;
         }
     }
+    if (!o.vnc.empty()) {
+        auto vnc = ui::parse_vnc_options(o.vnc);
+        if (!vnc)
+            return fail(USAGE, vnc.error().message());
+        if (config.vga != vmm::VgaKind::Std)
+            return fail(USAGE, "--vnc needs a display: --vga std (the default with --firmware)");
+        config.vnc = std::move(*vnc);
+    }
     config.console = o.console == "virtio" ? vmm::ConsoleKind::Virtio : vmm::ConsoleKind::Serial;
     config.debug_exit = o.debug_exit;
     if (char const* dev = std::getenv("HAKO_KVM_DEVICE"))
@@ -344,6 +353,9 @@ std::function<int()> register_run_command(CLI::App& app)
     cmd->add_option("--vga", o->vga,
         "Display: std[,romfile=VGABIOS] (PCI std VGA, 1234:1111; screenshots through the API socket) or none. "
         "Default: std with --firmware, none for --kernel direct boot");
+    cmd->add_option("--vnc", o->vnc,
+        "A VNC server showing the display, with keyboard and mouse input (PS/2, US layout): IPV4:PORT (e.g. "
+        "127.0.0.1:5900) or unix:PATH, [,password=SECRET] (VNC authentication, 1-8 characters). Needs --vga std");
     cmd->add_option("--balloon", o->balloon,
         "A virtio-balloon: target_mib=N[,stats_interval=SECONDS] (target changed later through the API socket)");
     cmd->add_option("--api-socket", o->api_socket,

@@ -8,6 +8,7 @@
 
 #include "block/image_format.h"
 #include "net/net_options.h"
+#include "ui/vnc_options.h"
 
 namespace hako::vmm {
 
@@ -64,6 +65,7 @@ struct VmConfig {
     /// direct kernel boot.
     VgaKind vga { VgaKind::None };
     std::string vga_romfile { "/usr/share/seabios/vgabios-stdvga.bin" }; // its VGA BIOS, loaded with --firmware only
+    std::optional<ui::VncOptions> vnc;       // --vnc: the built-in VNC server (needs --vga std)
     std::optional<std::string> api_socket; // --api-socket PATH
     bool debug_exit { false };
     std::optional<std::string> debugcon;

@@ -34,6 +34,7 @@ static void install_kick_handler()
 Machine::~Machine()
 {
     m_api.reset(); // no more commands
+    m_vnc.reset(); // no more frames or input
     stop_vcpus();
     // PCI devices go first: their BARs are ranges on m_pio/m_mmio, and the buses hold the configuration front ends
     // that hold the root, so waiting for member destruction would unmap BARs from a bus being destroyed.

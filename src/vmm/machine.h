@@ -19,6 +19,7 @@
 #include "kvm/vcpu.h"
 #include "kvm/vm.h"
 #include "memory/guest_memory.h"
+#include "ui/vnc_server.h"
 #include "vmm/config.h"
 
 namespace hako::devices::pci {
@@ -93,6 +94,7 @@ private:
     bool m_paused { false };                // event loop thread only
     std::shared_ptr<devices::virtio::VirtioBalloon> m_balloon;
     std::shared_ptr<devices::display::Vga> m_vga; // --vga std: what vm.screenshot renders
+    std::unique_ptr<ui::VncServer> m_vnc;          // --vnc; stopped first on teardown (it renders the VGA)
 
     /// Exits to userspace, all vCPUs (relaxed atomics: statistics only), for vm.counters.
     struct ExitCounters {

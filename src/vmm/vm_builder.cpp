@@ -340,6 +340,26 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
                 { "framebuffer_slots", bar_mapper->slot_count() }, { "slot_failures", bar_mapper->failed_count() } };
         });
         m->m_vga = vga;
+        // The VNC server: the screen rendered from this VGA, its input into the i8042's keyboard and mouse.
+        if (config.vnc) {
+            ui::VncServer::Hooks hooks;
+            hooks.render = [vga] { return vga->render(); };
+            hooks.keyboard = [i8042](std::span<uint8_t const> b) { i8042->push_keyboard_bytes(b); };
+            hooks.mouse = [i8042](std::span<uint8_t const> b) { i8042->push_mouse_bytes(b); };
+            hooks.scancode_set = [i8042] { return ui::scancode_set_for(i8042->scancode_set(), i8042->translating()); };
+            hooks.keyboard_room = [i8042] { return i8042->keyboard_room(); };
+            hooks.mouse_room = [i8042] { return i8042->mouse_room(); };
+            m->m_vnc = TRY(ui::VncServer::start(*config.vnc, std::move(hooks)));
+            auto* vnc = m->m_vnc.get();
+            m->m_counters.emplace_back("vnc", [vnc] {
+                auto const s = vnc->stats();
+                return nlohmann::json { { "frames", s.frames }, { "rects", s.rects }, { "key_events", s.key_events },
+                    { "keys_unmapped", s.keys_unmapped }, { "pointer_events", s.pointer_events },
+                    { "input_dropped", s.input_dropped } };
+            });
+        }
+    } else if (config.vnc) {
+        return Error(ErrorKind::InvalidArgument, "--vnc needs a display (--vga std)");
     }
 
     // virtio-pci devices, slots 2 and up in this order: disks, then rng. MSI-X through KVM GSI routes and irqfds,

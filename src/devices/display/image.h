@@ -1,6 +1,7 @@
 // Image: what a display renders to: 32-bit pixels 0x00RRGGBB, row-major, no padding.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

@@ -495,6 +495,18 @@ size_t I8042::queued() const
     return m_ctrl_queue.size() + m_kbd_queue.size() + m_aux_queue.size();
 }
 
+size_t I8042::keyboard_room() const
+{
+    std::lock_guard lock(m_mutex);
+    return QUEUE_LIMIT - std::min(QUEUE_LIMIT, m_kbd_queue.size());
+}
+
+size_t I8042::mouse_room() const
+{
+    std::lock_guard lock(m_mutex);
+    return QUEUE_LIMIT - std::min(QUEUE_LIMIT, m_aux_queue.size());
+}
+
 void I8042Port::read(uint64_t offset, std::span<uint8_t> data)
 {
     if (offset != 0 || data.size() != 1) {

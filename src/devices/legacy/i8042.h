@@ -78,6 +78,10 @@ public:
     bool translating() const;
     /// Bytes waiting in all queues, excluding the output buffer (for tests and fuzzers).
     size_t queued() const;
+    /// How many more bytes the keyboard's / the mouse's queue takes now (the host input layer paces its input so
+    /// that a burst, such as a VNC client's pasted text, is not cut). Thread-safe.
+    size_t keyboard_room() const;
+    size_t mouse_room() const;
 
 private:
     enum class Source : uint8_t { Keyboard, Mouse };

@@ -259,3 +259,23 @@ TEST_F(I8042Test, DirectDeviceOffsetsAndBadAccesses)
     cmd_port.write(0, std::span<uint8_t const>(wide, 2)); // 0x00 0x00 as a word: ignored, not a command
     EXPECT_TRUE(sys.events.empty());
 }
+
+TEST_F(I8042Test, RoomTellsHowManyBytesTheQueuesTake)
+{
+    EXPECT_EQ(ctl->keyboard_room(), I8042::QUEUE_LIMIT);
+    EXPECT_EQ(ctl->mouse_room(), I8042::QUEUE_LIMIT);
+    std::vector<uint8_t> const ten(10, 0x1e);
+    ctl->push_keyboard_bytes(ten); // one goes to the output buffer, nine wait
+    EXPECT_EQ(ctl->keyboard_room(), I8042::QUEUE_LIMIT - 9);
+    std::vector<uint8_t> const fill(ctl->keyboard_room(), 0x9e);
+    ctl->push_keyboard_bytes(fill);
+    EXPECT_EQ(ctl->keyboard_room(), 0u);
+    EXPECT_EQ(drain().size(), 1 + I8042::QUEUE_LIMIT); // nothing pushed within the room was dropped
+    EXPECT_EQ(ctl->keyboard_room(), I8042::QUEUE_LIMIT);
+    command(0xd4);
+    send(0xf4);
+    drain();
+    std::vector<uint8_t> const packets(6, 0x08);
+    ctl->push_mouse_bytes(packets);
+    EXPECT_EQ(ctl->mouse_room(), I8042::QUEUE_LIMIT - 5);
+}
