@@ -19,7 +19,7 @@
 #          dnsmasq serving the guest 10.0.3.15 by DHCP, the peer, and the VMM (--net tap=IFNAME); serve connects to
 #          10.0.3.15:7 directly. tap-echo-csum: echo with the guest driver's checksum offload both ways (csum=1): the
 #          driver must report partial checksums sent and received.
-#   nic    virtio (default), e1000 or rtl8139; passed to the guest as nic= and to the VMM as the NIC model.
+#   nic    virtio (default), e1000, rtl8139 or ne2k_pci; passed to the guest as nic= and to the VMM as the NIC model.
 # Environment: HAKO, QEMU (as run-guest-test.sh), LOG (the guest's serial log; default: a temp file).
 set -u
 [ $# -ge 3 ] || { sed -n '2,15p' "$0" >&2; exit 2; }

@@ -2,7 +2,7 @@
  * router 10.0.2.2 = the host's 127.0.0.1, DNS 10.0.2.3, DHCP hands out 10.0.2.15).
  *
  *   nic=virtio       the NIC: virtio (virtio-net, lib/virtio_net.c), e1000 (Intel 82540EM, lib/e1000.c) or
- *                    rtl8139 (Realtek RTL8139C+ in C mode, lib/rtl8139.c)
+ *                    rtl8139 (Realtek RTL8139C+ in C mode, lib/rtl8139.c) or ne2k_pci (RTL8029AS, lib/ne2k.c)
  *   mode=echo        DHCP; TCP connect to server:port (server= defaults to the DHCP router); sends bytes= (default
  *                    1 MiB) of a pattern while reading the echo back; compares; closes (FIN both ways).
  *   mode=serve       DHCP; listens on listen= (default 7), prints "net: listening", accepts one connection and echoes
@@ -244,6 +244,8 @@ int guest_main(void)
         found = e1000_init(&s_nic);
     else if (strcmp(nic, "rtl8139") == 0)
         found = rtl8139_init(&s_nic);
+    else if (strcmp(nic, "ne2k_pci") == 0)
+        found = ne2k_init(&s_nic);
     else
         fail(2, "unknown nic=%s", nic);
     if (!found)

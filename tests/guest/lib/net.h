@@ -51,6 +51,7 @@ struct nic {
 bool virtio_net_init(struct nic* nic);
 bool e1000_init(struct nic* nic); /* lib/e1000.c: Intel 82540EM */
 bool rtl8139_init(struct nic* nic); /* lib/rtl8139.c: Realtek RTL8139C+ in C mode */
+bool ne2k_init(struct nic* nic); /* lib/ne2k.c: Realtek RTL8029AS (NE2000 PCI) */
 
 /* RFC 1071 for drivers that offload checksums: the one's complement sum of len bytes (from an even offset) added to
  * sum, in native byte order, and its folded complement (store it with a native 16-bit store). */
