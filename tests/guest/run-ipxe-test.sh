@@ -8,9 +8,10 @@
 #
 # usage: run-ipxe-test.sh <hako|qemu> <rom> <model>
 #   model: virtio (the ROM declares 1af4:1041, so the NIC is modern-only: hako legacy=off, QEMU disable-legacy=on)
+#          or ne2k_pci (pxe-ne2k_pci.rom, the RTL8029AS)
 # Environment: HAKO, QEMU, LOG (the serial log; default a temp file), BIOS (default /usr/share/seabios/bios-256k.bin)
 set -u
-[ $# -eq 3 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
+[ $# -eq 3 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
 vmm=$1 rom=$2 model=$3
 bios=${BIOS:-/usr/share/seabios/bios-256k.bin}
 log=${LOG:-$(mktemp)}
@@ -19,6 +20,7 @@ mkdir -p "$(dirname "$log")"
 [ -f "$bios" ] || { echo "run-ipxe-test: FAIL: no firmware $bios (package seabios)"; exit 1; }
 case $model in
     virtio) hako_nic="user,romfile=$rom,legacy=off" qemu_dev="virtio-net-pci,netdev=n0,disable-legacy=on,romfile=$rom" ;;
+    ne2k_pci) hako_nic="user,model=ne2k_pci,romfile=$rom" qemu_dev="ne2k_pci,netdev=n0,romfile=$rom" ;;
     *) echo "run-ipxe-test: unknown model $model" >&2; exit 2 ;;
 esac
 case $vmm in
