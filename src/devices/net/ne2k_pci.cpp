@@ -530,7 +530,10 @@ bool Ne2kPci::receive_locked(std::span<uint8_t const> frame)
     }
     size_t const padded = std::max(frame.size(), ETH_MIN_PADDED);
     auto const total = static_cast<uint32_t>(RX_HEADER + padded + FCS_LEN);
-    uint32_t const pages = (total + PAGE_SIZE - 1) / PAGE_SIZE;
+    // The chip moves to a fresh page after the last byte, so a frame that ends on a page boundary takes one more
+    // page: the next packet pointer is the page after the one the local DMA address ends in (Linux's 8390.c checks
+    // exactly that).
+    uint32_t const pages = total / PAGE_SIZE + 1;
     uint32_t const ring_pages = m_pstop - m_pstart;
     uint32_t const free_pages = (m_bnry + ring_pages - m_curr) % ring_pages; // CURR == BNRY: full
     if (pages > free_pages) {

@@ -32,7 +32,8 @@
 // not 0) the frame goes to this NIC's own receive path instead of the backend.
 // Receive: a frame passes the RCR filters (PRO; AB: broadcast; AM: MAR hashed by the top 6 bits of the big-endian
 // CRC-32 of the destination; PAR), is padded to 60 bytes, gets its FCS and a 4-byte header (RSR, next page, byte
-// count with header and FCS) and is written from page CURR through the ring PSTART..PSTOP, wrapping. The ring is
+// count with header and FCS) and is written from page CURR through the ring PSTART..PSTOP, wrapping; the next page
+// is the one after the page the last byte's successor falls in (count / 256 + 1 pages). The ring is
 // full when the pages from CURR up to BNRY (CURR == BNRY: none) cannot hold the frame: then ISR.OVW, RSR.MPA and
 // CNTR2 are set and the frame is refused (the backend keeps it and retries when the driver moves BNRY or starts the
 // NIC). RCR.MON counts a frame (CNTR2) without storing it. While stopped (CR.STP) frames are dropped.

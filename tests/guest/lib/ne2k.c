@@ -149,14 +149,14 @@ static uint32_t ne2k_poll_recv(struct nic* nic, void* buf)
         const uint8_t* hdr = (const uint8_t*)s_dma;
         uint8_t status = hdr[0], next = hdr[1];
         uint32_t count = (uint32_t)(hdr[2] | hdr[3] << 8);
-        /* The frame's pages: the count says, or (QEMU, whose count leaves out the FCS it does not store) the count
-         * plus 4. */
-        uint32_t expect = page + (count + PAGE - 1) / PAGE, expect_fcs = page + (count + 4 + PAGE - 1) / PAGE;
+        /* The frame's pages: what the count needs, or one more (the chip's and Linux's count / 256 + 1 for a frame
+         * that ends on a page boundary; QEMU reserves room for an FCS it does not store). */
+        uint32_t expect = page + (count + PAGE - 1) / PAGE, expect_more = expect + 1;
         if (expect >= RX_STOP)
             expect -= RX_STOP - RX_START;
-        if (expect_fcs >= RX_STOP)
-            expect_fcs -= RX_STOP - RX_START;
-        if (!(status & RSR_PRX) || count < 4 + 60 || count > 4 + FRAME_BUF || (next != expect && next != expect_fcs))
+        if (expect_more >= RX_STOP)
+            expect_more -= RX_STOP - RX_START;
+        if (!(status & RSR_PRX) || count < 4 + 60 || count > 4 + FRAME_BUF || (next != expect && next != expect_more))
             fail(15, "ne2k: bad receive header at page %x: status %x next %x (expected %x) count %u", page, status,
                 next, expect, count);
         uint32_t len = count - 4; /* hako stores the FCS after the frame, QEMU does not: the stack ignores it */

@@ -339,6 +339,16 @@ TEST_F(Ne2kPciTest, ReceiveWritesHeaderFrameAndFcsIntoTheRing)
     EXPECT_EQ(m_dev->stats().rx_frames, 2u);
 }
 
+TEST_F(Ne2kPciTest, FrameEndingOnAPageBoundaryTakesOneMorePage)
+{
+    start_ring();
+    ASSERT_TRUE(m_dev->receive(frame_to(MAC, 248))); // 4 + 248 + 4 = 256 bytes
+    EXPECT_EQ(curr(), RX_START + 2);
+    EXPECT_EQ(card_read(RX_START * 256, 4)[1], RX_START + 2);
+    ASSERT_TRUE(m_dev->receive(frame_to(MAC, 247))); // 255 bytes: one page
+    EXPECT_EQ(curr(), RX_START + 3);
+}
+
 TEST_F(Ne2kPciTest, ReceiveWrapsAtPstop)
 {
     start_ring();
