@@ -8,6 +8,7 @@
 
 #include "base/bytes.h"
 #include "base/log.h"
+#include "devices/pci/option_rom.h"
 #include "net/checksum.h"
 
 namespace hako::devices::net {
@@ -40,6 +41,8 @@ Result<std::shared_ptr<Ne2kPci>> Ne2kPci::create(std::shared_ptr<hako::net::Back
 {
     if (!backend)
         return Error(ErrorKind::InvalidArgument, "ne2k_pci: no network backend");
+    // iPXE's pxe-ne2k_pci.rom serves every NE2000 PCI clone and names no device: claim ours, as QEMU does.
+    pci::patch_option_rom_ids(options.option_rom, VENDOR_ID, DEVICE_ID);
     bool const rom = !options.option_rom.empty();
     uint64_t const rom_size = std::bit_ceil(std::max<uint64_t>(2048, options.option_rom.size()));
     auto dev = std::make_shared<Ne2kPci>(Passkey {}, std::move(backend), mac, std::move(options));
