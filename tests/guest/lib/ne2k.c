@@ -327,6 +327,11 @@ bool ne2k_init(struct nic* nic)
     s_tx_checked = false;
     s_tx_frames = s_rx_frames = s_rx_wrapped = s_overruns = 0;
 
+    /* At most 5 ring pages per received frame: QEMU's ne2000 takes CURR == BNRY for an empty ring, so a full-size
+     * frame (6 pages) that fills its ring up to BNRY exactly makes it overwrite the unread frames with the next one
+     * (it only writes while 6 pages are free, so smaller frames never fill it exactly). hako's ring, like the
+     * DP8390's, is full at CURR == BNRY. */
+    nic->rx_mss = 1200;
     nic->name = "ne2k";
     nic->send = ne2k_send;
     nic->poll_recv = ne2k_poll_recv;

@@ -45,6 +45,7 @@ struct nic {
     void (*print_stats)(struct nic* nic);
     void* priv;        /* the driver's state */
     uint32_t rx_drops; /* counted by the driver */
+    uint32_t rx_mss;   /* 0: TCP peers may send full frames (MSS 1460); a driver may ask for smaller segments */
 };
 
 /* NIC drivers. Each finds its device, sets it up for polling and fills *nic; false (with a message) if absent. */
