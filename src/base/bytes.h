@@ -1,4 +1,4 @@
-// Little-endian helpers for device registers and wire structures: never cast a pointer to read a field.
+// Little- and big-endian helpers for device registers and wire structures: never cast a pointer to read a field.
 #pragma once
 
 #include <cstdint>
@@ -24,6 +24,20 @@ inline void store_le(std::span<uint8_t> data, uint64_t v)
 }
 
 inline uint16_t get_be16(uint8_t const* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+inline uint32_t get_be32(uint8_t const* p)
+{
+    return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 | p[3];
+}
+inline void put_be16(uint8_t* p, uint16_t v)
+{
+    p[0] = static_cast<uint8_t>(v >> 8);
+    p[1] = static_cast<uint8_t>(v);
+}
+inline void put_be32(uint8_t* p, uint32_t v)
+{
+    put_be16(p, static_cast<uint16_t>(v >> 16));
+    put_be16(p + 2, static_cast<uint16_t>(v));
+}
 inline uint16_t get_le16(uint8_t const* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
 inline uint32_t get_le32(uint8_t const* p)
 {

@@ -7,11 +7,12 @@
 # prints how the run ended and how long each milestone took. On a host with VT-x the prompt still comes first.
 #
 # usage: run-ipxe-test.sh <hako|qemu> <rom> <model>
-#   model: virtio (the ROM declares 1af4:1041, so the NIC is modern-only: hako legacy=off, QEMU disable-legacy=on)
-#          or ne2k_pci (pxe-ne2k_pci.rom, the RTL8029AS; QEMU runs its default ROM, see below)
+#   model: virtio (the ROM declares 1af4:1041, so the NIC is modern-only: hako legacy=off, QEMU disable-legacy=on),
+#          e1000, rtl8139 (the NIC models of the same names on both VMMs),
+#          ne2k_pci (pxe-ne2k_pci.rom, the RTL8029AS; QEMU runs its default ROM, see below)
 # Environment: HAKO, QEMU, LOG (the serial log; default a temp file), BIOS (default /usr/share/seabios/bios-256k.bin)
 set -u
-[ $# -eq 3 ] || { sed -n '2,12p' "$0" >&2; exit 2; }
+[ $# -eq 3 ] || { sed -n '2,13p' "$0" >&2; exit 2; }
 vmm=$1 rom=$2 model=$3
 bios=${BIOS:-/usr/share/seabios/bios-256k.bin}
 log=${LOG:-$(mktemp)}
@@ -20,6 +21,7 @@ mkdir -p "$(dirname "$log")"
 [ -f "$bios" ] || { echo "run-ipxe-test: FAIL: no firmware $bios (package seabios)"; exit 1; }
 case $model in
     virtio) hako_nic="user,romfile=$rom,legacy=off" qemu_dev="virtio-net-pci,netdev=n0,disable-legacy=on,romfile=$rom" ;;
+    e1000|rtl8139) hako_nic="user,model=$model,romfile=$rom" qemu_dev="$model,netdev=n0,romfile=$rom" ;;
     # The ROM's PCI data structure names no device (0000:0000, one image for every NE2000 clone): hako writes the
     # NIC's IDs into it; QEMU only does that for a device's default ROM (Debian: efi-ne2k_pci.rom, whose legacy image
     # is the same iPXE build), so QEMU gets no romfile=. iPXE's legacy ns8390 driver prints the MAC it read from the

@@ -18,20 +18,6 @@ constexpr uint8_t TCP_PSH = 0x08;
 constexpr uint32_t IPV6_HEADER_LEN = 40;
 constexpr size_t ETH_MIN_PADDED = 60;
 
-uint32_t get_be32(uint8_t const* p)
-{
-    return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8 | p[3];
-}
-void put_be16(uint8_t* p, uint32_t v)
-{
-    p[0] = static_cast<uint8_t>(v >> 8);
-    p[1] = static_cast<uint8_t>(v);
-}
-void put_be32(uint8_t* p, uint32_t v)
-{
-    put_be16(p, v >> 16);
-    put_be16(p + 2, v);
-}
 } // namespace
 
 void E1000::process_tx()
@@ -218,17 +204,17 @@ void E1000::tx_segment_tso(size_t total, bool vlan, uint16_t vlan_tci)
         uint32_t const flen = static_cast<uint32_t>(hdr + chunk);
         auto frame = std::span<uint8_t>(m_tx_frame).first(flen);
         if (ipv4) {
-            put_be16(f + c.ipcss + 2, flen - c.ipcss);
+            put_be16(f + c.ipcss + 2, static_cast<uint16_t>(flen - c.ipcss));
             put_be16(f + c.ipcss + 4, static_cast<uint16_t>(ip_id + index));
         } else {
-            put_be16(f + c.ipcss + 4, flen - c.ipcss - IPV6_HEADER_LEN);
+            put_be16(f + c.ipcss + 4, static_cast<uint16_t>(flen - c.ipcss - IPV6_HEADER_LEN));
         }
         if (tcp) {
             put_be32(f + c.tucss + 4, seq + static_cast<uint32_t>(offset));
             if (!last)
                 f[c.tucss + 13] = static_cast<uint8_t>(tcp_flags & ~(TCP_FIN | TCP_PSH));
         } else {
-            put_be16(f + c.tucss + 4, flen - c.tucss);
+            put_be16(f + c.tucss + 4, static_cast<uint16_t>(flen - c.tucss));
         }
         if ((m_tx.popts & TXD_POPTS_IXSM) && ipv4 && tx_insert_checksum(frame, c.ipcss, c.ipcso, c.ipcse))
             ++m_stats.tx_checksums;
@@ -261,7 +247,7 @@ void E1000::tx_send(std::span<uint8_t const> frame, bool vlan, uint16_t vlan_tci
         std::memcpy(w, frame.data(), 12);
         size_t len = 12;
         if (vlan) {
-            put_be16(w + 12, reg(VET) & 0xffff);
+            put_be16(w + 12, static_cast<uint16_t>(reg(VET)));
             put_be16(w + 14, vlan_tci);
             len += 4;
         }

@@ -107,6 +107,9 @@ Rtl8139::Rtl8139(Passkey, memory::GuestMemory const& mem, std::shared_ptr<hako::
     , m_eeprom(eeprom_image(mac))
     , m_tx_buf(TX_SIZE_MAX)
     , m_rx_buf(RX_HEADER + RX_FRAME_MAX + FCS_LEN)
+    , m_cp_tx_frame(CP_TX_FRAME_MAX)
+    , m_cp_segment(CP_TX_WIRE_MAX)
+    , m_cp_wire(CP_TX_WIRE_MAX)
 {
     std::lock_guard lock(m_state_lock);
     power_on_locked();
@@ -178,8 +181,11 @@ void Rtl8139::soft_reset_locked()
     w16(ISR, 0);
     w16(CAPR, CAPR_RESET);
     w16(CPCR, 0);
+    m_regs[TPPOLL] = 0;
     m_rx_write = 0;
     m_rx_starved = false;
+    m_cp_tx_index = m_cp_hi_index = m_cp_rx_index = 0;
+    m_cp_tx_started = m_cp_tx_bad = false;
     update_irq();
 }
 
@@ -259,7 +265,8 @@ void Rtl8139::bar_write(int bar, uint64_t offset, std::span<uint8_t const> data)
         uint32_t const off = static_cast<uint32_t>(offset + i);
         if (!write_byte(off, data[i]))
             continue;
-        uint32_t const base = in(off, TSD0, 16) ? off & ~3u : off & ~1u; // TSDn dwords; CAPR, IMR, ISR, BMCR words
+        // TSDn, TSADn and the C+ ring addresses are dwords; TPPOLL a byte; CAPR, IMR, ISR, BMCR and CPCR words.
+        uint32_t const base = (in(off, TSD0, 32) || in(off, RDSAR, 8)) ? off & ~3u : off == TPPOLL ? off : off & ~1u;
         if (n == 0 || touched[n - 1] != base)
             touched[n++] = base;
     }
@@ -277,8 +284,16 @@ bool Rtl8139::write_byte(uint32_t off, uint8_t value)
         m_regs[off] = static_cast<uint8_t>(value & (INT_VALID >> (8 * (off - IMR))));
         return true;
     }
-    if (in(off, TSD0, 16) || in(off, CAPR, 2) || in(off, BMCR, 2)) {
+    if (in(off, TSD0, 16) || in(off, CAPR, 2) || in(off, BMCR, 2) || in(off, TSAD0, 16) || in(off, RDSAR, 8)) {
         m_regs[off] = value;
+        return true;
+    }
+    if (in(off, CPCR, 2)) {
+        m_regs[off] = static_cast<uint8_t>(value & (CPCR_WRITABLE >> (8 * (off - CPCR))));
+        return true;
+    }
+    if (off == TPPOLL) {
+        m_regs[off] = value & (TPPOLL_HPQ | TPPOLL_NPQ | TPPOLL_FSWINT);
         return true;
     }
     if (in(off, TCTR, 4)) {
@@ -301,7 +316,7 @@ bool Rtl8139::write_byte(uint32_t off, uint8_t value)
         }
         uint8_t const old = m_regs[CR];
         m_regs[CR] = value & (CR_RE | CR_TE);
-        if ((value & CR_TE) && !(old & CR_TE)) {
+        if ((value & CR_TE) && !(old & CR_TE) && !cplus_tx()) {
             for (unsigned slot = 0; slot < 4; ++slot) // slots the driver handed over while TE was clear
                 if (!(r32(TSD0 + 4 * slot) & TSD_OWN))
                     transmit(slot);
@@ -343,9 +358,33 @@ bool Rtl8139::write_byte(uint32_t off, uint8_t value)
 void Rtl8139::register_written(uint32_t base)
 {
     if (in(base, TSD0, 16)) {
+        if (r16(CPCR) & (CPCR_TX_ON | CPCR_RX_ON)) { // C+ mode: the tally counter address
+            if (base == STATS_ADDR && (r32(STATS_ADDR) & STATS_DUMP))
+                dump_tally();
+            return;
+        }
         unsigned const slot = (base - TSD0) / 4;
         if (!(r32(base) & TSD_OWN) && (m_regs[CR] & CR_TE))
             transmit(slot);
+    } else if (in(base, TSAD0, 16)) {
+        if (in(base, TNPDS, 8)) // a new ring starts at its first descriptor
+            m_cp_tx_index = 0;
+        else
+            m_cp_hi_index = 0;
+    } else if (in(base, RDSAR, 8)) {
+        m_cp_rx_index = 0;
+        retry_rx();
+    } else if (base == CPCR) {
+        retry_rx();
+    } else if (base == TPPOLL) {
+        uint8_t const poll = m_regs[TPPOLL];
+        m_regs[TPPOLL] = 0; // the poll completes at once
+        if (poll & TPPOLL_HPQ)
+            cp_transmit_poll(THPDS, m_cp_hi_index);
+        if (poll & TPPOLL_NPQ)
+            cp_transmit_poll(TNPDS, m_cp_tx_index);
+        if (poll & TPPOLL_FSWINT)
+            set_cause(INT_SWINT);
     } else if (base == CAPR) {
         if (m_rx_starved) {
             m_rx_starved = false;
@@ -356,6 +395,16 @@ void Rtl8139::register_written(uint32_t base)
             w16(BMCR, BMCR_DEFAULT); // the PHY reset completes at once
     } else {
         update_irq(); // IMR, ISR
+        if (base == ISR && cplus_rx())
+            retry_rx();
+    }
+}
+
+void Rtl8139::retry_rx()
+{
+    if (m_rx_starved) {
+        m_rx_starved = false;
+        m_backend->rx_buffers_available();
     }
 }
 
@@ -365,6 +414,18 @@ void Rtl8139::set_cause(uint16_t causes)
 {
     w16(ISR, static_cast<uint16_t>(r16(ISR) | causes));
     update_irq();
+}
+
+void Rtl8139::count_received(size_t bytes, uint16_t status)
+{
+    ++m_stats.rx_frames;
+    m_stats.rx_bytes += bytes;
+    if (status & RX_BAR)
+        ++m_stats.rx_broadcast;
+    else if (status & RX_MAR)
+        ++m_stats.rx_multicast;
+    else
+        ++m_stats.rx_unicast;
 }
 
 void Rtl8139::update_irq()
@@ -466,6 +527,8 @@ bool Rtl8139::receive(std::span<uint8_t const> frame)
         ++m_stats.rx_filtered;
         return true;
     }
+    if (cplus_rx())
+        return cp_receive(frame, status);
     size_t const padded = std::max(frame.size(), ETH_MIN_PADDED);
     size_t const pkt_len = padded + FCS_LEN;
     uint32_t const total = static_cast<uint32_t>((RX_HEADER + pkt_len + 3) & ~size_t { 3 });
@@ -500,8 +563,7 @@ bool Rtl8139::receive(std::span<uint8_t const> frame)
         return true;
     }
     m_rx_write = (off + total) % len;
-    ++m_stats.rx_frames;
-    m_stats.rx_bytes += frame.size();
+    count_received(frame.size(), status);
     set_cause(INT_ROK);
     return true;
 }

@@ -13,22 +13,6 @@ namespace hako::net::test {
 
 constexpr MacAddress GUEST_MAC { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
 
-inline void put_be16(uint8_t* p, uint16_t v)
-{
-    p[0] = static_cast<uint8_t>(v >> 8);
-    p[1] = static_cast<uint8_t>(v);
-}
-inline void put_be32(uint8_t* p, uint32_t v)
-{
-    for (int i = 0; i < 4; ++i)
-        p[i] = static_cast<uint8_t>(v >> (24 - 8 * i));
-}
-inline uint32_t get_be32(uint8_t const* p)
-{
-    return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 | static_cast<uint32_t>(p[2]) << 8
-        | p[3];
-}
-
 inline uint16_t ip_checksum(uint8_t const* p, size_t len)
 {
     uint32_t sum = 0;
@@ -44,6 +28,58 @@ inline void put_eth(uint8_t* p, MacAddress const& dst, uint16_t type)
     std::copy(dst.begin(), dst.end(), p);
     std::copy(GUEST_MAC.begin(), GUEST_MAC.end(), p + 6);
     put_be16(p + 12, type);
+}
+
+/// Ethernet (optionally tagged) + IPv4 (10.0.2.15 -> 10.0.2.2, ID 0x1234, DF) or IPv6 + TCP (20-byte header, port
+/// 40000 -> 7, seq 0x01000000, PSH ACK FIN) or UDP (proto 6 or 17), payload bytes i*3+1; checksums left zero.
+inline std::vector<uint8_t> make_ip_frame(bool ipv6, uint8_t proto, size_t payload, bool vlan = false)
+{
+    size_t const eth = vlan ? 18 : 14;
+    size_t const ip = ipv6 ? 40 : 20;
+    size_t const l4 = proto == 6 ? 20 : 8;
+    std::vector<uint8_t> f(eth + ip + l4 + payload, 0);
+    for (int i = 0; i < 6; ++i) {
+        f[static_cast<size_t>(i)] = 0x02;
+        f[6 + static_cast<size_t>(i)] = static_cast<uint8_t>(0x10 + i);
+    }
+    if (vlan) {
+        put_be16(&f[12], 0x8100);
+        put_be16(&f[14], 0x2005);
+    }
+    put_be16(&f[eth - 2], ipv6 ? 0x86dd : 0x0800);
+    uint8_t* h = &f[eth];
+    if (ipv6) {
+        h[0] = 0x60;
+        put_be16(h + 4, static_cast<uint16_t>(l4 + payload));
+        h[6] = proto;
+        h[7] = 64;
+        for (int i = 0; i < 32; ++i)
+            h[8 + i] = static_cast<uint8_t>(0xa0 + i);
+    } else {
+        h[0] = 0x45;
+        put_be16(h + 2, static_cast<uint16_t>(ip + l4 + payload));
+        put_be16(h + 4, 0x1234);
+        put_be16(h + 6, 0x4000); // DF
+        h[8] = 64;
+        h[9] = proto;
+        put_be32(h + 12, 0x0a00020f);
+        put_be32(h + 16, 0x0a000202);
+    }
+    uint8_t* t = h + ip;
+    put_be16(t, 40000);
+    put_be16(t + 2, 7);
+    if (proto == 6) {
+        put_be32(t + 4, 0x01000000);
+        put_be32(t + 8, 0x55);
+        t[12] = 5 << 4;
+        t[13] = 0x18 | 0x01; // PSH ACK FIN
+        put_be16(t + 14, 8192);
+    } else {
+        put_be16(t + 4, static_cast<uint16_t>(8 + payload));
+    }
+    for (size_t i = 0; i < payload; ++i)
+        t[l4 + i] = static_cast<uint8_t>(i * 3 + 1);
+    return f;
 }
 
 constexpr MacAddress BROADCAST { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };

@@ -15,9 +15,6 @@
 using namespace hako;
 using namespace hako::devices::net;
 using namespace hako::devices::net::e1000;
-using hako::net::test::get_be32;
-using hako::net::test::put_be16;
-using hako::net::test::put_be32;
 using memory::GuestAddr;
 using memory::GuestMemory;
 

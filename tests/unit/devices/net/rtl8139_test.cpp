@@ -1,6 +1,7 @@
 // Rtl8139 (RTL8139C+ in C mode) driven through its BARs over a heap-backed GuestMemory, a fake net::Backend and a
 // fake INTx line: the EEPROM through 9346CR, IDR/MII/TCR at reset, the four transmit slots, the receive ring buffer
-// (header, FCS, CAPR/CBR, wrap with and without RCR.WRAP, overflow and retry), the address filters, ISR/IMR, reset.
+// (header, FCS, CAPR/CBR, wrap with and without RCR.WRAP, overflow and retry), the address filters, ISR/IMR, reset;
+// C+ mode: transmit and receive descriptor rings, checksum offload both ways, large send, VLAN tags, the tally dump.
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -9,6 +10,8 @@
 #include "base/bytes.h"
 #include "devices/net/rtl8139.h"
 #include "net/checksum.h"
+#include "net/packet.h"
+#include "../../net/test_frames.h"
 #include "../pci/pci_test_util.h"
 
 using namespace hako;
@@ -373,6 +376,313 @@ TEST_F(Rtl8139Test, BadAccessesAreCounted)
     EXPECT_EQ(r(0xfe, 4), 0xffffffffu);
     w(0xff, 0, 2);
     EXPECT_EQ(m_dev->stats().bad_accesses, 2u);
+}
+
+
+// --- C+ mode ---
+
+constexpr uint64_t TX_RING = 0x20000;
+constexpr uint64_t RX_DESCS = 0x21000;
+constexpr uint64_t RX_BUFS = 0x22000;
+constexpr uint64_t TALLY = 0x3f000;
+
+class Rtl8139CplusTest : public Rtl8139Test {
+protected:
+    void put_desc(uint64_t at, uint32_t opts1, uint32_t opts2, uint64_t addr)
+    {
+        put_le32(ram(at), opts1);
+        put_le32(ram(at + 4), opts2);
+        put_le64(ram(at + 8), addr);
+    }
+    uint32_t opts1(uint64_t at) { return get_le32(ram(at)); }
+    uint32_t opts2(uint64_t at) { return get_le32(ram(at + 4)); }
+
+    void start(uint16_t cpcr)
+    {
+        w(CPCR, cpcr, 2);
+        w(TNPDS, static_cast<uint32_t>(TX_RING));
+        w(TNPDS + 4, 0);
+        w(RDSAR, static_cast<uint32_t>(RX_DESCS));
+        w(RDSAR + 4, 0);
+        w(CR, CR_RE | CR_TE, 1);
+        w(RCR, RCR_APM | RCR_AB | RCR_AM);
+    }
+    /// RX descriptors 0..n-1 owned by the NIC, each with a buffer of `size` bytes, EOR on the last.
+    void give_rx(unsigned n, uint32_t size)
+    {
+        for (unsigned i = 0; i < n; ++i)
+            put_desc(RX_DESCS + 16 * i, DESC_OWN | (i + 1 == n ? DESC_EOR : 0) | size, 0, RX_BUFS + 0x800 * i);
+    }
+    /// Sends `frame` from one descriptor at index `i` of the TX ring with the given commands.
+    void send_one(unsigned i, std::vector<uint8_t> const& frame, uint32_t cmd, uint32_t o2 = 0, bool eor = false)
+    {
+        std::copy(frame.begin(), frame.end(), ram(TX_DATA));
+        put_desc(TX_RING + 16 * i, DESC_OWN | DESC_FS | DESC_LS | (eor ? DESC_EOR : 0) | cmd
+                | static_cast<uint32_t>(frame.size()), o2, TX_DATA);
+        w(TPPOLL, TPPOLL_NPQ, 1);
+    }
+};
+
+TEST_F(Rtl8139CplusTest, TransmitGathersFragmentsAndWrapsAtEor)
+{
+    start(CPCR_TX_ON | CPCR_RX_ON);
+    auto const a = frame_to(MAC, 300, 1);
+    auto const b = frame_to(MAC, 80, 2);
+    std::copy(a.begin(), a.end(), ram(TX_DATA));
+    std::copy(b.begin(), b.end(), ram(TX_DATA + 0x1000));
+    put_desc(TX_RING, DESC_OWN | DESC_FS | 100, 0, TX_DATA);
+    put_desc(TX_RING + 16, DESC_OWN | DESC_LS | 200, 0, TX_DATA + 100);
+    put_desc(TX_RING + 32, DESC_OWN | DESC_FS | DESC_LS | DESC_EOR | 80, 0, TX_DATA + 0x1000);
+    w(TPPOLL, TPPOLL_NPQ, 1);
+    ASSERT_EQ(m_backend->sent.size(), 2u);
+    EXPECT_EQ(m_backend->sent[0], a);
+    EXPECT_EQ(m_backend->sent[1], b);
+    for (unsigned i = 0; i < 3; ++i)
+        EXPECT_EQ(opts1(TX_RING + 16 * i) & (DESC_OWN | TXD_ERROR), 0u) << i;
+    EXPECT_EQ(opts1(TX_RING + 32) & DESC_EOR, DESC_EOR); // the driver's bits stay
+    EXPECT_TRUE(r(ISR, 2) & INT_TOK);
+    EXPECT_EQ(r(TPPOLL, 1), 0u);
+    // After EOR the NIC is back at descriptor 0.
+    send_one(0, b, 0);
+    EXPECT_EQ(m_backend->sent.size(), 3u);
+    // A poll with nothing to send: TDU. C mode's TSD writes do not transmit in C+ mode.
+    w(ISR, 0xffff, 2);
+    w(TPPOLL, TPPOLL_NPQ, 1);
+    EXPECT_TRUE(r(ISR, 2) & INT_TDU);
+    w(TSD0 + 8, 64);
+    EXPECT_EQ(m_backend->sent.size(), 3u);
+    EXPECT_EQ(m_dev->stats().cp_tx_descriptors, 4u);
+}
+
+TEST_F(Rtl8139CplusTest, TransmitNeedsTxOnAndTe)
+{
+    w(CPCR, CPCR_TX_ON, 2);
+    w(TNPDS, static_cast<uint32_t>(TX_RING));
+    send_one(0, frame_to(MAC, 64), 0); // CR.TE clear
+    EXPECT_TRUE(m_backend->sent.empty());
+    EXPECT_EQ(opts1(TX_RING) & DESC_OWN, DESC_OWN);
+    w(CR, CR_TE, 1);
+    w(TPPOLL, TPPOLL_NPQ, 1);
+    EXPECT_EQ(m_backend->sent.size(), 1u);
+    // FSWINT raises SWINT.
+    w(TPPOLL, TPPOLL_FSWINT, 1);
+    EXPECT_TRUE(r(ISR, 2) & INT_SWINT);
+}
+
+TEST_F(Rtl8139CplusTest, TransmitChecksumOffload)
+{
+    start(CPCR_TX_ON);
+    auto const tcp = hako::net::test::make_ip_frame(false, hako::net::IP_PROTO_TCP, 333);
+    send_one(0, tcp, TXD_IPCS | TXD_TCPCS);
+    auto const udp = hako::net::test::make_ip_frame(false, hako::net::IP_PROTO_UDP, 20, true);
+    send_one(1, udp, TXD_IPCS | TXD_UDPCS);
+    ASSERT_EQ(m_backend->sent.size(), 2u);
+    for (auto const& f : m_backend->sent) {
+        auto p = hako::net::parse_packet(f);
+        ASSERT_TRUE(p);
+        EXPECT_TRUE(hako::net::ipv4_checksum_ok(f, *p));
+        EXPECT_TRUE(hako::net::l4_checksum_ok(f, *p));
+        EXPECT_NE(get_be16(&f[p->l4 + (p->tcp() ? 16 : 6)]), 0u);
+    }
+    EXPECT_EQ(m_dev->stats().cp_tx_checksums, 4u);
+    // Without the commands the frame goes out as it is.
+    send_one(2, tcp, 0);
+    EXPECT_EQ(m_backend->sent.back(), tcp);
+}
+
+TEST_F(Rtl8139CplusTest, TransmitLargeSendAndVlanTag)
+{
+    start(CPCR_TX_ON);
+    auto const big = hako::net::test::make_ip_frame(false, hako::net::IP_PROTO_TCP, 4000);
+    uint32_t const mss = 1460;
+    // The tag 0x2005 as the descriptor carries it: network byte order in the low 16 bits.
+    send_one(0, big, TXD_LGSEN | mss << TXD_MSS_SHIFT, TXD_TAGC | 0x0520);
+    ASSERT_EQ(m_backend->sent.size(), 3u);
+    size_t total = 0;
+    for (size_t i = 0; i < 3; ++i) {
+        auto f = m_backend->sent[i];
+        EXPECT_EQ(get_be16(&f[12]), 0x8100u);
+        EXPECT_EQ(get_be16(&f[14]), 0x2005u);
+        auto p = hako::net::parse_packet(f);
+        ASSERT_TRUE(p);
+        EXPECT_TRUE(hako::net::ipv4_checksum_ok(f, *p));
+        EXPECT_TRUE(hako::net::l4_checksum_ok(f, *p));
+        EXPECT_LE(p->end - p->l4 - 20, mss);
+        total += p->end - p->l4 - 20;
+    }
+    EXPECT_EQ(total, 4000u);
+    EXPECT_EQ(m_dev->stats().cp_tx_tso_packets, 1u);
+    EXPECT_EQ(m_dev->stats().cp_tx_tso_segments, 3u);
+    // Large send of something that is not TCP: dropped with TER.
+    send_one(1, hako::net::test::make_ip_frame(false, hako::net::IP_PROTO_UDP, 100), TXD_LGSEN | 500 << TXD_MSS_SHIFT);
+    EXPECT_EQ(m_backend->sent.size(), 3u);
+    EXPECT_TRUE(r(ISR, 2) & INT_TER);
+}
+
+TEST_F(Rtl8139CplusTest, TransmitErrorsAreHandedBack)
+{
+    start(CPCR_TX_ON);
+    // A buffer outside guest RAM: the frame is dropped, TxError in its LS descriptor.
+    put_desc(TX_RING, DESC_OWN | DESC_FS | DESC_LS | 64, 0, RAM_SIZE - 8);
+    // A fragment without FS.
+    put_desc(TX_RING + 16, DESC_OWN | DESC_LS | 64, 0, TX_DATA);
+    // An FS without LS followed by a new FS: the first frame is dropped, the second goes.
+    auto const f = frame_to(MAC, 64);
+    std::copy(f.begin(), f.end(), ram(TX_DATA));
+    put_desc(TX_RING + 32, DESC_OWN | DESC_FS | 64, 0, TX_DATA);
+    put_desc(TX_RING + 48, DESC_OWN | DESC_FS | DESC_LS | 64, 0, TX_DATA);
+    // A length beyond what one frame may be: dropped.
+    put_desc(TX_RING + 64, DESC_OWN | DESC_FS | 0xffff, 0, TX_DATA);
+    put_desc(TX_RING + 80, DESC_OWN | 0xffff, 0, TX_DATA);
+    put_desc(TX_RING + 96, DESC_OWN | DESC_LS | DESC_EOR | 0xffff, 0, TX_DATA);
+    w(TPPOLL, TPPOLL_NPQ, 1);
+    ASSERT_EQ(m_backend->sent.size(), 1u);
+    EXPECT_EQ(m_backend->sent[0], f);
+    EXPECT_TRUE(opts1(TX_RING) & TXD_ERROR);
+    EXPECT_TRUE(opts1(TX_RING + 16) & TXD_ERROR);
+    EXPECT_FALSE(opts1(TX_RING + 48) & TXD_ERROR);
+    EXPECT_TRUE(opts1(TX_RING + 96) & TXD_ERROR);
+    for (unsigned i = 0; i < 7; ++i)
+        EXPECT_EQ(opts1(TX_RING + 16 * i) & DESC_OWN, 0u) << i;
+    EXPECT_TRUE(r(ISR, 2) & INT_TER);
+    EXPECT_EQ(m_dev->stats().cp_tx_bad, 4u);
+    // A ring outside guest RAM.
+    w(TNPDS, static_cast<uint32_t>(RAM_SIZE));
+    w(TPPOLL, TPPOLL_NPQ, 1);
+    EXPECT_EQ(m_dev->stats().cp_tx_bad, 5u);
+}
+
+TEST_F(Rtl8139CplusTest, TransmitRingWithoutEorIsBounded)
+{
+    // Every descriptor of a 64 KiB region owned, none with EOR: one poll takes at most RING_MAX of them.
+    start(CPCR_TX_ON);
+    w(TNPDS, 0);
+    for (unsigned i = 0; i < RING_MAX + 10; ++i)
+        put_desc(16 * i, DESC_OWN | DESC_FS | DESC_LS | 60, 0, TX_DATA);
+    w(TPPOLL, TPPOLL_NPQ, 1);
+    EXPECT_EQ(m_backend->sent.size(), RING_MAX);
+}
+
+TEST_F(Rtl8139CplusTest, ReceiveIntoDescriptors)
+{
+    start(CPCR_TX_ON | CPCR_RX_ON);
+    give_rx(2, 1536);
+    auto const a = frame_to(MAC, 100, 3);
+    ASSERT_TRUE(m_dev->receive(a));
+    uint32_t const s = opts1(RX_DESCS);
+    EXPECT_EQ(s & (DESC_OWN | DESC_FS | DESC_LS), DESC_FS | DESC_LS);
+    EXPECT_EQ(s & RXD_LEN_MASK, 104u); // with the FCS
+    EXPECT_TRUE(std::equal(a.begin(), a.end(), ram(RX_BUFS)));
+    EXPECT_EQ(get_le32(ram(RX_BUFS + 100)), hako::net::ethernet_crc32(a));
+    EXPECT_TRUE(r(ISR, 2) & INT_ROK);
+    // Short frames are padded; the second descriptor has EOR, which stays.
+    ASSERT_TRUE(m_dev->receive(frame_to(MAC, 42)));
+    EXPECT_EQ(opts1(RX_DESCS + 16) & (DESC_EOR | RXD_LEN_MASK), DESC_EOR | 64u);
+    // Multicast frames carry MAR.
+    give_rx(2, 1536);
+    w(MAR0, 0xffffffff);
+    w(MAR0 + 4, 0xffffffff);
+    ASSERT_TRUE(m_dev->receive(frame_to({ 0x01, 0x00, 0x5e, 0x00, 0x00, 0x01 }, 70)));
+    EXPECT_TRUE(opts1(RX_DESCS) & RXD_MAR);
+    EXPECT_EQ(m_dev->stats().rx_frames, 3u);
+    EXPECT_EQ(m_dev->stats().rx_multicast, 1u);
+}
+
+TEST_F(Rtl8139CplusTest, ReceiveSpansSmallBuffers)
+{
+    start(CPCR_RX_ON);
+    give_rx(4, 512);
+    auto const f = frame_to(MAC, 1200, 9);
+    ASSERT_TRUE(m_dev->receive(f));
+    EXPECT_EQ(opts1(RX_DESCS) & (DESC_OWN | DESC_FS | DESC_LS), DESC_FS);
+    EXPECT_EQ(opts1(RX_DESCS + 16) & (DESC_OWN | DESC_FS | DESC_LS), 0u);
+    EXPECT_EQ(opts1(RX_DESCS + 32) & (DESC_OWN | DESC_FS | DESC_LS | RXD_LEN_MASK), DESC_LS | 1204u);
+    EXPECT_EQ(opts1(RX_DESCS + 48) & DESC_OWN, DESC_OWN); // not needed
+    std::vector<uint8_t> got;
+    for (unsigned i = 0; i < 3; ++i)
+        got.insert(got.end(), ram(RX_BUFS + 0x800 * i), ram(RX_BUFS + 0x800 * i) + 512);
+    EXPECT_TRUE(std::equal(f.begin(), f.end(), got.begin()));
+}
+
+TEST_F(Rtl8139CplusTest, ReceiveChecksumsAndVlan)
+{
+    start(CPCR_RX_ON | CPCR_RX_CSUM | CPCR_RX_VLAN);
+    give_rx(4, 1536);
+    auto tcp = hako::net::test::make_ip_frame(false, hako::net::IP_PROTO_TCP, 50);
+    std::copy(MAC.begin(), MAC.end(), tcp.begin());
+    auto p = hako::net::parse_packet(tcp);
+    hako::net::fill_ipv4_checksum(tcp, *p);
+    hako::net::fill_l4_checksum(tcp, *p);
+    ASSERT_TRUE(m_dev->receive(tcp));
+    EXPECT_EQ(opts1(RX_DESCS) & (3u << RXD_PID_SHIFT | RXD_IP_FAIL | RXD_TCP_FAIL | RXD_UDP_FAIL), 1u << RXD_PID_SHIFT);
+    tcp[tcp.size() - 1] ^= 1;
+    ASSERT_TRUE(m_dev->receive(tcp));
+    EXPECT_EQ(opts1(RX_DESCS + 16) & (RXD_IP_FAIL | RXD_TCP_FAIL), RXD_TCP_FAIL);
+    // A tagged UDP frame with a bad IP header checksum: the tag goes to opts2, the status says UDP and IP failure.
+    auto udp = hako::net::test::make_ip_frame(false, hako::net::IP_PROTO_UDP, 30, true);
+    std::copy(MAC.begin(), MAC.end(), udp.begin());
+    p = hako::net::parse_packet(udp);
+    hako::net::fill_l4_checksum(udp, *p);
+    put_be16(&udp[18 + 10], 0x1111);
+    ASSERT_TRUE(m_dev->receive(udp));
+    uint32_t const s = opts1(RX_DESCS + 32);
+    EXPECT_EQ(s & (3u << RXD_PID_SHIFT | RXD_IP_FAIL | RXD_UDP_FAIL), 2u << RXD_PID_SHIFT | RXD_IP_FAIL);
+    EXPECT_EQ(opts2(RX_DESCS + 32), RXD_VLAN_TAGGED | 0x0520u);
+    EXPECT_EQ(s & RXD_LEN_MASK, udp.size());            // 4 bytes shorter without the tag, 4 longer with the FCS
+    EXPECT_EQ(get_be16(ram(RX_BUFS + 0x1000 + 12)), 0x0800u); // the EtherType follows the addresses
+    EXPECT_EQ(m_dev->stats().cp_rx_vlan_stripped, 1u);
+}
+
+TEST_F(Rtl8139CplusTest, ReceiveWithoutDescriptorsRefusesAndRetries)
+{
+    start(CPCR_RX_ON);
+    w(IMR, INT_RDU, 2);
+    EXPECT_FALSE(m_dev->receive(frame_to(MAC, 100)));
+    EXPECT_TRUE(r(ISR, 2) & INT_RDU);
+    EXPECT_TRUE(m_irq->level);
+    EXPECT_EQ(m_dev->stats().cp_rx_no_descriptor, 1u);
+    give_rx(1, 1536);
+    w(ISR, INT_RDU, 2); // the driver acknowledges: the backend is asked to deliver again
+    EXPECT_EQ(m_backend->retry_requests, 1);
+    EXPECT_TRUE(m_dev->receive(frame_to(MAC, 100)));
+    // A ring outside guest RAM: the frame is dropped with RER.
+    w(RDSAR, static_cast<uint32_t>(RAM_SIZE - 8));
+    EXPECT_TRUE(m_dev->receive(frame_to(MAC, 100)));
+    EXPECT_TRUE(r(ISR, 2) & INT_RER);
+    // A buffer outside guest RAM: handed back with RxError.
+    w(RDSAR, static_cast<uint32_t>(RX_DESCS));
+    put_desc(RX_DESCS, DESC_OWN | DESC_EOR | 1536, 0, RAM_SIZE - 16);
+    EXPECT_TRUE(m_dev->receive(frame_to(MAC, 100)));
+    EXPECT_EQ(opts1(RX_DESCS) & (DESC_OWN | RXD_ERROR), RXD_ERROR);
+}
+
+TEST_F(Rtl8139CplusTest, TallyCountersDump)
+{
+    start(CPCR_TX_ON | CPCR_RX_ON);
+    give_rx(4, 1536);
+    send_one(0, frame_to(MAC, 64), 0);
+    send_one(1, frame_to(MAC, 64), 0);
+    ASSERT_TRUE(m_dev->receive(frame_to(MAC, 64)));
+    ASSERT_TRUE(m_dev->receive(frame_to({ 0xff, 0xff, 0xff, 0xff, 0xff, 0xff }, 64)));
+    w(STATS_ADDR + 4, 0);
+    w(STATS_ADDR, static_cast<uint32_t>(TALLY) | STATS_DUMP);
+    EXPECT_EQ(r(STATS_ADDR) & STATS_DUMP, 0u);
+    EXPECT_EQ(get_le64(ram(TALLY)), 2u);      // transmitted
+    EXPECT_EQ(get_le64(ram(TALLY + 8)), 2u);  // received
+    EXPECT_EQ(get_le64(ram(TALLY + 40)), 1u); // unicast to us
+    EXPECT_EQ(get_le64(ram(TALLY + 48)), 1u); // broadcast
+    EXPECT_EQ(m_dev->stats().tally_dumps, 1u);
+}
+
+TEST_F(Rtl8139CplusTest, ResetLeavesCplusMode)
+{
+    start(CPCR_TX_ON | CPCR_RX_ON);
+    w(CR, CR_RST, 1);
+    EXPECT_EQ(r(CPCR, 2), 0u);
+    // Back in C mode: receive goes to the ring buffer again.
+    enable_rx(RCR_APM);
+    ASSERT_TRUE(m_dev->receive(frame_to(MAC, 80)));
+    EXPECT_EQ(get_le16(ram(RX_RING + 2)), 84u);
 }
 
 } // namespace

@@ -521,7 +521,7 @@ TEST(VirtioNetSlirp, DhcpDiscoverThroughTheQueuesGetsAnOffer)
     EXPECT_EQ(get_le16(&buf[DATA + VIRTIO_NET_HDR_NUM_BUFFERS_OFFSET]), 1u);
     ASSERT_TRUE(hako::net::test::is_dhcp_reply(got));
     size_t const ihl = (got[14] & 0xf) * 4u;
-    EXPECT_EQ(hako::net::test::get_be32(&got[14 + ihl + 8 + 16]), 0x0a00020fu); // yiaddr 10.0.2.15
+    EXPECT_EQ(hako::get_be32(&got[14 + ihl + 8 + 16]), 0x0a00020fu); // yiaddr 10.0.2.15
     EXPECT_FALSE(irq.used.empty());
 }
 
