@@ -342,8 +342,8 @@ std::function<int()> register_run_command(CLI::App& app)
         "path=FILE[,format=raw|qcow2][,bootindex=N] (repeatable)");
     cmd->add_option("--net", o->nets,
         "A NIC: user[,hostfwd=tcp:127.0.0.1:HPORT-:GPORT][,tftp=DIR][,bootfile=NAME][,net=10.0.2.0/24][,mac=MAC]"
-        "[,model=virtio|e1000|rtl8139|pcnet][,romfile=ROM] (user networking through libslirp: DHCP, DNS, outgoing connections, forwards) "
-        "or tap=IFNAME[,mac=MAC][,model=virtio|e1000|rtl8139|pcnet][,romfile=ROM] (a host tap; offloads pass through); repeatable");
+        "[,model=virtio|e1000|rtl8139|ne2k_pci|pcnet][,romfile=ROM] (user networking through libslirp: DHCP, DNS, outgoing connections, forwards) "
+        "or tap=IFNAME[,mac=MAC][,model=virtio|e1000|rtl8139|ne2k_pci|pcnet][,romfile=ROM] (a host tap; offloads pass through); repeatable");
     cmd->add_option("--device", o->devices,
         "Add a device: virtio-rng[,romfile=ROM] (entropy from the host's getrandom; romfile: a PCI option ROM)");
     cmd->add_option("--console", o->console,

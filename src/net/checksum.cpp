@@ -47,4 +47,16 @@ uint32_t ethernet_crc32(std::span<uint8_t const> bytes)
     return ~c;
 }
 
+uint32_t multicast_crc(std::span<uint8_t const> addr)
+{
+    uint32_t crc = 0xffffffff;
+    for (uint8_t byte : addr) {
+        for (int bit = 0; bit < 8; ++bit, byte >>= 1) {
+            bool const feedback = ((crc >> 31) ^ (byte & 1u)) != 0;
+            crc = (crc << 1) ^ (feedback ? 0x04c11db7u : 0u);
+        }
+    }
+    return crc;
+}
+
 } // namespace hako::net

@@ -16,5 +16,8 @@ inline uint16_t inet_checksum(uint32_t sum) { return static_cast<uint16_t>(~inet
 
 /// The IEEE 802.3 CRC-32 of a frame, as the FCS transmitted after it (least significant byte first).
 uint32_t ethernet_crc32(std::span<uint8_t const> bytes);
+/// The big-endian CRC-32 (polynomial 0x04c11db7, no final inversion) of a destination address, whose top 6 bits
+/// index the 64-bit multicast hash filter of the DP8390 / RTL8139 family.
+uint32_t multicast_crc(std::span<uint8_t const> addr);
 
 } // namespace hako::net

@@ -66,4 +66,13 @@ nlohmann::json to_json(devices::net::PcnetStats const& s)
         { "bad_init_blocks", s.bad_init_blocks }, { "interrupts", s.interrupts }, { "bad_accesses", s.bad_accesses } };
 }
 
+nlohmann::json to_json(devices::net::Ne2kPciStats const& s)
+{
+    return { { "tx_frames", s.tx_frames }, { "tx_bytes", s.tx_bytes }, { "tx_aborted", s.tx_aborted },
+        { "tx_loopback", s.tx_loopback }, { "rx_frames", s.rx_frames }, { "rx_bytes", s.rx_bytes },
+        { "rx_filtered", s.rx_filtered }, { "rx_dropped_stopped", s.rx_dropped_stopped },
+        { "rx_dropped_bad", s.rx_dropped_bad }, { "rx_monitor", s.rx_monitor }, { "rx_no_buffer", s.rx_no_buffer },
+        { "rx_bad_ring", s.rx_bad_ring }, { "interrupts", s.interrupts }, { "bad_accesses", s.bad_accesses } };
+}
+
 } // namespace hako::vmm

@@ -5,6 +5,7 @@
 
 #include "devices/net/e1000.h"
 #include "devices/net/pcnet.h"
+#include "devices/net/ne2k_pci.h"
 #include "devices/net/rtl8139.h"
 #include "devices/virtio/blk/request.h"
 #include "devices/virtio/rng.h"
@@ -20,5 +21,6 @@ nlohmann::json to_json(MsiStats const& s);
 nlohmann::json to_json(devices::net::E1000Stats const& s);
 nlohmann::json to_json(devices::net::Rtl8139Stats const& s);
 nlohmann::json to_json(devices::net::PcnetStats const& s);
+nlohmann::json to_json(devices::net::Ne2kPciStats const& s);
 
 } // namespace hako::vmm

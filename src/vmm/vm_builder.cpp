@@ -31,6 +31,7 @@
 #include "devices/legacy/serial.h"
 #include "devices/net/e1000.h"
 #include "devices/net/pcnet.h"
+#include "devices/net/ne2k_pci.h"
 #include "devices/net/rtl8139.h"
 #include "devices/pci/bar_mapper.h"
 #include "devices/pci/i440fx.h"
@@ -200,11 +201,6 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     };
     std::vector<NetSetup> nets;
     for (auto const& n : config.nets) {
-        if (n.model != net::NicModel::Virtio && n.model != net::NicModel::E1000 && n.model != net::NicModel::Rtl8139
-            && n.model != net::NicModel::Pcnet)
-            return Error(ErrorKind::InvalidArgument, // a usage error (status 2), not a host limitation
-                fmt::format("--net model={}: only model=virtio, e1000, rtl8139 and pcnet are implemented yet",
-                    net::to_string(n.model)));
         NetSetup setup;
         setup.rom = TRY(load_option_rom(n.romfile));
         if (n.backend == net::BackendKind::User) {
@@ -509,6 +505,13 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
             options.loop = m->m_loop.get();
             auto pcnet = TRY(devices::net::Pcnet::create(*m->m_memory, setup.backend, mac, std::move(options)));
             TRY(add_nic(fmt::format("pcnet-{}", i), pcnet));
+            continue;
+        }
+        if (config.nets[i].model == net::NicModel::Ne2kPci) {
+            devices::net::Ne2kPciOptions options;
+            options.option_rom = std::move(setup.rom);
+            auto ne2k = TRY(devices::net::Ne2kPci::create(setup.backend, mac, std::move(options)));
+            TRY(add_nic(fmt::format("ne2k_pci-{}", i), ne2k));
             continue;
         }
         auto nic = std::make_shared<devices::virtio::net::VirtioNet>(setup.backend, mac);

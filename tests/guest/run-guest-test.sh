@@ -17,7 +17,7 @@
 #   --disk FILE          add a virtio-blk PCI device on image FILE (may be repeated; raw, or $HAKO_DISK_FORMAT)
 #   --disk-serial S      serial of the disks that follow
 #   --net SPEC           a NIC (repeatable: NIC i is QEMU's netdev n<i>): SPEC is hako's --net value, user[,hostfwd=tcp:ADDR:HPORT-:GPORT] or tap=IFNAME, then
-#                        [,model=virtio|e1000|rtl8139|ne2k|pcnet] (default model virtio); for QEMU it becomes
+#                        [,model=virtio|e1000|rtl8139|ne2k[_pci]|pcnet] (default model virtio); for QEMU it becomes
 #                        -netdev user,id=n0[,hostfwd=...] (or tap,id=n0,ifname=IFNAME,script=no,downscript=no)
 #                        -device <model's device>,netdev=n0,romfile= (no option ROM)
 #   --kill-after TEXT    once the serial log shows TEXT, kill the VMM with SIGKILL (data-safety tests; the expected
@@ -120,7 +120,7 @@ case $vmm in
                 virtio) nic_dev=virtio-net-pci ;;
                 e1000) nic_dev=e1000 ;;
                 rtl8139) nic_dev=rtl8139 ;;
-                ne2k) nic_dev=ne2k_pci ;;
+                ne2k|ne2k_pci) nic_dev=ne2k_pci ;;
                 pcnet) nic_dev=pcnet ;;
                 *) echo "run-guest-test: unknown NIC model $model" >&2; exit 2 ;;
             esac

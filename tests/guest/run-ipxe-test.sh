@@ -8,7 +8,8 @@
 #
 # usage: run-ipxe-test.sh <hako|qemu> <rom> <model>
 #   model: virtio (the ROM declares 1af4:1041, so the NIC is modern-only: hako legacy=off, QEMU disable-legacy=on),
-#          e1000, rtl8139, pcnet (the NIC models of the same names on both VMMs)
+#          e1000, rtl8139, pcnet (the NIC models of the same names on both VMMs),
+#          ne2k_pci (pxe-ne2k_pci.rom, the RTL8029AS; QEMU runs its default ROM, see below)
 # Environment: HAKO, QEMU, LOG (the serial log; default a temp file), BIOS (default /usr/share/seabios/bios-256k.bin)
 set -u
 [ $# -eq 3 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
@@ -21,6 +22,12 @@ mkdir -p "$(dirname "$log")"
 case $model in
     virtio) hako_nic="user,romfile=$rom,legacy=off" qemu_dev="virtio-net-pci,netdev=n0,disable-legacy=on,romfile=$rom" ;;
     e1000|rtl8139|pcnet) hako_nic="user,model=$model,romfile=$rom" qemu_dev="$model,netdev=n0,romfile=$rom" ;;
+    # The ROM's PCI data structure names no device (0000:0000, one image for every NE2000 clone): hako writes the
+    # NIC's IDs into it; QEMU only does that for a device's default ROM (Debian: efi-ne2k_pci.rom, whose legacy image
+    # is the same iPXE build), so QEMU gets no romfile=. iPXE's legacy ns8390 driver prints the MAC it read from the
+    # card's PROM inside the initialisation line.
+    ne2k_pci) hako_nic="user,model=ne2k_pci,romfile=$rom" qemu_dev="ne2k_pci,netdev=n0"
+        devices_ok="Using legacy NIC wrapper on 52:54:00:12:34:" ;;
     *) echo "run-ipxe-test: unknown model $model" >&2; exit 2 ;;
 esac
 case $vmm in
@@ -30,7 +37,7 @@ case $vmm in
     *) echo "run-ipxe-test: VMM must be hako or qemu, not $vmm" >&2; exit 2 ;;
 esac
 echo "run-ipxe-test: ${cmd[*]}"
-milestones=("iPXE (http://ipxe.org) 00:02.0" "iPXE initialising devices...ok" "Press Ctrl-B for the iPXE command line")
+milestones=("iPXE (http://ipxe.org) 00:02.0" "${devices_ok:-iPXE initialising devices...ok}" "Press Ctrl-B for the iPXE command line")
 start=$(date +%s.%N)
 "${cmd[@]}" </dev/null >"$log" 2>&1 &
 pid=$!

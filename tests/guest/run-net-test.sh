@@ -19,9 +19,9 @@
 #          dnsmasq serving the guest 10.0.3.15 by DHCP, the peer, and the VMM (--net tap=IFNAME); serve connects to
 #          10.0.3.15:7 directly. tap-echo-csum: echo with the guest driver's checksum offload both ways (csum=1): the
 #          driver must report partial checksums sent and received.
-#   nic    virtio (default), e1000, rtl8139, rtl8139cp or pcnet; passed to the guest as nic= and to the VMM as the NIC
-#          model (rtl8139cp: the rtl8139 model, driven in C+ mode with checksum offload; on hako the guest also demands
-#          the NIC's receive checksum verdict on every TCP/UDP frame, rxcsum=1, which QEMU's model does not give).
+#   nic    virtio (default), e1000, rtl8139, rtl8139cp, ne2k_pci or pcnet; passed to the guest as nic= and to the VMM as
+#          the NIC model (rtl8139cp: the rtl8139 model, driven in C+ mode with checksum offload; on hako the guest also
+#          demands the NIC's receive checksum verdict on every TCP/UDP frame, rxcsum=1, which QEMU's model does not give).
 # Environment: HAKO, QEMU (as run-guest-test.sh), LOG (the guest's serial log; default: a temp file).
 set -u
 [ $# -ge 3 ] || { sed -n '2,15p' "$0" >&2; exit 2; }

@@ -45,19 +45,6 @@ bool read_only(uint32_t off)
         || in(off, ANLPAR, 4);
 }
 
-/// The big-endian CRC-32 of a destination address as the multicast hash uses it (no final inversion).
-uint32_t multicast_crc(std::span<uint8_t const> addr)
-{
-    uint32_t crc = 0xffffffff;
-    for (uint8_t byte : addr) {
-        for (int bit = 0; bit < 8; ++bit, byte >>= 1) {
-            bool const feedback = ((crc >> 31) ^ (byte & 1u)) != 0;
-            crc = (crc << 1) ^ (feedback ? 0x04c11db7u : 0u);
-        }
-    }
-    return crc;
-}
-
 std::array<uint16_t, e1000::EEPROM_WORDS> eeprom_image(hako::net::MacAddress const& mac)
 {
     std::array<uint16_t, e1000::EEPROM_WORDS> w {};
@@ -501,7 +488,7 @@ bool Rtl8139::rx_accept(std::span<uint8_t const> frame, uint16_t& status) const
         status |= RX_MAR;
         if (rcr & RCR_AAP)
             return true;
-        uint32_t const hash = multicast_crc(dst) >> 26;
+        uint32_t const hash = hako::net::multicast_crc(dst) >> 26;
         return (rcr & RCR_AM) && ((m_regs[MAR0 + hash / 8] >> (hash % 8)) & 1);
     }
     if (std::equal(dst.begin(), dst.end(), m_regs.begin() + IDR0)) {

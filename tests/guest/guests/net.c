@@ -3,7 +3,7 @@
  *
  *   nic=virtio       the NIC: virtio (virtio-net, lib/virtio_net.c), e1000 (Intel 82540EM, lib/e1000.c) or
  *                    rtl8139 (Realtek RTL8139C+ in C mode, lib/rtl8139.c), rtl8139cp (the same in C+ mode, with
- *                    checksum offload both ways) or pcnet (AMD Am79C970A, lib/pcnet.c)
+ *                    checksum offload both ways), ne2k_pci (RTL8029AS, lib/ne2k.c) or pcnet (AMD Am79C970A, lib/pcnet.c)
  *   mode=echo        DHCP; TCP connect to server:port (server= defaults to the DHCP router); sends bytes= (default
  *                    1 MiB) of a pattern while reading the echo back; compares; closes (FIN both ways).
  *   mode=serve       DHCP; listens on listen= (default 7), prints "net: listening", accepts one connection and echoes
@@ -250,6 +250,8 @@ int guest_main(void)
         found = rtl8139cp_init(&s_nic);
     else if (strcmp(nic, "pcnet") == 0)
         found = pcnet_init(&s_nic);
+    else if (strcmp(nic, "ne2k_pci") == 0)
+        found = ne2k_init(&s_nic);
     else
         fail(2, "unknown nic=%s", nic);
     if (!found)

@@ -590,7 +590,7 @@ static void tcp_emit(struct net* n, uint16_t sport, uint32_t dst, uint16_t dport
     if (flags & TCP_SYN) {
         t[20] = 2; /* MSS option */
         t[21] = 4;
-        put16(t + 22, TCP_OUR_MSS);
+        put16(t + 22, n->nic->rx_mss && n->nic->rx_mss < TCP_OUR_MSS ? n->nic->rx_mss : TCP_OUR_MSS);
     }
     if (l1)
         net_copy(t + hlen, d1, l1);

@@ -45,6 +45,7 @@ struct nic {
     void (*print_stats)(struct nic* nic);
     void* priv;        /* the driver's state */
     uint32_t rx_drops; /* counted by the driver */
+    uint32_t rx_mss;   /* 0: TCP peers may send full frames (MSS 1460); a driver may ask for smaller segments */
 };
 
 /* NIC drivers. Each finds its device, sets it up for polling and fills *nic; false (with a message) if absent. */
@@ -53,6 +54,7 @@ bool e1000_init(struct nic* nic); /* lib/e1000.c: Intel 82540EM */
 bool rtl8139_init(struct nic* nic); /* lib/rtl8139.c: Realtek RTL8139C+ in C mode */
 bool rtl8139cp_init(struct nic* nic); /* lib/rtl8139.c: the same NIC in C+ (descriptor) mode */
 bool pcnet_init(struct nic* nic); /* lib/pcnet.c: AMD PCnet-PCI II Am79C970A, SWSTYLE 2 */
+bool ne2k_init(struct nic* nic); /* lib/ne2k.c: Realtek RTL8029AS (NE2000 PCI) */
 
 /* RFC 1071 for drivers that offload checksums: the one's complement sum of len bytes (from an even offset) added to
  * sum, in native byte order, and its folded complement (store it with a native 16-bit store). */
