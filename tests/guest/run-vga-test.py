@@ -11,9 +11,14 @@ the blinking cursor); VBE modes are compared pixel for pixel on both.
 must show its banner on the VGA text screen: hako's screenshot is read back with hako's font and must contain the
 banner line SeaBIOS printed on the serial port; QEMU's screendump must be a 720x400 text screen whose first row has
 the banner's shape (a non-blank cell exactly where the banner has a non-space character).
-usage: run-vga-test.py <hako|qemu> <vmm binary> <guest.elf|-> <mode>
+`grub-cdrom` mode (hako): the guest argument is Debian's grub-rescue-cdrom.iso, booted by SeaBIOS from the IDE CD-ROM
+(--cdrom) with the std VGA: once GRUB's menu reached the serial port (SeaBIOS mirrors int 10h there), the screenshot,
+read back with hako's font, must show GRUB's title line on the VGA text screen. (QEMU's run of the same boot, on the
+serial console, is firmware_qemu_ide_grub_cdrom.)
+usage: run-vga-test.py <hako|qemu> <vmm binary> <guest.elf|iso|-> <mode>
 """
 import json
+import re
 import os
 import socket
 import subprocess
@@ -148,11 +153,15 @@ def main():
     log = os.path.join(tmp, "serial.log")
     sock = os.path.join(tmp, "control.sock")
     shot = os.path.join(tmp, "screen.png")
-    seabios = mode == "seabios"
+    grub = mode == "grub-cdrom"
+    seabios = mode == "seabios" or grub
+    if grub and vmm != "hako":
+        sys.exit("run-vga-test: grub-cdrom runs on hako only")
     bios = "/usr/share/seabios/bios-256k.bin"
     if vmm == "hako":
         cmd = [binary, "run", "--memory", "64M", "--vga", "std", "--api-socket", sock, "--on-reboot", "exit"]
         cmd += ["--firmware", bios] if seabios else ["--kernel", guest, "--debug-exit", "--cmdline", f"mode={mode}"]
+        cmd += ["--cdrom", guest] if grub else []
     else:
         cmd = [binary, "-accel", "kvm", "-cpu", "host,-arch-capabilities", "-M", "pc", "-m", "64", "-nodefaults",
                "-vga", "std", "-display", "none", "-serial", "stdio", "-no-reboot",
@@ -163,10 +172,12 @@ def main():
     print("running:", " ".join(cmd), flush=True)
     proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=open(log, "w"), stderr=subprocess.STDOUT)
     watched = log + ".debug" if seabios and vmm == "qemu" else log
-    text = lambda: open(watched, errors="replace").read() if os.path.exists(watched) else ""  # noqa: E731
+    raw = lambda: open(watched, errors="replace").read() if os.path.exists(watched) else ""  # noqa: E731
+    # Without terminal escape sequences: SeaBIOS's serial console may move the cursor between a line's characters.
+    text = lambda: re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw())  # noqa: E731
     try:
-        marker = "No bootable device" if seabios else "vga: ready"
-        ok = wait_for(lambda: marker in text() or proc.poll() is not None) and marker in text()
+        marker = "GNU GRUB  version" if grub else "No bootable device" if seabios else "vga: ready"
+        ok = wait_for(lambda: marker in text() or proc.poll() is not None, 240 if grub else 90) and marker in text()
         if not check(ok, f"the guest reached '{marker}'"):
             print(text())
             return
@@ -185,7 +196,12 @@ def main():
             body = open(shot, "rb").read()
         img = vx.decode_png(body)
         print(f"screenshot: {img.width}x{img.height}", flush=True)
-        if seabios:
+        if grub:
+            check((img.width, img.height) == (720, 400), f"the VGA shows 80x25 text ({img.width}x{img.height})")
+            screen = vx.ocr_text(img) if (img.width, img.height) == (720, 400) else []
+            print("screen text:\n" + "\n".join(l.rstrip() for l in screen if l.strip()), flush=True)
+            check(any("GNU GRUB  version" in l for l in screen), "the screen shows GRUB's title 'GNU GRUB  version'")
+        elif seabios:
             banner = next((l[l.index("SeaBIOS (version"):].strip() for l in text().splitlines()
                            if "SeaBIOS (version" in l), None)
             check(banner is not None, f"SeaBIOS printed its banner on the serial port ({banner})")
