@@ -172,13 +172,22 @@ int guest_main(void)
           "IDETIM: both channels' decode enabled (by the firmware, or hako for direct boot)");
     printf("ide: PIIX3 IDE at 00:%x.%x, bus master at 0x%x\n", ide.slot, ide.fn, g_bm);
 
-    /* Software reset: the ATA signature. */
+    /* Software reset: the ATA signature. The host waits at least 2 ms after clearing SRST before it looks at BSY
+     * (ATA/ATAPI-6 9.2); a device may finish the reset some time after the write that clears SRST (QEMU's does,
+     * from its main loop, so later under load). */
+    check(pm_timer_init(), 21, "an ACPI PM timer for the reset delays");
     outb(CTL, 0x04);
+    delay_us(10);
     outb(CTL, 0x00);
-    wait_ready();
-    outb(REG_DEV, 0xa0);
-    check(inb(REG_COUNT) == 1 && inb(REG_LBA0) == 1 && inb(REG_LBA1) == 0 && inb(REG_LBA2) == 0, 5,
-          "ATA signature 01/01/00/00 after SRST");
+    /* Then, as Linux's ata_sff_wait_after_reset, poll (bounded: 1 s) until the device shows its signature. */
+    bool signature = false;
+    for (int tries = 0; tries < 500 && !signature; ++tries) {
+        delay_us(2000);
+        wait_ready();
+        outb(REG_DEV, 0xa0);
+        signature = inb(REG_COUNT) == 1 && inb(REG_LBA0) == 1 && inb(REG_LBA1) == 0 && inb(REG_LBA2) == 0;
+    }
+    check(signature, 5, "ATA signature 01/01/00/00 after SRST");
     check((wait_ready() & ST_DRDY) != 0, 6, "DRDY after reset");
 
     outb(REG_STATUS, 0xec); /* IDENTIFY DEVICE */
