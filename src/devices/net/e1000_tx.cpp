@@ -6,6 +6,7 @@
 #include "base/log.h"
 #include "devices/net/e1000.h"
 #include "net/checksum.h"
+#include "net/packet.h"
 
 namespace hako::devices::net {
 
@@ -13,9 +14,6 @@ using namespace e1000;
 using memory::GuestAddr;
 
 namespace {
-constexpr uint8_t TCP_FIN = 0x01;
-constexpr uint8_t TCP_PSH = 0x08;
-constexpr uint32_t IPV6_HEADER_LEN = 40;
 constexpr size_t ETH_MIN_PADDED = 60;
 
 } // namespace
@@ -176,7 +174,7 @@ void E1000::tx_segment_tso(size_t total, bool vlan, uint16_t vlan_tci)
     bool const tcp = c.tucmd & TUCMD_TCP;
     uint32_t const hdr = c.hdr_len;
     // The header must hold the fields rewritten per segment.
-    bool const ip_ok = uint32_t { c.ipcss } + (ipv4 ? 20 : IPV6_HEADER_LEN) <= hdr;
+    bool const ip_ok = uint32_t { c.ipcss } + (ipv4 ? 20 : hako::net::IPV6_HEADER_LEN) <= hdr;
     bool const l4_ok = uint32_t { c.tucss } + (tcp ? 20 : 8) <= hdr;
     if (hdr == 0 || hdr > total || c.mss == 0 || !ip_ok || !l4_ok || hdr + uint32_t { c.mss } > TX_FRAME_MAX) {
         ++m_stats.tx_dropped;
@@ -207,12 +205,12 @@ void E1000::tx_segment_tso(size_t total, bool vlan, uint16_t vlan_tci)
             put_be16(f + c.ipcss + 2, static_cast<uint16_t>(flen - c.ipcss));
             put_be16(f + c.ipcss + 4, static_cast<uint16_t>(ip_id + index));
         } else {
-            put_be16(f + c.ipcss + 4, static_cast<uint16_t>(flen - c.ipcss - IPV6_HEADER_LEN));
+            put_be16(f + c.ipcss + 4, static_cast<uint16_t>(flen - c.ipcss - hako::net::IPV6_HEADER_LEN));
         }
         if (tcp) {
             put_be32(f + c.tucss + 4, seq + static_cast<uint32_t>(offset));
             if (!last)
-                f[c.tucss + 13] = static_cast<uint8_t>(tcp_flags & ~(TCP_FIN | TCP_PSH));
+                f[c.tucss + 13] = static_cast<uint8_t>(tcp_flags & ~(hako::net::TCP_FLAG_FIN | hako::net::TCP_FLAG_PSH));
         } else {
             put_be16(f + c.tucss + 4, static_cast<uint16_t>(flen - c.tucss));
         }

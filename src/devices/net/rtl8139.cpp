@@ -17,8 +17,6 @@ using memory::GuestAddr;
 namespace {
 
 constexpr uint32_t CLASS_ETHERNET = 0x020000;
-constexpr size_t ETH_MIN_PADDED = 60;
-constexpr size_t FCS_LEN = 4;
 constexpr size_t RX_HEADER = 4;
 constexpr uint16_t ANAR_DEFAULT = 0x05e1;   // 10/100 half/full, pause, 802.3
 constexpr uint16_t ANLPAR_DEFAULT = 0x45e1; // the partner's abilities, acknowledged

@@ -116,6 +116,8 @@ constexpr uint32_t RX_MAX_SIZE = 0xda;
 constexpr uint32_t CPCR = 0xe0;
 constexpr uint32_t RDSAR = 0xe4; // C+ mode: the receive ring (64 bits)
 constexpr uint32_t REG_SIZE = 0x100;
+constexpr size_t ETH_MIN_PADDED = 60; // frames are padded to this before their FCS
+constexpr size_t FCS_LEN = 4;
 
 constexpr uint8_t CR_BUFE = 1u << 0;
 constexpr uint8_t CR_TE = 1u << 2;

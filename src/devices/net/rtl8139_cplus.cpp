@@ -18,8 +18,6 @@ using memory::GuestAddr;
 
 namespace {
 
-constexpr size_t ETH_MIN_PADDED = 60;
-constexpr size_t FCS_LEN = 4;
 constexpr size_t MAC_ADDRS = 12;
 constexpr size_t VLAN_TAG = 4;
 constexpr uint16_t ETHERTYPE_VLAN = 0x8100;
