@@ -68,8 +68,10 @@ std::optional<unsigned> parse_bootindex(std::string_view text)
     return n;
 }
 
-Result<vmm::VmConfig::DiskConfig> parse_disk(std::string const& spec)
+/// \param if_given set when the spec names its bus (if=)
+Result<vmm::VmConfig::DiskConfig> parse_disk(std::string const& spec, bool& if_given)
 {
+    if_given = false;
     auto parts = parse_key_values(spec);
     if (!parts)
         return Error(ErrorKind::InvalidArgument, fmt::format("--disk {}", parts.error().message()));
@@ -99,8 +101,11 @@ Result<vmm::VmConfig::DiskConfig> parse_disk(std::string const& spec)
                 disk.bus = vmm::VmConfig::DiskBus::Virtio;
             else if (value == "ide")
                 disk.bus = vmm::VmConfig::DiskBus::Ide;
+            else if (value == "ahci")
+                disk.bus = vmm::VmConfig::DiskBus::Ahci;
             else
-                return Error(ErrorKind::InvalidArgument, fmt::format("--disk '{}': if must be virtio or ide", spec));
+                return Error(ErrorKind::InvalidArgument, fmt::format("--disk '{}': if must be virtio, ide or ahci", spec));
+            if_given = true;
         } else if (key == "serial") {
             if (value.size() > 20)
                 return Error(ErrorKind::InvalidArgument,
@@ -199,20 +204,23 @@ int run(RunOptions const& o)
         config.fw_cfg_files.push_back(std::move(f));
     }
     for (auto const& spec : o.disks) {
-        auto disk = parse_disk(spec);
+        bool if_given = false;
+        auto disk = parse_disk(spec, if_given);
         if (!disk)
             return fail(USAGE, disk.error().message());
-        if (disk->bus == vmm::VmConfig::DiskBus::Ide && !disk->romfile.empty())
-            return fail(USAGE, fmt::format("--disk '{}': romfile is for virtio disks (the IDE controller has none)", spec));
+        if (disk->bus != vmm::VmConfig::DiskBus::Virtio && !disk->romfile.empty())
+            return fail(USAGE, fmt::format("--disk '{}': romfile is for virtio disks (IDE and AHCI have none)", spec));
         config.disks.push_back(std::move(*disk));
     }
     for (auto const& spec : o.cdroms) {
-        auto cd = parse_disk(spec);
+        bool if_given = false;
+        auto cd = parse_disk(spec, if_given);
         if (!cd)
             return fail(USAGE, cd.error().message());
-        if (!cd->romfile.empty() || !cd->serial.empty() || cd->bus != vmm::VmConfig::DiskBus::Virtio)
-            return fail(USAGE, fmt::format("--cdrom '{}': only path, format, readonly and bootindex apply", spec));
-        cd->bus = vmm::VmConfig::DiskBus::Ide;
+        if (!cd->romfile.empty() || !cd->serial.empty() || (if_given && cd->bus == vmm::VmConfig::DiskBus::Virtio))
+            return fail(USAGE, fmt::format("--cdrom '{}': only path, format, readonly, if=ide|ahci and bootindex apply", spec));
+        if (!if_given)
+            cd->bus = vmm::VmConfig::DiskBus::Ide;
         cd->cdrom = true;
         cd->read_only = true;
         config.disks.push_back(std::move(*cd));
@@ -223,6 +231,11 @@ int run(RunOptions const& o)
             ide += d.bus == vmm::VmConfig::DiskBus::Ide;
         if (ide > 4)
             return fail(USAGE, fmt::format("{} IDE drives and CD-ROMs: the IDE controller has 4 positions", ide));
+        size_t sata = 0;
+        for (auto const& d : config.disks)
+            sata += d.bus == vmm::VmConfig::DiskBus::Ahci;
+        if (sata > 6)
+            return fail(USAGE, fmt::format("{} AHCI drives and CD-ROMs: the AHCI controller has 6 ports", sata));
     }
     for (auto const& spec : o.nets) {
         auto n = net::parse_net_option(spec);
@@ -332,14 +345,14 @@ std::function<int()> register_run_command(CLI::App& app)
         "Boot order for the firmware: disk, cdrom, net, comma-separated (after devices with bootindex=)");
     cmd->add_option("--fw-cfg", o->fw_cfg, "Add a fw_cfg file for the firmware: name=NAME,file=PATH (repeatable)");
     cmd->add_option("--disk", o->disks,
-        "A disk: path=FILE[,format=raw|qcow2][,if=virtio|ide][,readonly=on][,serial=S][,romfile=ROM][,bootindex=N] "
+        "A disk: path=FILE[,format=raw|qcow2][,if=virtio|ide|ahci][,readonly=on][,serial=S][,romfile=ROM][,bootindex=N] "
         "(if=virtio, the default: a virtio-blk; if=ide: an ATA disk on the PIIX3 IDE, primary master/slave, then "
-        "secondary; locked "
+        "secondary; if=ahci: a SATA disk on the ICH9 AHCI, ports 0-5 in order; locked "
         "against other writers; romfile: a PCI option ROM for the device; bootindex: firmware boot priority; "
         "repeatable)");
     cmd->add_option("--cdrom", o->cdroms,
-        "An ATAPI CD-ROM on the IDE controller (secondary master first), read-only: FILE or "
-        "path=FILE[,format=raw|qcow2][,bootindex=N] (repeatable)");
+        "An ATAPI CD-ROM on the IDE controller (secondary master first) or with if=ahci on the AHCI (next free "
+        "port), read-only: FILE or path=FILE[,format=raw|qcow2][,if=ide|ahci][,bootindex=N] (repeatable)");
     cmd->add_option("--net", o->nets,
         "A NIC: user[,hostfwd=tcp:127.0.0.1:HPORT-:GPORT][,tftp=DIR][,bootfile=NAME][,net=10.0.2.0/24][,mac=MAC]"
         "[,model=virtio|e1000|rtl8139|ne2k_pci|pcnet][,romfile=ROM] (user networking through libslirp: DHCP, DNS, outgoing connections, forwards) "

@@ -33,12 +33,13 @@ struct VmConfig {
         std::string path; // host file with the contents
     };
     std::vector<FwCfgFile> fw_cfg_files;
-    /// A disk (--disk: virtio-blk, or with if=ide an ATA disk on the PIIX3 IDE) or an ATAPI CD-ROM (--cdrom).
-    enum class DiskBus : uint8_t { Virtio, Ide };
+    /// A disk (--disk: virtio-blk, or with if=ide an ATA disk on the PIIX3 IDE, with if=ahci a SATA disk on the
+    /// ICH9 AHCI) or an ATAPI CD-ROM (--cdrom: on the IDE, or with if=ahci on the AHCI).
+    enum class DiskBus : uint8_t { Virtio, Ide, Ahci };
     struct DiskConfig {
         std::string path;
         DiskBus bus { DiskBus::Virtio };
-        bool cdrom { false }; // an ATAPI CD-ROM (IDE, read-only)
+        bool cdrom { false }; // an ATAPI CD-ROM (IDE or AHCI, read-only)
         bool read_only { false };
         std::string serial;
         std::string romfile; // PCI option ROM for the device ("" none)

@@ -19,6 +19,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "devices/display/std_vga.h"
+#include "devices/ide/ahci.h"
 #include "devices/ide/piix3_ide.h"
 #include "devices/legacy/acpi_pm.h"
 #include "devices/legacy/cmos_rtc.h"
@@ -441,6 +442,36 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
                     { "bad_accesses", st.bad_accesses } });
             }
             return nlohmann::json { { "channels", j } };
+        });
+    }
+    // AHCI: the ICH9's SATA controller (8086:2922) on the next free slot, only when a drive is on it; drives take
+    // ports 0-5 in the order given (--disk before --cdrom). MSI through the machine's router, else INTA#.
+    if (std::any_of(config.disks.begin(), config.disks.end(), [](auto const& d) { return d.bus == VmConfig::DiskBus::Ahci; })) {
+        using namespace devices::ide;
+        std::array<std::shared_ptr<IdeDrive>, Ahci::PORTS> drives;
+        std::vector<std::pair<size_t, unsigned>> placed; // config index, port
+        unsigned port = 0;
+        for (size_t i = 0; i < disks.size(); ++i) {
+            auto const& d = config.disks[i];
+            if (d.bus != VmConfig::DiskBus::Ahci)
+                continue;
+            if (port >= Ahci::PORTS)
+                return Error(ErrorKind::InvalidArgument, "The AHCI controller has 6 ports");
+            drives[port] = std::make_shared<IdeDrive>(d.cdrom ? DriveKind::Cdrom : DriveKind::Disk, disks[i], d.serial,
+                port, DriveLink::Serial);
+            placed.emplace_back(i, port++);
+        }
+        auto ahci = TRY(Ahci::create(*m->m_memory, drives, msi));
+        uint8_t const slot = TRY(pci_root->add_device(ahci));
+        for (auto const& [i, p] : placed)
+            boot_devices.push_back({ config.disks[i].cdrom ? VmConfig::BootKind::Cdrom : VmConfig::BootKind::Disk,
+                config.disks[i].bootindex, fmt::format("/pci@i0cf8/sata@{:x}/drive@{:x}/disk@0", slot, p) });
+        m->m_device_list.push_back({ { "name", "ich9-ahci" }, { "pci_slot", slot } });
+        m->m_counters.emplace_back("ich9-ahci", [ahci, slot] {
+            auto const st = ahci->stats();
+            return nlohmann::json { { "pci_slot", slot }, { "commands", st.commands }, { "ncq_commands", st.ncq_commands },
+                { "task_file_errors", st.task_file_errors }, { "io_errors", st.io_errors },
+                { "bad_tables", st.bad_tables }, { "bad_accesses", st.bad_accesses } };
         });
     }
     size_t virtio_disks = 0;

@@ -3,30 +3,13 @@
 #include <algorithm>
 
 #include "base/log.h"
+#include "devices/ide/ata_command.h"
 
 namespace hako::devices::ide {
 
 namespace {
 constexpr size_t MAX_CHUNK = 0x10000;   // the largest PIO block (ATAPI byte count limit) and DMA I/O piece
 constexpr uint16_t ATAPI_MAX_BYTE_COUNT = 0xfffe;
-constexpr uint32_t LBA48_MAX_SECTORS = 65536;
-constexpr uint32_t LBA28_MAX_SECTORS = 256;
-
-bool is_lba48(uint8_t command)
-{
-    switch (command) {
-    case cmd::READ_SECTORS_EXT:
-    case cmd::READ_DMA_EXT:
-    case cmd::READ_MULTIPLE_EXT:
-    case cmd::WRITE_SECTORS_EXT:
-    case cmd::WRITE_DMA_EXT:
-    case cmd::WRITE_MULTIPLE_EXT:
-    case cmd::READ_VERIFY_EXT:
-        return true;
-    default:
-        return false;
-    }
-}
 } // namespace
 
 IdeChannel::IdeChannel(memory::GuestMemory const& mem, std::shared_ptr<bus::IrqLine> irq)
@@ -279,7 +262,25 @@ void IdeChannel::execute(uint8_t command)
     m_phase = Phase::Idle;
     m_pos = m_len = 0;
     tf().error = 0;
-    if (command == cmd::EXECUTE_DEVICE_DIAGNOSTIC) {
+    AtaAction const a = ata_execute(*drive, command, tf());
+    using Kind = AtaAction::Kind;
+    switch (a.kind) {
+    case Kind::Complete:
+        if (a.has_count_out)
+            for (auto& tt : m_tf)
+                tt.cur[REG_COUNT] = a.count_out;
+        return complete();
+    case Kind::Abort:
+        if (a.io_error)
+            ++m_stats.io_errors;
+        return abort_command(a.error);
+    case Kind::Signature:
+        set_signature(m_selected);
+        return abort_command();
+    case Kind::DeviceReset:
+        set_signature(m_selected);
+        return;
+    case Kind::Diagnostic: {
         unsigned const sel = m_selected;
         for (unsigned unit = 0; unit < 2; ++unit)
             set_signature(unit);
@@ -287,207 +288,39 @@ void IdeChannel::execute(uint8_t command)
         raise_irq();
         return;
     }
-    if (drive->kind() == DriveKind::Cdrom)
-        execute_atapi(*drive, command);
-    else
-        execute_ata(*drive, command);
-}
-
-void IdeChannel::execute_ata(IdeDrive& drive, uint8_t command)
-{
-    TaskFile& t = tf();
-    switch (command) {
-    case cmd::IDENTIFY_DEVICE: {
-        auto const id = drive.identify();
+    case Kind::Identify: {
+        auto const id = drive->identify();
         std::copy(id.begin(), id.end(), m_buf.begin());
         m_remaining = 0;
         m_source = Source::None;
         m_len = id.size();
         m_pos = 0;
         m_phase = Phase::PioIn;
-        t.status = ST_DRDY | ST_DSC | ST_DRQ;
+        tf().status = ST_DRDY | ST_DSC | ST_DRQ;
         raise_irq();
         return;
     }
-    case cmd::READ_SECTORS:
-    case cmd::READ_SECTORS_NORETRY:
-    case cmd::READ_SECTORS_EXT:
-        if (take_range(drive, is_lba48(command)))
-            start_pio_in(1);
-        return;
-    case cmd::READ_MULTIPLE:
-    case cmd::READ_MULTIPLE_EXT:
-        if (!drive.multiple())
-            return abort_command();
-        if (take_range(drive, is_lba48(command)))
-            start_pio_in(drive.multiple());
-        return;
-    case cmd::WRITE_SECTORS:
-    case cmd::WRITE_SECTORS_NORETRY:
-    case cmd::WRITE_SECTORS_EXT:
-    case cmd::WRITE_MULTIPLE:
-    case cmd::WRITE_MULTIPLE_EXT: {
-        bool const multiple = command == cmd::WRITE_MULTIPLE || command == cmd::WRITE_MULTIPLE_EXT;
-        if ((multiple && !drive.multiple()) || drive.read_only())
-            return abort_command();
-        if (take_range(drive, is_lba48(command)))
-            start_pio_out(multiple ? drive.multiple() : 1);
-        return;
-    }
-    case cmd::READ_DMA:
-    case cmd::READ_DMA_NORETRY:
-    case cmd::READ_DMA_EXT:
-        if (take_range(drive, is_lba48(command)))
-            start_dma(true);
-        return;
-    case cmd::WRITE_DMA:
-    case cmd::WRITE_DMA_NORETRY:
-    case cmd::WRITE_DMA_EXT:
-        if (drive.read_only())
-            return abort_command();
-        if (take_range(drive, is_lba48(command)))
-            start_dma(false);
-        return;
-    case cmd::READ_VERIFY:
-    case cmd::READ_VERIFY_NORETRY:
-    case cmd::READ_VERIFY_EXT:
-        if (take_range(drive, is_lba48(command)))
-            complete();
-        return;
-    case cmd::FLUSH_CACHE:
-    case cmd::FLUSH_CACHE_EXT:
-        if (!drive.read_only() && !drive.image().flush()) {
-            ++m_stats.io_errors;
-            return abort_command();
-        }
-        return complete();
-    case cmd::SET_MULTIPLE_MODE:
-        if (!drive.set_multiple(t.cur[REG_COUNT]))
-            return abort_command();
-        return complete();
-    case cmd::INITIALIZE_DEVICE_PARAMETERS:
-        if (!drive.set_geometry(static_cast<uint8_t>((t.cur[REG_DEVICE] & 0x0f) + 1), t.cur[REG_COUNT]))
-            return abort_command();
-        return complete();
-    case cmd::SET_FEATURES:
-        switch (t.cur[REG_FEATURES]) {
-        case feature::ENABLE_WRITE_CACHE:
-            drive.set_write_cache(true);
-            return complete();
-        case feature::DISABLE_WRITE_CACHE:
-            drive.set_write_cache(false);
-            return complete();
-        case feature::SET_TRANSFER_MODE:
-            return drive.set_transfer_mode(t.cur[REG_COUNT]) ? complete() : abort_command();
-        case feature::ENABLE_READ_LOOKAHEAD:
-        case feature::DISABLE_READ_LOOKAHEAD:
-        case feature::ENABLE_REVERTING:
-        case feature::DISABLE_REVERTING:
-            return complete();
-        default:
-            return abort_command();
-        }
-    case cmd::CHECK_POWER_MODE:
-        for (auto& tt : m_tf)
-            tt.cur[REG_COUNT] = 0xff; // active or idle
-        return complete();
-    case cmd::SEEK:
-    case cmd::STANDBY_IMMEDIATE:
-    case cmd::IDLE_IMMEDIATE:
-    case cmd::STANDBY:
-    case cmd::IDLE:
-    case cmd::SLEEP:
-        return complete();
-    default:
-        if ((command & 0xf0) == cmd::RECALIBRATE)
-            return complete();
-        return abort_command();
-    }
-}
-
-void IdeChannel::execute_atapi(IdeDrive& drive, uint8_t command)
-{
-    TaskFile& t = tf();
-    switch (command) {
-    case cmd::IDENTIFY_PACKET_DEVICE: {
-        auto const id = drive.identify();
-        std::copy(id.begin(), id.end(), m_buf.begin());
-        m_remaining = 0;
-        m_source = Source::None;
-        m_len = id.size();
-        m_pos = 0;
-        m_phase = Phase::PioIn;
-        t.status = ST_DRDY | ST_DSC | ST_DRQ;
-        raise_irq();
-        return;
-    }
-    case cmd::PACKET:
+    case Kind::Read:
+    case Kind::Write:
+        m_lba = a.lba;
+        m_remaining = a.count;
+        if (a.dma)
+            return start_dma(a.kind == Kind::Read);
+        if (a.kind == Kind::Read)
+            return start_pio_in(a.block_sectors);
+        return start_pio_out(a.block_sectors);
+    case Kind::Packet:
         m_phase = Phase::Packet;
         m_pos = 0;
         m_len = PACKET_SIZE;
         for (auto& tt : m_tf)
             tt.cur[REG_COUNT] = IR_COD; // ready for the command packet
-        t.status = ST_DRDY | ST_DSC | ST_DRQ;
+        tf().status = ST_DRDY | ST_DSC | ST_DRQ;
         return; // no interrupt for the packet's DRQ
-    case cmd::DEVICE_RESET: {
-        unsigned const unit = m_selected;
-        drive.reset();
-        set_signature(unit);
-        return;
-    }
-    case cmd::IDENTIFY_DEVICE:
-        // A packet device aborts IDENTIFY DEVICE and shows its signature, so the host knows to use PACKET.
-        set_signature(m_selected);
-        return abort_command();
-    case cmd::SET_FEATURES:
-        if (t.cur[REG_FEATURES] == feature::SET_TRANSFER_MODE)
-            return drive.set_transfer_mode(t.cur[REG_COUNT]) ? complete() : abort_command();
-        return complete();
-    case cmd::CHECK_POWER_MODE:
-        for (auto& tt : m_tf)
-            tt.cur[REG_COUNT] = 0xff;
-        return complete();
-    case cmd::STANDBY_IMMEDIATE:
-    case cmd::IDLE_IMMEDIATE:
-    case cmd::SLEEP:
-        return complete();
-    default:
-        return abort_command();
     }
 }
 
 // --- ATA data transfers ---
-
-bool IdeChannel::take_range(IdeDrive& drive, bool lba48)
-{
-    TaskFile const& t = tf();
-    uint64_t lba = 0;
-    uint64_t count = 0;
-    if (lba48) {
-        lba = uint64_t { t.hob[REG_LBA_HIGH] } << 40 | uint64_t { t.hob[REG_LBA_MID] } << 32
-            | uint64_t { t.hob[REG_LBA_LOW] } << 24 | uint64_t { t.cur[REG_LBA_HIGH] } << 16
-            | uint64_t { t.cur[REG_LBA_MID] } << 8 | t.cur[REG_LBA_LOW];
-        count = uint64_t { t.hob[REG_COUNT] } << 8 | t.cur[REG_COUNT];
-        if (count == 0)
-            count = LBA48_MAX_SECTORS;
-    } else {
-        count = t.cur[REG_COUNT] ? t.cur[REG_COUNT] : LBA28_MAX_SECTORS;
-        if (t.cur[REG_DEVICE] & DEV_LBA) {
-            lba = uint64_t { t.cur[REG_DEVICE] & 0x0fu } << 24 | uint64_t { t.cur[REG_LBA_HIGH] } << 16
-                | uint64_t { t.cur[REG_LBA_MID] } << 8 | t.cur[REG_LBA_LOW];
-        } else {
-            lba = drive.chs_to_lba(static_cast<uint16_t>(t.cur[REG_LBA_HIGH] << 8 | t.cur[REG_LBA_MID]),
-                static_cast<uint8_t>(t.cur[REG_DEVICE] & 0x0f), t.cur[REG_LBA_LOW]);
-        }
-    }
-    if (lba > drive.sectors() || count > drive.sectors() - lba) {
-        abort_command(ERR_IDNF | ERR_ABRT);
-        return false;
-    }
-    m_lba = lba;
-    m_remaining = count;
-    return true;
-}
 
 void IdeChannel::start_pio_in(uint32_t block_sectors)
 {

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "bus/irq_line.h"
+#include "devices/ide/ata_command.h"
 #include "devices/ide/ata_regs.h"
 #include "devices/ide/ide_drive.h"
 #include "memory/guest_memory.h"
@@ -94,10 +95,7 @@ public:
     IdeStats stats() const;
 
 private:
-    struct TaskFile {
-        // Indexed by register offset 1-6: features, count, LBA low, mid, high, device; hob: the previous bytes.
-        std::array<uint8_t, 7> cur {};
-        std::array<uint8_t, 7> hob {};
+    struct TaskFile : AtaTaskFile {
         uint8_t status { 0 };
         uint8_t error { 0 };
     };
@@ -111,9 +109,8 @@ private:
     void data_read(std::span<uint8_t> data);
     void data_write(std::span<uint8_t const> data);
 
+    /// Runs a command through ata_execute() and starts its data phase.
     void execute(uint8_t command);
-    void execute_ata(IdeDrive& drive, uint8_t command);
-    void execute_atapi(IdeDrive& drive, uint8_t command);
     void set_signature(unsigned unit);
     void soft_reset();
     void raise_irq();
@@ -122,7 +119,6 @@ private:
     void abort_command(uint8_t error = ERR_ABRT);
 
     // ATA transfers.
-    bool take_range(IdeDrive& drive, bool lba48); // sets m_lba/m_remaining; false (IDNF sent) when out of range
     void start_pio_in(uint32_t block_sectors);
     void start_pio_out(uint32_t block_sectors);
     void pio_block_done();

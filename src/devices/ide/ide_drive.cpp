@@ -32,8 +32,10 @@ void put_u32(Words& w, size_t word, uint64_t value)
 }
 } // namespace
 
-IdeDrive::IdeDrive(DriveKind kind, std::shared_ptr<block::BlockDevice> image, std::string serial, unsigned index)
+IdeDrive::IdeDrive(DriveKind kind, std::shared_ptr<block::BlockDevice> image, std::string serial, unsigned index,
+                   DriveLink link)
     : m_kind(kind)
+    , m_link(link)
     , m_image(std::move(image))
     , m_serial(serial.empty() ? fmt::format("HAKO{:04}", index) : std::move(serial))
     , m_sectors(m_image->size_bytes() / (kind == DriveKind::Cdrom ? CD_BLOCK : ATA_SECTOR))
@@ -139,6 +141,14 @@ std::array<uint8_t, IDENTIFY_WORDS * 2> IdeDrive::identify() const
         w[87] = 0x4000;
         put_u32(w, 100, m_sectors);
         put_u32(w, 102, m_sectors >> 32);
+    }
+    if (m_link == DriveLink::Serial) {
+        // SATA capabilities (ATA8-ACS 7.16.7.48): Gen1 and Gen2 speeds; a disk also NCQ with a queue of NCQ_DEPTH.
+        w[76] = 0x0006;
+        if (m_kind == DriveKind::Disk) {
+            w[75] = NCQ_DEPTH - 1;
+            w[76] |= 0x0100;
+        }
     }
     std::array<uint8_t, IDENTIFY_WORDS * 2> out {};
     for (size_t i = 0; i < IDENTIFY_WORDS; ++i) {

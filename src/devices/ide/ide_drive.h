@@ -19,6 +19,10 @@
 namespace hako::devices::ide {
 
 enum class DriveKind : uint8_t { Disk, Cdrom };
+/// The link a drive sits on: a parallel ATA cable (PIIX3 IDE) or a SATA port (AHCI), which IDENTIFY reports.
+enum class DriveLink : uint8_t { Parallel, Serial };
+/// The NCQ queue depth a SATA disk offers (IDENTIFY word 75 + 1): all 32 AHCI command slots.
+constexpr unsigned NCQ_DEPTH = 32;
 
 constexpr uint64_t ATA_SECTOR = 512;
 constexpr uint64_t CD_BLOCK = 2048;
@@ -46,9 +50,11 @@ struct AtapiResult {
 class IdeDrive final {
 public:
     /// \param serial up to 20 ASCII characters (IDENTIFY words 10-19); empty: derived from `index`
-    IdeDrive(DriveKind kind, std::shared_ptr<block::BlockDevice> image, std::string serial, unsigned index);
+    IdeDrive(DriveKind kind, std::shared_ptr<block::BlockDevice> image, std::string serial, unsigned index,
+             DriveLink link = DriveLink::Parallel);
 
     DriveKind kind() const { return m_kind; }
+    DriveLink link() const { return m_link; }
     block::BlockDevice& image() const { return *m_image; }
     bool read_only() const { return m_kind == DriveKind::Cdrom || m_image->read_only(); }
     /// Addressable 512-byte sectors (disk) or 2048-byte blocks (CD-ROM).
@@ -91,6 +97,7 @@ private:
     AtapiResult start_stop(std::span<uint8_t const, PACKET_SIZE> cdb);
 
     DriveKind const m_kind;
+    DriveLink const m_link;
     std::shared_ptr<block::BlockDevice> m_image;
     std::string m_serial;
     uint64_t m_sectors;
