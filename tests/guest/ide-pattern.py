@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""The IDE guest's disk (guests/ide.c): `make IMAGE` writes a 4 MiB raw image with the host pattern in every sector;
-`check IMAGE` verifies that the sectors the guest wrote (100-103, 200-211, 300-305) hold the guest's pattern and
-every other sector still holds the host's."""
+"""The IDE and AHCI guests' disk (guests/ide.c, guests/ahci.c): `make IMAGE` writes a 4 MiB raw image with the host
+pattern in every sector; `check IMAGE` verifies that the sectors the guest wrote (100-103, 200-211, 300-305) hold the
+guest's pattern and every other sector still holds the host's. `make-cd IMAGE` writes the AHCI guest's CD image:
+100 blocks of 2048 bytes, block b starting with b (little-endian u32), byte i after that (7b + i) mod 256."""
 import sys
 
 SECTORS = 8192
@@ -17,9 +18,14 @@ def new(s):
 
 
 def main():
-    if len(sys.argv) != 3 or sys.argv[1] not in ("make", "check"):
-        sys.exit("usage: ide-pattern.py make|check IMAGE")
+    if len(sys.argv) != 3 or sys.argv[1] not in ("make", "check", "make-cd"):
+        sys.exit("usage: ide-pattern.py make|check|make-cd IMAGE")
     mode, path = sys.argv[1], sys.argv[2]
+    if mode == "make-cd":
+        with open(path, "wb") as f:
+            for b in range(100):
+                f.write(b.to_bytes(4, "little") + bytes((b * 7 + i) & 0xFF for i in range(4, 2048)))
+        return
     if mode == "make":
         with open(path, "wb") as f:
             for s in range(SECTORS):

@@ -9,11 +9,15 @@
 #   order  the boot disk (primary master, bootindex=2) and the CD-ROM ($ISO, default Debian's grub-rescue-cdrom.iso;
 #          bootindex=1): SeaBIOS's bootorder file names the IDE device paths (/pci@i0cf8/ide@1,1/drive@C/disk@U),
 #          so it boots the CD first (without a bootorder it boots the hard disk); stopped once it does
-# usage: run-ide-boot-test.sh <hako|qemu> <disk|cdrom|order> <image>
+# With the bus argument ahci, the same three cases on the ICH9 AHCI instead (QEMU: -device ich9-ahci with ide-hd /
+# ide-cd on its ports): the disk on port 0, the CD-ROM on port 1 (port 0 when alone); SeaBIOS's AHCI driver boots
+# them, and its bootorder paths are /pci@i0cf8/*@N/drive@P/disk@0.
+# usage: run-ide-boot-test.sh <hako|qemu> <disk|cdrom|order> <image> [ide|ahci]
 # Environment: HAKO, QEMU, LOG
 set -u
-[ $# -eq 3 ] || { sed -n '2,14p' "$0" >&2; exit 2; }
-vmm=$1 case=$2 src=$3
+[ $# -eq 3 ] || [ $# -eq 4 ] || { sed -n '2,17p' "$0" >&2; exit 2; }
+vmm=$1 case=$2 src=$3 bus=${4:-ide}
+[ "$bus" = ide ] || [ "$bus" = ahci ] || { echo "run-ide-boot-test: bus must be ide or ahci" >&2; exit 2; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/hako-ideboot.XXXXXX")
 log=${LOG:-$tmp/serial.log}
 mkdir -p "$(dirname "$log")"
@@ -32,6 +36,20 @@ case $case in
            expected=running texts=("Booting from DVD/CD") ;;
     *) echo "run-ide-boot-test: unknown case $case" >&2; exit 2 ;;
 esac
+if [ "$bus" = ahci ]; then
+    case $case in
+        disk) hako_media=(--disk "path=$tmp/disk.img,if=ahci")
+              qemu_media=(-device ich9-ahci,id=ahci -drive "file=$tmp/disk.img,if=none,id=hd,format=raw"
+                          -device ide-hd,drive=hd,bus=ahci.0) ;;
+        cdrom) hako_media=(--cdrom "path=$src,if=ahci" --boot cdrom)
+               qemu_media=(-device ich9-ahci,id=ahci -drive "file=$src,if=none,id=cd,media=cdrom,format=raw"
+                           -device ide-cd,drive=cd,bus=ahci.0 -boot d) ;;
+        order) hako_media=(--disk "path=$tmp/disk.img,if=ahci,bootindex=2" --cdrom "path=$iso,if=ahci,bootindex=1")
+               qemu_media=(-device ich9-ahci,id=ahci
+                           -drive "file=$tmp/disk.img,if=none,id=hd,format=raw" -device ide-hd,drive=hd,bus=ahci.0,bootindex=2
+                           -drive "file=$iso,if=none,id=cd,media=cdrom,format=raw" -device ide-cd,drive=cd,bus=ahci.1,bootindex=1) ;;
+    esac
+fi
 case $vmm in
     hako) cmd=("${HAKO:-build/hako}" run --memory 128M --debug-exit --vga none "${hako_media[@]}") ;;
     qemu) cmd=("${QEMU:-qemu-system-x86_64}" -M pc -accel kvm -cpu host,-arch-capabilities -m 128M -nodefaults
