@@ -112,9 +112,9 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
             uint32_t const reg = PORT_REGS[a % PORT_REGS.size()];
             uint32_t value = uint32_t { b } | uint32_t { c } << 8 | uint32_t { a } << 16;
             if (reg == ahci::P_CLB || reg == ahci::P_FB)
-                value = (a & 1) ? static_cast<uint32_t>(RAM_BASE + (uint32_t { b } << 8 | c) % RAM_SIZE) : value << 8;
+                value = (c & 1) ? static_cast<uint32_t>(RAM_BASE + (uint32_t { b } << 8) % RAM_SIZE) : value << 8;
             else if (reg == ahci::P_CLBU || reg == ahci::P_FBU)
-                value = (a & 1) ? 0 : value;
+                value = (c & 1) ? 0 : value;
             else if (reg == ahci::P_CMD)
                 value = b & (ahci::CMD_ST | ahci::CMD_FRE | ahci::CMD_CLO);
             else if (reg == ahci::P_SCTL)
