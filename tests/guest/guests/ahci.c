@@ -56,7 +56,7 @@ struct cmd_table {
     uint8_t acmd[16];
     uint8_t reserved[48];
     struct prd prdt[4];
-};
+} __attribute__((aligned(128))); /* CTBA's bits 6:0 are reserved: every table 128-byte aligned */
 
 static uintptr_t g_abar;
 static struct cmd_header g_list[2][32] __attribute__((aligned(1024)));
