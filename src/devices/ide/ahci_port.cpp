@@ -231,13 +231,13 @@ AhciPort::Outcome AhciPort::run_slot(unsigned slot)
 {
     auto const raw = m_mem.read_obj<std::array<uint8_t, HEADER_SIZE>>(memory::GuestAddr(m_clb + slot * HEADER_SIZE));
     if (!raw)
-        return bad_table(slot, PIS_HBFS, "command list");
+        return bad_table(slot, PIS_HBFS, "command list outside RAM");
     Header h;
     h.flags = get_le32(raw->data());
     h.table = get_le64(raw->data() + 8) & ~uint64_t { 0x7f };
     auto const cfis = m_mem.read_obj<std::array<uint8_t, 20>>(memory::GuestAddr(h.table + CT_CFIS));
     if (!cfis)
-        return bad_table(slot, PIS_HBFS, "command table");
+        return bad_table(slot, PIS_HBFS, "command table outside RAM");
     std::array<uint8_t, 20> const& fis = *cfis;
     AtaTaskFile tf;
     tf.cur[REG_FEATURES] = fis[3];
@@ -337,7 +337,7 @@ AhciPort::Outcome AhciPort::run_packet(unsigned slot, Header const& h)
     AtaTaskFile const none;
     auto const acmd = m_mem.read_obj<std::array<uint8_t, PACKET_SIZE>>(memory::GuestAddr(h.table + CT_ACMD));
     if (!acmd)
-        return bad_table(slot, PIS_HBFS, "ATAPI command");
+        return bad_table(slot, PIS_HBFS, "ATAPI command outside RAM");
     AtapiResult r = m_drive->atapi_command(*acmd);
     bool prd_irq = false;
     uint64_t bytes = 0;
@@ -356,14 +356,14 @@ AhciPort::Outcome AhciPort::run_packet(unsigned slot, Header const& h)
         std::vector<Segment> segs;
         uint64_t covered = 0;
         if (!collect_prdt(h, r.length, segs, covered, prd_irq))
-            return bad_table(slot, PIS_HBFS, "PRDT entry or buffer");
+            return bad_table(slot, PIS_HBFS, "PRDT entry or buffer outside RAM");
         if (covered < r.length)
             return bad_table(slot, PIS_OFS, "PRDT shorter than the transfer");
         std::vector<std::span<uint8_t>> bufs;
         for (auto const& s : segs) {
             auto span = m_mem.span(s.addr, s.len);
             if (!span)
-                return bad_table(slot, PIS_HBFS, "buffer");
+                return bad_table(slot, PIS_HBFS, "buffer outside RAM");
             bufs.push_back(span->bytes());
         }
         if (!m_drive->image().read_vectored(r.offset, bufs)) {
@@ -489,7 +489,7 @@ AhciPort::Outcome AhciPort::transfer_sectors(unsigned slot, Header const& h, uin
     std::vector<Segment> segs;
     uint64_t covered = 0;
     if (!collect_prdt(h, total, segs, covered, prd_irq))
-        return bad_table(slot, PIS_HBFS, "PRDT entry or buffer");
+        return bad_table(slot, PIS_HBFS, "PRDT entry or buffer outside RAM");
     if (covered < total)
         return bad_table(slot, PIS_OFS, "PRDT shorter than the transfer");
     std::vector<std::span<uint8_t>> in;
@@ -497,7 +497,7 @@ AhciPort::Outcome AhciPort::transfer_sectors(unsigned slot, Header const& h, uin
     for (auto const& s : segs) {
         auto span = m_mem.span(s.addr, s.len);
         if (!span)
-            return bad_table(slot, PIS_HBFS, "buffer");
+            return bad_table(slot, PIS_HBFS, "buffer outside RAM");
         if (to_memory)
             in.push_back(span->bytes());
         else
@@ -520,13 +520,13 @@ AhciPort::Outcome AhciPort::copy_out(unsigned slot, Header const& h, std::span<u
     std::vector<Segment> segs;
     uint64_t covered = 0;
     if (!collect_prdt(h, data.size(), segs, covered, prd_irq))
-        return bad_table(slot, PIS_HBFS, "PRDT entry or buffer");
+        return bad_table(slot, PIS_HBFS, "PRDT entry or buffer outside RAM");
     if (covered < data.size() && !truncate)
         return bad_table(slot, PIS_OFS, "PRDT shorter than the transfer");
     size_t pos = 0;
     for (auto const& s : segs) {
         if (!m_mem.write(s.addr, data.subspan(pos, s.len)))
-            return bad_table(slot, PIS_HBFS, "buffer");
+            return bad_table(slot, PIS_HBFS, "buffer outside RAM");
         pos += s.len;
     }
     return Outcome::Done;
@@ -606,7 +606,7 @@ AhciPort::Outcome AhciPort::fail(unsigned slot, uint8_t error, AtaTaskFile const
 AhciPort::Outcome AhciPort::bad_table(unsigned slot, uint32_t cause, char const* what)
 {
     ++m_stats.bad_tables;
-    HAKO_WARN_RATELIMITED("ahci: slot {}: {} outside RAM or too short (command list {:#x})", slot, what, m_clb);
+    HAKO_WARN_RATELIMITED("ahci: slot {}: {} (command list at {:#x})", slot, what, m_clb);
     set_tfd(STATUS_OK | ST_ERR, ERR_ABRT);
     m_is |= cause | PIS_TFES;
     m_cmd = (m_cmd & ~CMD_CCS_MASK) | slot << CMD_CCS_SHIFT;
