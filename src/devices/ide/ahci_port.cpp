@@ -404,7 +404,8 @@ AhciPort::Outcome AhciPort::run_ncq(unsigned slot, Header const& h, AtaTaskFile 
     else if (lba > m_drive->sectors() || count > m_drive->sectors() - lba)
         error = ERR_IDNF | ERR_ABRT;
     if (error) {
-        // An NCQ error (SATA 13.6.3.2): Set Device Bits with ERR, no tag completed; the host reads log 10h.
+        // An NCQ error: reported as a non-queued error would be (D2H FIS with ERR, PxIS.TFES; real devices send a Set
+        // Device Bits FIS with ERR, SATA 13.6.3.2), no tag completed; READ LOG EXT page 10h then names the tag.
         m_ncq_error = true;
         m_ncq_error_tag = tag;
         m_ncq_error_status = STATUS_OK | ST_ERR;
