@@ -8,7 +8,9 @@
 //
 // Everything runs synchronously in the write to PxCI (or PxCMD.ST) on the vCPU thread that made it, like the IDE
 // model: a command is complete, and its PxCI bit clear, when that write returns. NCQ commands are accepted and
-// completed one after another in slot order; the Set Device Bits FIS then carries one tag each.
+// completed one after another in slot order; the Set Device Bits FIS then carries one tag each. A failed NCQ
+// command is reported as a non-queued error is (D2H FIS with ERR, PxIS.TFES, the port halted; a real device sends
+// a Set Device Bits FIS with ERR), and READ LOG EXT page 10h names its tag.
 //
 // Hostile-guest rules: the command list, command tables, PRDT entries and received-FIS area are read and written
 // only through GuestMemory; the PRDT walk stops at PRDTL entries or when the transfer is covered; every data
