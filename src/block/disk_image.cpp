@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "base/checked.h"
+#include "block/image_lock.h"
 
 namespace hako::block {
 
@@ -98,19 +99,8 @@ Result<std::unique_ptr<DiskImage>> DiskImage::open(std::string const& path, Read
         return Error(ErrorKind::Unsupported,
             fmt::format("Disk image {} is neither a regular file nor a block device", path));
 
-    // An open file description lock over the whole file: it conflicts with locks held through any other open of
-    // the file, in this process or another, and is released when the descriptor is closed.
-    struct flock lock {};
-    lock.l_type = ro == ReadOnly::Yes ? F_RDLCK : F_WRLCK;
-    lock.l_whence = SEEK_SET;
-    lock.l_start = 0;
-    lock.l_len = 0; // to the end of the file, however large it gets
-    lock.l_pid = 0; // required for OFD locks
-    if (::fcntl(fd.get(), F_OFD_SETLK, &lock) < 0) {
-        if (errno == EAGAIN || errno == EACCES)
-            return Error(ErrorKind::Busy, fmt::format("Disk image {} is in use by another process", path));
-        return Error::from_errno(ErrorKind::Unsupported, fmt::format("Cannot lock disk image {}", path));
-    }
+    // QEMU's lock bytes (image_lock.h): one writer or any number of readers, hako and QEMU alike.
+    TRY(lock_image(fd.get(), path, ro));
 
     off_t end = ::lseek(fd.get(), 0, SEEK_END);
     if (end < 0)

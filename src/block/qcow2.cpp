@@ -15,6 +15,7 @@
 
 #include "base/checked.h"
 #include "block/qcow2_format.h"
+#include "block/image_lock.h"
 
 namespace hako::block {
 
@@ -113,15 +114,8 @@ Result<std::unique_ptr<Qcow2Image>> Qcow2Image::open(std::string const& path, Re
         return Error(ErrorKind::Unsupported,
             fmt::format("Disk image {} is neither a regular file nor a block device", path));
 
-    // The same open file description lock as a raw DiskImage: one writer or any number of readers.
-    struct flock lock {};
-    lock.l_type = ro == ReadOnly::Yes ? F_RDLCK : F_WRLCK;
-    lock.l_whence = SEEK_SET;
-    if (::fcntl(img->m_fd.get(), F_OFD_SETLK, &lock) < 0) {
-        if (errno == EAGAIN || errno == EACCES)
-            return Error(ErrorKind::Busy, fmt::format("Disk image {} is in use by another process", path));
-        return Error::from_errno(ErrorKind::Unsupported, fmt::format("Cannot lock disk image {}", path));
-    }
+    // The same lock bytes as a raw DiskImage (image_lock.h).
+    TRY(lock_image(img->m_fd.get(), path, ro));
 
     char resolved[PATH_MAX];
     std::string canonical = ::realpath(path.c_str(), resolved) ? std::string(resolved) : path;

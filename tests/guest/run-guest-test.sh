@@ -14,7 +14,9 @@
 #   --expect-output TEXT the serial log must contain TEXT (may be repeated)
 #   --reboot             allow guest resets (QEMU: no -no-reboot)
 #   --virtio-rng         add a virtio-rng PCI device
-#   --disk FILE          add a virtio-blk PCI device on image FILE (may be repeated; raw, or $HAKO_DISK_FORMAT)
+#   --disk FILE          add a disk on image FILE (may be repeated; raw, or $HAKO_DISK_FORMAT): a virtio-blk PCI
+#                        device, or with HAKO_DISK_BUS=ide an IDE disk (primary master first), with HAKO_DISK_BUS=ahci
+#                        a SATA disk on an AHCI controller (ICH9; port 0 first)
 #   --disk-serial S      serial of the disks that follow
 #   --net SPEC           a NIC (repeatable: NIC i is QEMU's netdev n<i>): SPEC is hako's --net value, user[,hostfwd=tcp:ADDR:HPORT-:GPORT] or tap=IFNAME, then
 #                        [,model=virtio|e1000|rtl8139|ne2k[_pci]|pcnet] (default model virtio); for QEMU it becomes
@@ -83,6 +85,11 @@ case $vmm in
             serial=${d#*|} spec="path=${d%%|*}"
             [ -n "$serial" ] && spec+=",serial=$serial"
             [ -n "${HAKO_DISK_FORMAT:-}" ] && spec+=",format=$HAKO_DISK_FORMAT"
+            case ${HAKO_DISK_BUS:-virtio} in
+                virtio) ;;
+                ide|ahci) spec+=",if=$HAKO_DISK_BUS" ;;
+                *) echo "run-guest-test: FAIL: HAKO_DISK_BUS=$HAKO_DISK_BUS: virtio, ide or ahci" >&2; exit 1 ;;
+            esac
             cmd+=(--disk "$spec")
         done
         [ $virtio_rng -eq 1 ] && cmd+=(--device virtio-rng)
@@ -96,8 +103,15 @@ case $vmm in
         n=0
         for d in "${disks[@]}"; do
             serial=${d#*|}
-            cmd+=(-drive "file=${d%%|*},if=none,id=disk$n,format=${HAKO_DISK_FORMAT:-raw},cache=writeback"
-                  -device "virtio-blk-pci,drive=disk$n${serial:+,serial=$serial}")
+            cmd+=(-drive "file=${d%%|*},if=none,id=disk$n,format=${HAKO_DISK_FORMAT:-raw},cache=writeback")
+            case ${HAKO_DISK_BUS:-virtio} in
+                virtio) cmd+=(-device "virtio-blk-pci,drive=disk$n${serial:+,serial=$serial}") ;;
+                ide) cmd+=(-device "ide-hd,drive=disk$n,bus=ide.$((n / 2)),unit=$((n % 2))${serial:+,serial=$serial}") ;;
+                ahci)
+                    [ $n -eq 0 ] && cmd+=(-device ich9-ahci,id=ahci)
+                    cmd+=(-device "ide-hd,drive=disk$n,bus=ahci.$n${serial:+,serial=$serial}") ;;
+                *) echo "run-guest-test: FAIL: HAKO_DISK_BUS=$HAKO_DISK_BUS: virtio, ide or ahci" >&2; exit 1 ;;
+            esac
             n=$((n + 1))
         done
         [ $virtio_rng -eq 1 ] && cmd+=(-device virtio-rng-pci)

@@ -15,7 +15,11 @@
  * GDT (SYSENTER_CS = 0x08, so 64-bit SYSEXIT loads CS = 0x08+32 = 0x28 | 3 and SS = 0x08+40 = 0x30 | 3):
  *   0x08 64-bit code DPL0, 0x10 data DPL0, 0x18 32-bit code DPL3, 0x20 data DPL3, 0x28 64-bit code DPL3,
  *   0x30 data DPL3, 0x38 32-bit code DPL0 (unused).
- * There is no TSS and only vector 6 in the IDT: a fault at CPL3 ends in a triple fault (the VMM resets or exits).
+ *   0x40: a 64-bit TSS (16 bytes), loaded with LTR, whose I/O permission bitmap allows every port.
+ * The TSS is there for its I/O bitmap: CPL3 port I/O must not depend on EFLAGS.IOPL alone, because PVM hosts run
+ * guest CPL3 code with the host's IOPL 0 and check the guest's I/O bitmap when they emulate IN/OUT (measured: without
+ * it QEMU's run of blkbench's IDE loop took #GP on port 0xc000 after SeaBIOS, while hako's boot state let it by).
+ * Only vector 6 is in the IDT: a fault at CPL3 ends in a triple fault (the VMM resets or exits).
  * A SYSENTER from CPL3 exits through isa-debug-exit with code 124.
  */
 
@@ -30,6 +34,8 @@
 #define PTE_PS 0x80
 #define USER_CS 0x2B
 #define USER_SS 0x33
+#define TSS_IOMAP 104                    /* the I/O bitmap right after the 104-byte 64-bit TSS */
+#define TSS_LIMIT (TSS_IOMAP + 8192)     /* 65536 ports, one bit each (0: allowed), then the 0xff byte */
 
     .section .text
     .code32
@@ -73,6 +79,19 @@ enter_user64:
     shrl $16, %eax
     movw %ax, um_idt + 6 * 16 + 6
 
+    /* The TSS descriptor (GDT 0x40): base um_tss, limit through the bitmap's 0xff terminator, present, type 9
+     * (available 64-bit TSS); the upper 8 bytes (base 63:32) stay 0. I/O map base 104: the bitmap follows. */
+    movl $um_tss, %eax
+    movw $(TSS_LIMIT & 0xffff), um_gdt_tss
+    movw %ax, um_gdt_tss + 2
+    shrl $16, %eax
+    movb %al, um_gdt_tss + 4
+    movb $0x89, um_gdt_tss + 5
+    movb $(TSS_LIMIT >> 16), um_gdt_tss + 6
+    movb %ah, um_gdt_tss + 7
+    movw $TSS_IOMAP, um_tss + 102
+    movb $0xff, um_tss + TSS_IOMAP + 8192
+
     /* PAE, page tables, EFER.LME, paging: compatibility mode until the far jump. */
     movl %cr4, %eax
     orl $0x20, %eax
@@ -99,6 +118,8 @@ um_long:
     movl %eax, %fs
     movl %eax, %gs
     movl $stack_top, %esp  /* the library's stack becomes the CPL0 stack */
+    movw $0x40, %ax
+    ltr %ax
     movl $MSR_SYSENTER_CS, %ecx
     movl $0x08, %eax
     xorl %edx, %edx
@@ -138,7 +159,7 @@ um_sysenter:
 3:  hlt
     jmp 3b
 
-    .section .rodata
+    .section .data  /* writable: LTR marks the TSS descriptor busy */
     .align 16
 um_gdt:
     .quad 0
@@ -149,6 +170,8 @@ um_gdt:
     .quad 0x00AFFA000000FFFF /* 0x28: 64-bit code, DPL3 */
     .quad 0x00CFF2000000FFFF /* 0x30: data, DPL3 */
     .quad 0x00CF9A000000FFFF /* 0x38: 32-bit code, DPL0 */
+um_gdt_tss:
+    .quad 0, 0               /* 0x40: the TSS, filled in by enter_user64 */
 um_gdt_end:
 um_gdt_desc:
     .word um_gdt_end - um_gdt - 1
@@ -172,5 +195,8 @@ um_pdpt:
     .skip 4096
 um_pd:
     .skip 4 * 4096
+    .align 16
+um_tss:
+    .skip TSS_LIMIT + 1  /* zero: RSP0 etc. unused (no interrupts at CPL3), every port allowed */
 
     .section .note.GNU-stack, "", @progbits

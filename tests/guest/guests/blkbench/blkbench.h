@@ -22,11 +22,22 @@
 #define BB_PM_TIMER_HZ 3579545u
 
 /* The image holds, at the start of every 4 KiB block at byte offset o, the little-endian u64 BB_PATTERN(o)
- * (bench/virtio_blk.py writes it). With verify=1 the guest checks it in what it reads. */
+ * (bench/disk_io.py writes it). With verify=1 the guest checks it in what it reads. */
 #define BB_PATTERN(o) ((uint64_t)(o) ^ 0x484b4f4200000000ull)
 
 /* Modes, in the order they run; the mask bit is 1 << index. */
 #define BB_MODE_COUNT 4
+
+/* The disk's bus (cmdline dev=virtio|ide|ahci). */
+#define BB_DEV_VIRTIO 0u
+#define BB_DEV_IDE 1u   /* PIIX3 IDE primary master, LBA48 READ DMA EXT through bus master DMA: queue depth 1 only */
+#define BB_DEV_AHCI 2u  /* AHCI port, READ FPDMA QUEUED (NCQ) with up to 32 tags */
+#define BB_PRDT BB_RING /* IDE: the PRD table (16 entries of 64 KiB for 1 MiB) */
+#define BB_AHCI_TABLES 0x5b0000u      /* AHCI: command list (32 headers of 32 bytes) at +0 */
+#define BB_AHCI_FIS 0x400u            /* received FIS area (256 bytes) */
+#define BB_AHCI_CMD_TABLES 0x800u     /* command table of slot s at + s * BB_AHCI_CMD_TABLE_SIZE */
+#define BB_AHCI_CMD_TABLE_SIZE 0x100u /* the command FIS (64 bytes), ATAPI command, one PRD entry at +0x80 */
+#define BB_AHCI_TABLES_SIZE (BB_AHCI_CMD_TABLES + 32u * BB_AHCI_CMD_TABLE_SIZE)
 
 struct bb_params {
     uint64_t desc, avail, used; /* guest-physical addresses of the queue's parts */
@@ -41,6 +52,12 @@ struct bb_params {
     uint32_t verify;            /* check BB_PATTERN in the data read */
     uint32_t mode_mask;         /* which modes run */
     uint64_t seed;              /* xorshift64 state, nonzero */
+    uint32_t dev;               /* BB_DEV_* */
+    uint32_t ide_cmd;           /* IDE: command block ports (0x1f0), control port (0x3f6), bus master base */
+    uint32_t ide_ctl;
+    uint32_t ide_bm;
+    uint64_t ahci_port_regs;    /* AHCI: the port's registers (ABAR + 0x100 + 0x80 * port) */
+    uint64_t ahci_tables;       /* AHCI: command list (1 KiB), received FIS (256 B), 32 command tables of 512 B */
 };
 
 #endif

@@ -1,14 +1,20 @@
-/* blkbench, the CPL3 part: the virtio-blk benchmark loop, 64-bit, entered by enter_user64 (lib/usermode.S) with
+/* blkbench, the CPL3 part: the disk read benchmark loop, 64-bit, entered by enter_user64 (lib/usermode.S) with
  * IOPL 3 and interrupts off. Built on its own (gcc -m64, freestanding, linked at BB_USER_BASE by user.ld) into a
  * flat binary that blkbench.c embeds and copies into place. It uses no library code: port I/O for COM1, the ACPI
- * PM timer and isa-debug-exit works at CPL3 because IOPL is 3.
+ * PM timer, the IDE ports and isa-debug-exit works at CPL3 because IOPL is 3.
  *
- * For each mode it keeps `qd` requests in flight: every request is a pre-built chain of three descriptors (header,
- * data, status) per slot; a completed slot is re-submitted at once with a new sector. Completions are polled in the
- * used ring (VIRTQ_AVAIL_F_NO_INTERRUPT is set); the device is notified with one MMIO write per batch of
- * re-submissions (skipped while the device sets VIRTQ_USED_F_NO_NOTIFY). Time comes from the PM timer, read every
- * 256 completions (32 for 1 MiB requests) and every 2^22 idle polls: a port read exits to the VMM, so it is read
- * rarely. The sum of the 24-bit (or 32-bit) deltas is exact as long as reads are under 4.6 s apart.
+ * virtio-blk: for each mode it keeps `qd` requests in flight: every request is a pre-built chain of three descriptors
+ * (header, data, status) per slot; a completed slot is re-submitted at once with a new sector. Completions are polled
+ * in the used ring (VIRTQ_AVAIL_F_NO_INTERRUPT is set); the device is notified with one MMIO write per batch of
+ * re-submissions (skipped while the device sets VIRTQ_USED_F_NO_NOTIFY).
+ * IDE: one LBA48 READ DMA EXT at a time (IDE has no queue: the qd32 modes are skipped) through a PRD table of 64 KiB
+ * entries, completion polled in the bus master status register's interrupt bit (a port read: an exit per poll).
+ * AHCI: READ FPDMA QUEUED (NCQ) with one tag and command slot per request in flight, one PRD entry each; PxSACT and
+ * PxCI are written together for each batch of re-submissions, completion polled in PxSACT (an MMIO read: an exit per
+ * poll), a task file error (PxIS.TFES) fails the run.
+ * Time comes from the PM timer, read every 256 completions (32 for 1 MiB requests) and every 2^22 idle polls: a port
+ * read exits to the VMM, so it is read rarely. The sum of the 24-bit (or 32-bit) deltas is exact as long as reads are
+ * under 4.6 s apart.
  *
  * Prints one line per mode: "blkbench: <mode> qd<N>: <requests> requests in <us> us (...)", then "PASS" and exits
  * through isa-debug-exit with 0. Failure codes: 20 device stalled (no completion for 10 s), 21 bad used entry,
@@ -303,10 +309,252 @@ static void run_mode(const struct mode* m, struct clock* c)
     puts_serial(" timer reads)\n");
 }
 
+
+/* ---- IDE: one READ DMA EXT at a time through the bus master (IDE has no command queue) ---- */
+#define ATA_ST_ERR 0x01
+#define ATA_ST_DRQ 0x08
+#define ATA_ST_BSY 0x80
+#define BM_START 0x01
+#define BM_TO_MEMORY 0x08
+#define BM_ST_ACTIVE 0x01
+#define BM_ST_ERROR 0x02
+#define BM_ST_INTR 0x04
+#define ATA_READ_DMA_EXT 0x25
+#define ATA_READ_FPDMA_QUEUED 0x60
+
+/* Returns the number of status polls it took. */
+static uint32_t ide_read(const struct mode* m, uint64_t sector, struct clock* c)
+{
+    uint16_t const cmd = (uint16_t)P->ide_cmd, bm = (uint16_t)P->ide_bm;
+    volatile uint32_t* prd = (volatile uint32_t*)(uintptr_t)BB_PRDT;
+    uint32_t const entries = m->block / 65536u ? m->block / 65536u : 1;
+    for (uint32_t i = 0; i < entries; i++) {
+        uint32_t const len = m->block < 65536u ? m->block : 65536u;
+        prd[2 * i] = (uint32_t)(BB_DATA + (uint64_t)i * 65536u);
+        prd[2 * i + 1] = (len & 0xffffu) | (i + 1 == entries ? 0x80000000u : 0); /* 0 means 64 KiB */
+    }
+    uint32_t const count = m->block / 512u;
+    outb(bm, 0);
+    outb((uint16_t)(bm + 2), BM_ST_ERROR | BM_ST_INTR);
+    outl((uint16_t)(bm + 4), BB_PRDT);
+    outb(bm, BM_TO_MEMORY);
+    outb((uint16_t)(cmd + 6), 0x40); /* LBA, master */
+    outb((uint16_t)(cmd + 2), (uint8_t)(count >> 8));
+    outb((uint16_t)(cmd + 3), (uint8_t)(sector >> 24));
+    outb((uint16_t)(cmd + 4), (uint8_t)(sector >> 32));
+    outb((uint16_t)(cmd + 5), (uint8_t)(sector >> 40));
+    outb((uint16_t)(cmd + 2), (uint8_t)count);
+    outb((uint16_t)(cmd + 3), (uint8_t)sector);
+    outb((uint16_t)(cmd + 4), (uint8_t)(sector >> 8));
+    outb((uint16_t)(cmd + 5), (uint8_t)(sector >> 16));
+    outb((uint16_t)(cmd + 7), ATA_READ_DMA_EXT);
+    outb(bm, BM_TO_MEMORY | BM_START);
+    uint8_t bs;
+    uint64_t const start = c->ticks;
+    uint32_t polls = 0;
+    while (!((bs = inb((uint16_t)(bm + 2))) & BM_ST_INTR)) {
+        if (++polls % 4096u == 0 && clock_read(c) - start > 10ull * BB_PM_TIMER_HZ)
+            fail(20, "no DMA completion for 10 s (sector, bus master status << 8 | ATA status)", sector,
+                (uint64_t)bs << 8 | inb((uint16_t)(cmd + 7)));
+        cpu_relax();
+    }
+    outb(bm, 0);
+    uint8_t const st = inb((uint16_t)(cmd + 7));
+    if ((bs & (BM_ST_ERROR | BM_ST_ACTIVE)) || (st & (ATA_ST_ERR | ATA_ST_DRQ | ATA_ST_BSY)))
+        fail(22, "READ DMA EXT failed (bus master status, status)", bs, st);
+    return polls + 1;
+}
+
+/* ---- AHCI: READ FPDMA QUEUED, one tag per slot ---- */
+#define PX_IS 0x10
+#define PX_TFD 0x20
+#define PX_SACT 0x34
+#define PX_CI 0x38
+#define PX_IS_TFES (1u << 30)
+
+static volatile uint32_t* port_reg(uint32_t off) { return (volatile uint32_t*)(uintptr_t)(P->ahci_port_regs + off); }
+
+static void ahci_prepare(uint32_t tag, uint64_t sector, uint32_t bytes)
+{
+    uint64_t const table = P->ahci_tables + BB_AHCI_CMD_TABLES + (uint64_t)tag * BB_AHCI_CMD_TABLE_SIZE;
+    volatile uint32_t* hdr = (volatile uint32_t*)(uintptr_t)(P->ahci_tables + 32u * tag);
+    volatile uint8_t* fis = (volatile uint8_t*)(uintptr_t)table;
+    volatile uint32_t* prd = (volatile uint32_t*)(uintptr_t)(table + 0x80);
+    uint32_t const count = bytes / 512u;
+    hdr[0] = 5u | (1u << 16); /* CFL 5, one PRD entry, a read */
+    hdr[1] = 0;
+    hdr[2] = (uint32_t)table;
+    hdr[3] = (uint32_t)(table >> 32);
+    fis[0] = 0x27;
+    fis[1] = 0x80;
+    fis[2] = ATA_READ_FPDMA_QUEUED;
+    fis[3] = (uint8_t)count;          /* FEATURE(7:0): the sector count */
+    fis[4] = (uint8_t)sector;
+    fis[5] = (uint8_t)(sector >> 8);
+    fis[6] = (uint8_t)(sector >> 16);
+    fis[7] = 0x40;                    /* DEVICE: FUA 0, bit 6 set */
+    fis[8] = (uint8_t)(sector >> 24);
+    fis[9] = (uint8_t)(sector >> 32);
+    fis[10] = (uint8_t)(sector >> 40);
+    fis[11] = (uint8_t)(count >> 8);  /* FEATURE(15:8) */
+    fis[12] = (uint8_t)(tag << 3);    /* COUNT(7:3): the tag */
+    fis[13] = 0;
+    prd[0] = (uint32_t)(BB_DATA + (uint64_t)tag * BB_MAX_BS);
+    prd[1] = (uint32_t)((BB_DATA + (uint64_t)tag * BB_MAX_BS) >> 32);
+    prd[2] = 0;
+    prd[3] = bytes - 1u; /* byte count - 1, no interrupt on completion */
+}
+
+static void check_data(const struct mode* m, uint32_t slot)
+{
+    if (!P->verify)
+        return;
+    uint64_t off = s_slot_sector[slot] * 512u;
+    uint64_t last = off + m->block - 4096u;
+    if (*data(slot, 0) != BB_PATTERN(off) || *data(slot, m->block - 4096u) != BB_PATTERN(last))
+        fail(23, "data read does not carry the image's pattern (byte offset, value)", off, *data(slot, 0));
+}
+
+static uint64_t next_sector(const struct mode* m)
+{
+    uint64_t sectors_per_block = m->block / 512u;
+    uint64_t blocks = P->capacity / sectors_per_block;
+    uint64_t block;
+    if (m->random) {
+        block = xorshift64() % blocks;
+    } else {
+        block = s_seq_block++;
+        if (s_seq_block >= blocks)
+            s_seq_block = 0;
+    }
+    return block * sectors_per_block;
+}
+
+static void arm(const struct mode* m, uint32_t slot)
+{
+    s_slot_sector[slot] = next_sector(m);
+    if (P->verify) {
+        *data(slot, 0) = 0;
+        *data(slot, m->block - 4096u) = 0;
+    }
+}
+
+/* Runs one mode on IDE (queue depth 1) or AHCI (NCQ, queue depth m->qd). */
+static void run_mode_ata(const struct mode* m, struct clock* c)
+{
+    uint64_t limit_ticks = (uint64_t)P->duration_ms * BB_PM_TIMER_HZ / 1000u;
+    uint64_t clock_period = m->block >= (1u << 20) ? 31 : 255;
+    s_seq_block = 0;
+    clock_start(c);
+    uint64_t submitted = 0, completed = 0, polls = 0, progress_ticks = 0;
+    bool stopping = false;
+    if (P->dev == BB_DEV_IDE) {
+        while (!stopping) {
+            arm(m, 0);
+            submitted++;
+            polls += ide_read(m, s_slot_sector[0], c);
+            check_data(m, 0);
+            completed++;
+            if ((completed & clock_period) == 0 && P->quick_requests == 0 && clock_read(c) >= limit_ticks)
+                stopping = true;
+            if (P->quick_requests != 0 && submitted >= P->quick_requests)
+                stopping = true;
+        }
+    } else {
+        uint32_t busy = 0;
+        for (uint32_t s = 0; s < m->qd; s++, submitted++) {
+            arm(m, s);
+            ahci_prepare(s, s_slot_sector[s], m->block);
+            busy |= 1u << s;
+        }
+        *port_reg(PX_SACT) = busy; /* SACT before CI, as the spec orders it */
+        *port_reg(PX_CI) = busy;
+        uint32_t idle = 0;
+        while (busy) {
+            uint32_t const sact = *port_reg(PX_SACT);
+            polls++;
+            uint32_t done = busy & ~sact;
+            if (!done) {
+                if (*port_reg(PX_IS) & PX_IS_TFES)
+                    fail(22, "task file error (PxIS, PxTFD)", *port_reg(PX_IS), *port_reg(PX_TFD));
+                if (++idle % 4096u == 0 && clock_read(c) - progress_ticks > 10ull * BB_PM_TIMER_HZ)
+                    fail(20, "no completion for 10 s (submitted, completed)", submitted, completed);
+                cpu_relax();
+                continue;
+            }
+            idle = 0;
+            uint32_t again = 0;
+            for (uint32_t s = 0; s < m->qd; s++) {
+                if (!(done & (1u << s)))
+                    continue;
+                busy &= ~(1u << s);
+                check_data(m, s);
+                completed++;
+                if ((completed & clock_period) == 0) {
+                    progress_ticks = clock_read(c);
+                    if (P->quick_requests == 0 && progress_ticks >= limit_ticks)
+                        stopping = true;
+                }
+                if (P->quick_requests != 0 && submitted >= P->quick_requests)
+                    stopping = true;
+                if (!stopping) {
+                    arm(m, s);
+                    ahci_prepare(s, s_slot_sector[s], m->block);
+                    again |= 1u << s;
+                    submitted++;
+                }
+            }
+            if (again) {
+                busy |= again;
+                *port_reg(PX_SACT) = again;
+                *port_reg(PX_CI) = again;
+            }
+        }
+        if (*port_reg(PX_IS) & PX_IS_TFES)
+            fail(22, "task file error (PxIS, PxTFD)", *port_reg(PX_IS), *port_reg(PX_TFD));
+    }
+    uint64_t ticks = clock_read(c);
+    uint64_t us = ticks * 1000000u / BB_PM_TIMER_HZ;
+    puts_serial("blkbench: ");
+    puts_serial(m->name);
+    puts_serial(": ");
+    put_u64(completed);
+    puts_serial(" requests in ");
+    put_u64(us);
+    puts_serial(" us (");
+    put_u64(polls);
+    puts_serial(" status polls, ");
+    put_u64(c->reads);
+    puts_serial(" timer reads)\n");
+}
+
 __attribute__((section(".text.entry"), noreturn)) void user_main(const struct bb_params* params);
 void user_main(const struct bb_params* params)
 {
     P = params;
+    s_rng = P->seed ? P->seed : 88172645463325252ull;
+    if (P->dev != BB_DEV_VIRTIO) {
+        if ((P->dev != BB_DEV_IDE && P->dev != BB_DEV_AHCI) || P->capacity < 2 * (BB_MAX_BS / 512u))
+            fail(24, "bad parameters (dev, capacity)", P->dev, P->capacity);
+        puts_serial(P->dev == BB_DEV_IDE ? "blkbench: IDE" : "blkbench: AHCI");
+        puts_serial(", capacity ");
+        put_u64(P->capacity);
+        puts_serial(" sectors\n");
+        struct clock c = { .port = P->pm_port, .mask = P->pm_mask };
+        for (uint32_t i = 0; i < BB_MODE_COUNT; i++) {
+            if (!(P->mode_mask & (1u << i)))
+                continue;
+            if (P->dev == BB_DEV_IDE && MODES[i].qd > 1) {
+                puts_serial("blkbench: ");
+                puts_serial(MODES[i].name);
+                puts_serial(": skipped (IDE has no command queue)\n");
+                continue;
+            }
+            run_mode_ata(&MODES[i], &c);
+        }
+        puts_serial("PASS\n");
+        finish(0);
+    }
     if (P->queue_size < 3 * BB_MAX_QD || (P->queue_size & (P->queue_size - 1)) || P->capacity < 2 * (BB_MAX_BS / 512u))
         fail(24, "bad parameters (queue size, capacity)", P->queue_size, P->capacity);
     s_desc = (volatile struct desc*)(uintptr_t)P->desc;
