@@ -22,6 +22,7 @@ Piix4Pm::Piix4Pm() : PciDevice(piix4_pm_identity())
     config_store(PMBA, 4, PMBA_IO);
     set_write_mask(PMBA, 4, PMBA_MASK);
     set_write_mask(PMREGMISC, 1, PMREGMISC_PMIOSE);
+    config_store(DEVACTB, 4, DEVACTB_APMC_EN); // no SMM: "already initialised" to SeaBIOS (read-only)
     config_store(SMBBA, 4, PMBA_IO);
     set_write_mask(SMBBA, 4, SMBBA_MASK);
     // SMBHSTCFG stays 0 and read-only: no SMBus host.

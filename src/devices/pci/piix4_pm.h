@@ -5,6 +5,8 @@
 // devices/legacy/acpi_pm.h; this function only says where it is (pm_base() and a listener the machine uses to move
 // it on the I/O bus). SeaBIOS programs PMBA to 0x600 and OVMF (on i440FX) to 0xB000; for direct boot hako does what
 // a BIOS would (bios_setup()).
+// DEVACTB (0x58) reads APMC_EN set and is read-only, as on QEMU without SMM: SeaBIOS then takes SMM as already set
+// up and skips its SMM relocation (which would wait forever for an SMI; hako has no SMM).
 // Deliberately not modelled: the SMBus host controller (SMBBA at 0x90 is stored, SMBHSTCFG at 0xD2 reads 0 so drivers
 // see it disabled), device activity/resume registers (DEVACTA/B, DEVRESA-J), SMI generation, GPO/GPI pins; the SCI
 // goes to IRQ 9 from the register block, not through this function's interrupt pin (none).
@@ -29,6 +31,8 @@ public:
     static constexpr uint32_t PMBA_MASK = 0xffc0;    // bits 15:6
     static constexpr uint16_t PMREGMISC = 0x80;
     static constexpr uint8_t PMREGMISC_PMIOSE = 0x01;
+    static constexpr uint16_t DEVACTB = 0x58;
+    static constexpr uint32_t DEVACTB_APMC_EN = 1u << 25; // SMI on writes to the APM control port 0xB2
     static constexpr uint16_t SMBBA = 0x90;
     static constexpr uint32_t SMBBA_MASK = 0xfff0;   // bits 15:4
     static constexpr uint16_t SMBHSTCFG = 0xd2;

@@ -19,6 +19,10 @@ TEST(Piix4Pm, IdentityAndPowerOnState)
     EXPECT_EQ(cfg_read(pm, Piix4Pm::PMREGMISC, 1), 0u);
     EXPECT_EQ(cfg_read(pm, Piix4Pm::SMBBA, 4), 1u);
     EXPECT_FALSE(pm.pm_base());
+    // DEVACTB.APMC_EN set and read-only: SeaBIOS skips its SMM setup (no SMM here).
+    EXPECT_EQ(cfg_read(pm, Piix4Pm::DEVACTB, 4), Piix4Pm::DEVACTB_APMC_EN);
+    cfg_write(pm, Piix4Pm::DEVACTB, 4, 0);
+    EXPECT_EQ(cfg_read(pm, Piix4Pm::DEVACTB, 4), Piix4Pm::DEVACTB_APMC_EN);
 }
 
 TEST(Piix4Pm, SeaBiosAndOvmfProgramming)
