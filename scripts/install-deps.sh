@@ -13,6 +13,7 @@ PACKAGES=(
   # guests and references: Debian kernel pieces, busybox initramfs, SeaBIOS, iPXE, QEMU as the reference VMM
   qemu-system-x86 qemu-utils seabios ipxe-qemu busybox-static cpio xz-utils zstd
   grub-rescue-pc  # grub-rescue-cdrom.iso: SeaBIOS boots it from the IDE CD-ROM
+  ovmf  # UEFI firmware (OVMF_CODE_4M.fd, OVMF_VARS_4M.fd) for --firmware uefi
   acpica-tools python3 python3-yaml time bc dmidecode
   openssl  # the VNC test client's DES (VNC authentication)
   # tap networking tests: network namespaces and taps (iproute2), a DHCP server on the tap (dnsmasq)

@@ -1,5 +1,5 @@
 // MemoryImage: a BlockDevice over a byte vector, for unit tests and fuzz targets of disk controllers (no file, no
-// lock). Range checks as every BlockDevice: a request leaving the image fails and touches nothing. Reads and writes
+// lock), and for stores that live only as long as the VM (--firmware uefi without vars=: the variable flash). Range checks as every BlockDevice: a request leaving the image fails and touches nothing. Reads and writes
 // can be made to fail (fail_io) to test a controller's error paths.
 #pragma once
 
@@ -24,6 +24,7 @@ public:
     std::vector<uint8_t>& bytes() { return m_bytes; }
     bool fail_io { false };
     uint64_t writes { 0 };
+    uint64_t flushes { 0 };
 
     Result<void> read_vectored(uint64_t offset, std::span<std::span<uint8_t> const> bufs) override
     {
@@ -52,7 +53,11 @@ public:
         ++writes;
         return ok();
     }
-    Result<void> flush() override { return fail_io ? Error(ErrorKind::Io, "Injected failure") : ok(); }
+    Result<void> flush() override
+    {
+        ++flushes;
+        return fail_io ? Error(ErrorKind::Io, "Injected failure") : ok();
+    }
     Result<DiscardOutcome> discard(uint64_t, uint64_t) override { return DiscardOutcome::Ignored; }
     Result<ZeroOutcome> write_zeroes(uint64_t offset, uint64_t len, MayUnmap) override
     {

@@ -121,6 +121,47 @@ Result<vmm::VmConfig::DiskConfig> parse_disk(std::string const& spec, bool& if_g
     return disk;
 }
 
+/// --firmware uefi[,code=FILE][,vars=FILE][,vars-template=FILE] | pflash,code=FILE[,vars=FILE][,vars-template=FILE]:
+/// firmware in CFI flash. nullopt: not this syntax (a plain BIOS image path).
+std::optional<Result<vmm::VmConfig::PflashConfig>> parse_pflash_firmware(std::string const& spec)
+{
+    auto const head = spec.substr(0, spec.find(','));
+    if (head != "uefi" && head != "pflash")
+        return std::nullopt;
+    auto parts = parse_key_values(spec);
+    if (!parts)
+        return Error(ErrorKind::InvalidArgument, fmt::format("--firmware {}", parts.error().message()));
+    bool const uefi = head == "uefi";
+    vmm::VmConfig::PflashConfig pf;
+    if (uefi) {
+        pf.code = vmm::VmConfig::OVMF_CODE;
+        pf.vars_template = vmm::VmConfig::OVMF_VARS;
+    }
+    for (size_t i = 1; i < parts->size(); ++i) {
+        auto const& [key, value] = (*parts)[i];
+        if (value.empty())
+            return Error(ErrorKind::InvalidArgument, fmt::format("--firmware '{}': {} needs a file name", spec, key));
+        if (key == "code")
+            pf.code = value;
+        else if (key == "vars")
+            pf.vars = value;
+        else if (key == "vars-template")
+            pf.vars_template = value;
+        else
+            return Error(ErrorKind::InvalidArgument,
+                fmt::format("--firmware '{}': unknown key '{}' (known: code, vars, vars-template)", spec, key));
+    }
+    if (pf.code.empty())
+        return Error(ErrorKind::InvalidArgument, fmt::format("--firmware '{}': pflash needs code=FILE", spec));
+    if (uefi && ::access(pf.code.c_str(), R_OK) != 0)
+        return Error(ErrorKind::NotFound, fmt::format("--firmware uefi: {} is missing (install Debian's ovmf package, "
+                                                      "or give code=FILE)", pf.code));
+    if (uefi && !pf.vars && pf.vars_template && ::access(pf.vars_template->c_str(), R_OK) != 0)
+        return Error(ErrorKind::NotFound, fmt::format("--firmware uefi: {} is missing (install Debian's ovmf package, "
+                                                      "or give vars-template=FILE)", *pf.vars_template));
+    return pf;
+}
+
 int run(RunOptions const& o)
 {
     init_logging(o.verbose);
@@ -147,8 +188,16 @@ int run(RunOptions const& o)
         config.kernel = o.kernel;
     if (!o.initrd.empty())
         config.initrd = o.initrd;
-    if (!o.firmware.empty())
-        config.firmware = o.firmware;
+    if (!o.firmware.empty()) {
+        if (auto pf = parse_pflash_firmware(o.firmware)) {
+            if (!*pf)
+                return fail(pf->error().kind() == ErrorKind::NotFound ? BAD_INPUT : USAGE, pf->error().message());
+            config.firmware = (*pf)->code;
+            config.pflash = std::move(**pf);
+        } else {
+            config.firmware = o.firmware;
+        }
+    }
     if (!o.debugcon.empty())
         config.debugcon = o.debugcon;
     if (!o.api_socket.empty())
@@ -340,7 +389,10 @@ std::function<int()> register_run_command(CLI::App& app)
     cmd->add_option("--initrd", o->initrd, "Initial ramdisk (multiboot: comma-separated modules)");
     cmd->add_option("--cmdline", o->cmdline, "Kernel command line")->each([o](std::string const&) { o->cmdline_given = true; });
     cmd->add_option("--firmware", o->firmware,
-        "BIOS image run from the reset vector (default without --kernel: /usr/share/seabios/bios-256k.bin)");
+        "BIOS image run from the reset vector (default without --kernel: /usr/share/seabios/bios-256k.bin), or "
+        "uefi[,vars=FILE] (Debian's OVMF as CFI flash below 4 GiB; vars=: a persistent variable store, created from "
+        "OVMF_VARS_4M.fd if missing; without it the variables are a copy kept in memory and lost at exit; "
+        "code=/vars-template= other images), or pflash,code=FILE[,vars=FILE][,vars-template=FILE]");
     cmd->add_option("--boot", o->boot,
         "Boot order for the firmware: disk, cdrom, net, comma-separated (after devices with bootindex=)");
     cmd->add_option("--fw-cfg", o->fw_cfg, "Add a fw_cfg file for the firmware: name=NAME,file=PATH (repeatable)");

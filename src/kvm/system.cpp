@@ -47,6 +47,8 @@ int System::check_extension(unsigned cap) const
     return r < 0 ? 0 : r;
 }
 
+bool System::has_readonly_memory() const { return check_extension(KVM_CAP_READONLY_MEM) > 0; }
+
 unsigned System::max_vcpus() const
 {
     int n = check_extension(KVM_CAP_MAX_VCPUS);

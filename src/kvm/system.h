@@ -22,6 +22,8 @@ public:
     int fd() const { return m_fd.get(); }
     /// KVM_CHECK_EXTENSION; 0 when absent.
     int check_extension(unsigned cap) const;
+    /// KVM_CAP_READONLY_MEM: memory slots the guest can read but whose writes exit as MMIO (flash, ROM).
+    bool has_readonly_memory() const;
     /// The most vCPUs one VM may have (KVM_CAP_MAX_VCPUS, else KVM_CAP_NR_VCPUS).
     unsigned max_vcpus() const;
     /// Bytes to mmap for each vCPU's kvm_run structure.

@@ -18,6 +18,9 @@ constexpr uint64_t IDENTITY_MAP_ADDR = 0xfeffc000;
 
 Result<void> Vm::map_memory(memory::GuestMemory const& mem)
 {
+    if (mem.regions().size() > FIRST_FLASH_SLOT)
+        return Error(ErrorKind::InvalidArgument, fmt::format("{} memory regions: at most {}", mem.regions().size(),
+            FIRST_FLASH_SLOT));
     uint32_t slot = 0;
     for (auto const& r : mem.regions()) {
         kvm_userspace_memory_region region {};
@@ -33,16 +36,19 @@ Result<void> Vm::map_memory(memory::GuestMemory const& mem)
     return ok();
 }
 
-Result<void> Vm::map_device_memory(uint32_t slot, uint64_t addr, uint64_t size, memory::GuestMemory const& mem)
+Result<void> Vm::map_device_memory(uint32_t slot, uint64_t addr, uint64_t size, memory::GuestMemory const& mem,
+    SlotAccess access)
 {
     if (mem.regions().empty() || mem.regions().front().size < size || size == 0 || (addr | size) & 0xfff)
         return Error(ErrorKind::InvalidArgument, fmt::format("Device memory of {:#x} bytes at {:#x}", size, addr));
     kvm_userspace_memory_region region {};
     region.slot = slot;
+    region.flags = access == SlotAccess::ReadOnly ? KVM_MEM_READONLY : 0;
     region.guest_phys_addr = addr;
     region.memory_size = size;
     // SAFETY: the mapping belongs to `mem`, owned by the device, which outlives the slot: the device's BAR mapper
-    // removes the slot when the BAR is unmapped, which PciDevice's destructor does at the latest.
+    // removes the slot when the BAR is unmapped, which PciDevice's destructor does at the latest; a flash device
+    // lives as long as the machine (and its VM).
     region.userspace_addr = reinterpret_cast<uint64_t>(mem.regions().front().host);
     if (::ioctl(m_fd.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0)
         return Error::from_errno(ErrorKind::Kvm, fmt::format("KVM_SET_USER_MEMORY_REGION slot {} at {:#x}", slot, addr));

@@ -31,17 +31,24 @@ struct GsiRoute {
     bool operator==(GsiRoute const&) const = default;
 };
 
+/// How the guest may access a memory slot: a read-only slot's writes exit to the VMM as MMIO (KVM_MEM_READONLY).
+enum class SlotAccess { ReadWrite, ReadOnly };
+
 class Vm final {
 public:
     /// Registers every region of mem as a KVM memory slot (ROM regions read-only).
     [[nodiscard]] Result<void> map_memory(memory::GuestMemory const& mem);
     /// Maps the first `size` bytes of `mem`'s first region at guest address `addr` as KVM memory slot `slot`
     /// (a device's RAM-like BAR, e.g. a framebuffer). addr and size page-aligned; fails if it overlaps another slot.
-    [[nodiscard]] Result<void> map_device_memory(uint32_t slot, uint64_t addr, uint64_t size, memory::GuestMemory const& mem);
+    [[nodiscard]] Result<void> map_device_memory(uint32_t slot, uint64_t addr, uint64_t size, memory::GuestMemory const& mem,
+        SlotAccess access = SlotAccess::ReadWrite);
     /// Deletes a slot made by map_device_memory().
     [[nodiscard]] Result<void> unmap_device_memory(uint32_t slot);
-    /// Slots from here on are free for map_device_memory() (map_memory() uses one per region of guest memory).
+    /// Slots from here on are free for map_device_memory() (map_memory() uses one per region of guest memory, at
+    /// most FIRST_FLASH_SLOT of them).
     static constexpr uint32_t FIRST_DEVICE_SLOT = 32;
+    /// Slots FIRST_FLASH_SLOT.. FIRST_DEVICE_SLOT-1 are for the firmware flash devices (pflash units).
+    static constexpr uint32_t FIRST_FLASH_SLOT = 24;
     /// The in-kernel PIC, IOAPIC and LAPICs, plus the PIT (KVM_CREATE_IRQCHIP, KVM_CREATE_PIT2).
     [[nodiscard]] Result<void> create_irqchip_and_pit();
     /// Drives a GSI line (KVM_IRQ_LINE). Safe from any thread.

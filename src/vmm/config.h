@@ -27,6 +27,19 @@ struct VmConfig {
     std::optional<std::string> firmware;
     /// The firmware used when neither --kernel nor --firmware is given (Debian's seabios package).
     static constexpr char const* DEFAULT_FIRMWARE = "/usr/share/seabios/bios-256k.bin";
+    /// --firmware uefi|pflash: the firmware as CFI flash ending at 4 GiB (QEMU's -drive if=pflash): `code` (unit 0,
+    /// read-only, its path is also `firmware`) and, below it, a variable store (unit 1) that is the file `vars`
+    /// (created from `vars_template` if missing, written on every program/erase) or, without `vars`, an in-memory
+    /// copy of `vars_template` discarded at exit. Neither: no unit 1.
+    struct PflashConfig {
+        std::string code;
+        std::optional<std::string> vars;
+        std::optional<std::string> vars_template;
+    };
+    std::optional<PflashConfig> pflash;
+    /// Debian's OVMF (package ovmf), what --firmware uefi selects.
+    static constexpr char const* OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+    static constexpr char const* OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd";
     std::string linuxboot_rom { "/usr/share/qemu/linuxboot_dma.bin" }; // --kernel with --firmware
     struct FwCfgFile {
         std::string name; // fw_cfg file name, e.g. opt/org.example/config or genroms/boot.bin

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <fstream>
+#include <mutex>
+#include <optional>
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -19,6 +21,7 @@
 #include "base/file.h"
 #include "base/log.h"
 #include "devices/display/std_vga.h"
+#include "devices/flash/pflash_cfi01.h"
 #include "devices/ide/ahci.h"
 #include "devices/ide/piix3_ide.h"
 #include "devices/legacy/acpi_pm.h"
@@ -39,6 +42,7 @@
 #include "devices/pci/intx_router.h"
 #include "devices/pci/pci_root.h"
 #include "devices/pci/piix3.h"
+#include "devices/pci/piix4_pm.h"
 #include "devices/pci/resource_setup.h"
 #include "devices/virtio/balloon/virtio_balloon.h"
 #include "devices/virtio/blk/virtio_blk.h"
@@ -56,6 +60,7 @@
 #include "vmm/kvm_msi.h"
 #include "vmm/kvm_notify.h"
 #include "vmm/machine.h"
+#include "vmm/pflash_setup.h"
 
 namespace hako::vmm {
 
@@ -66,6 +71,12 @@ using memory::GuestAddr;
 constexpr uint64_t MAX_KERNEL_SIZE = 512 * MiB;
 constexpr uint64_t MAX_INITRD_SIZE = 2 * GiB;
 constexpr uint64_t MAX_FIRMWARE_SIZE = 16 * MiB;
+
+/// Maps a flash device's contents as read-only KVM memory slot `slot` at its base.
+static Result<void> vm_map_flash(kvm::Vm& vm, uint32_t slot, devices::flash::PflashCfi01 const& flash)
+{
+    return vm.map_device_memory(slot, flash.base(), flash.size(), flash.memory(), kvm::SlotAccess::ReadOnly);
+}
 
 class MachineBuilder final {
 public:
@@ -161,7 +172,10 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
             start = comma + 1;
         }
     }
-    if (config.firmware) {
+    std::optional<PflashImages> pflash;
+    if (config.pflash) {
+        pflash = TRY(open_pflash_images(*config.pflash));
+    } else if (config.firmware) {
         firmware = TRY(read_file(*config.firmware, MAX_FIRMWARE_SIZE));
         if (firmware.empty() || firmware.size() % (64 * KiB) != 0)
             return Error(ErrorKind::Format,
@@ -267,6 +281,50 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     TRY(m->m_vm->create_irqchip_and_pit());
     m->m_loop = TRY(EventLoop::create());
 
+    // Firmware as CFI flash (--firmware uefi|pflash), as QEMU's pc machine maps -drive if=pflash: unit 0 (code,
+    // read-only) ends at 4 GiB, unit 1 (variables) directly below it. Each is a read-only KVM memory slot while in
+    // read-array mode (reads and instruction fetches without exits, writes exit as MMIO to the device) and only an
+    // MMIO range while the guest has it in a command mode.
+    std::vector<std::shared_ptr<devices::flash::PflashCfi01>> flashes;
+    if (pflash) {
+        if (!m->m_system->has_readonly_memory())
+            return Error(ErrorKind::Unsupported, "Firmware in flash needs KVM_CAP_READONLY_MEM, which this KVM lacks");
+        uint64_t top = FOUR_GIB;
+        auto add_flash = [&](std::vector<uint8_t> const& image, devices::flash::FlashAccess access,
+                             std::shared_ptr<block::BlockDevice> store) -> Result<void> {
+            uint32_t const unit = static_cast<uint32_t>(flashes.size());
+            uint64_t const base = top - image.size();
+            auto flash = TRY(devices::flash::PflashCfi01::create(fmt::format("pflash{}", unit), base, image, access,
+                std::move(store)));
+            TRY(m->m_mmio.insert(base, image.size(), flash));
+            uint32_t const slot = kvm::Vm::FIRST_FLASH_SLOT + unit;
+            TRY(vm_map_flash(*m->m_vm, slot, *flash));
+            flash->set_romd_hook([vm = m->m_vm.get(), slot, dev = flash.get()](bool romd) {
+                auto r = romd ? vm_map_flash(*vm, slot, *dev) : vm->unmap_device_memory(slot);
+                if (!r) // the flash keeps working through MMIO exits (its read() serves array reads too)
+                    HAKO_WARN_RATELIMITED("{}: {}", dev->name(), r.error().message());
+            });
+            m->m_counters.emplace_back(std::string(flash->name()), [weak = std::weak_ptr(flash)] {
+                nlohmann::json j = nlohmann::json::object();
+                if (auto f = weak.lock()) {
+                    auto const c = f->stats();
+                    j = { { "base", f->base() }, { "size", f->size() }, { "read_only", f->read_only() },
+                        { "commands", c.commands }, { "programs", c.programs }, { "erases", c.erases },
+                        { "refused", c.refused }, { "bad_accesses", c.bad_accesses },
+                        { "store_errors", c.store_errors }, { "mode_switches", c.mode_switches } };
+                }
+                return j;
+            });
+            m->m_devices.push_back(flash);
+            flashes.push_back(std::move(flash));
+            top = base;
+            return ok();
+        };
+        TRY(add_flash(pflash->code, devices::flash::FlashAccess::ReadOnly, nullptr));
+        if (!pflash->vars.empty())
+            TRY(add_flash(pflash->vars, devices::flash::FlashAccess::ReadWrite, pflash->vars_store));
+    }
+
     // 4. Devices. Interrupt lines are GSIs of the in-kernel PIC + IOAPIC (ISA IRQ n = GSI n).
     auto& vm = *m->m_vm;
     auto irq = [&vm](uint32_t gsi) { return std::make_shared<KvmIrqLine>(vm, gsi); };
@@ -288,8 +346,9 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     TRY(add_pio(PORT_CMOS, 4, rtc));
 
     TRY(add_pio(PORT_RESET_CF9, 1, std::make_shared<ResetControl>(*m)));
+    // The ACPI PM register block goes on the I/O bus where the PIIX4 PM function (00:01.3) decodes it, below.
     auto pm = std::make_shared<AcpiPm>(*m, irq(IRQ_SCI), monotonic_ns);
-    TRY(add_pio(PORT_ACPI_PM_BASE, PM_BLOCK_SIZE, pm));
+    m->m_devices.push_back(pm);
     m->m_press_power_button = [pm] { pm->press_power_button(); };
     TRY(add_pio(PORT_POST, 1, std::make_shared<PortSink>("post", 0xff)));
 
@@ -314,6 +373,29 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     TRY(pci_root->add_device(std::make_shared<devices::pci::I440fxHostBridge>(), 0));
     TRY(pci_root->add_device(piix3, PIIX3_SLOT));
     pci_root->set_intx_router(devices::pci::IntxRouter::create(piix3, irq));
+    // PIIX4 power management (00:01.3, as QEMU's pc machine): where its PMBA/PMIOSE say, the ACPI PM block is decoded
+    // (SeaBIOS and hako's direct boot put it at 0x600, where the FADT says; OVMF at 0xB000).
+    auto piix4_pm = std::make_shared<devices::pci::Piix4Pm>();
+    TRY(pci_root->add_function(piix4_pm, PIIX3_SLOT, devices::pci::Piix4Pm::FUNCTION));
+    struct PmPlacement {
+        std::mutex lock;
+        std::optional<uint16_t> base;
+    };
+    piix4_pm->set_pm_base_listener([bus = &m->m_pio, pm, placement = std::make_shared<PmPlacement>()](
+                                       std::optional<uint16_t> base) {
+        std::lock_guard lock(placement->lock);
+        if (base == placement->base)
+            return;
+        if (placement->base)
+            bus->remove(*placement->base);
+        placement->base.reset();
+        if (!base)
+            return;
+        if (auto r = bus->insert(*base, PM_BLOCK_SIZE, pm); !r)
+            HAKO_WARN_RATELIMITED("piix4-pm: ACPI PM block not decoded at {:#x}: {}", *base, r.error().message());
+        else
+            placement->base = base;
+    });
     TRY(devices::pci::register_config_io(m->m_pio, std::make_shared<devices::pci::PciConfigIo>(pci_root)));
     auto ecam = std::make_shared<devices::pci::PciConfigMmio>(pci_root, static_cast<unsigned>(PCI_ECAM_SIZE >> 20));
     TRY(m->m_mmio.insert(PCI_ECAM_BASE, ecam->window_size(), ecam));
@@ -599,13 +681,18 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     if (!config.firmware) {
         TRY(devices::pci::assign_pci_resources(*pci_root, direct_boot_pci_windows(ram), PIIX3_SLOT));
         bios_ide_setup();
+        piix4_pm->bios_setup(PORT_ACPI_PM_BASE);
     }
-    m->m_reset_devices = [pci_root = pci_root.get(), direct = !config.firmware, ram, bios_ide_setup] {
+    m->m_reset_devices = [pci_root = pci_root.get(), direct = !config.firmware, ram, bios_ide_setup, flashes,
+                             piix4_pm = piix4_pm.get()] {
+        for (auto const& flash : flashes)
+            flash->reset(); // back to read array (the KVM slot mapped again)
         pci_root->reset_all();
         if (direct) {
             if (auto r = devices::pci::assign_pci_resources(*pci_root, direct_boot_pci_windows(ram), PIIX3_SLOT); !r)
                 HAKO_ERROR("PCI resources after reset: {}", r.error().message());
             bios_ide_setup();
+            piix4_pm->bios_setup(PORT_ACPI_PM_BASE);
         }
     };
 
@@ -620,12 +707,19 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     auto acpi_fw = TRY(build_acpi_fw_cfg(acpi_config));
     TRY(fw_cfg->add_file("etc/acpi/rsdp", std::move(acpi_fw.rsdp)));
     TRY(fw_cfg->add_file("etc/acpi/tables", std::move(acpi_fw.tables)));
+    // Rebuilt whenever the firmware selects it, with the PM block where the firmware put it (SeaBIOS: 0x600, as
+    // built; OVMF: 0xB000), as QEMU builds its tables when they are read.
+    TRY(fw_cfg->set_file_refresh("etc/acpi/tables", [acpi_config, piix4_pm]() mutable {
+        acpi_config.pm_base = piix4_pm->pm_base().value_or(PORT_ACPI_PM_BASE);
+        auto fresh = build_acpi_fw_cfg(acpi_config);
+        return fresh ? std::move(fresh->tables) : std::vector<uint8_t> {};
+    }));
     TRY(fw_cfg->add_file("etc/table-loader", std::move(acpi_fw.table_loader)));
     // SeaBIOS mirrors its screen output to COM1 (with a VGA too: its serial console then chains to the VGA BIOS).
     TRY(fw_cfg->add_file("etc/sercon-port", le_bytes(PORT_COM1, 2)));
     for (auto& [name, data] : fw_cfg_files)
         TRY(fw_cfg->add_file(name, std::move(data)));
-    if (!firmware.empty() && !kernel.empty()) {
+    if (config.firmware && !kernel.empty()) {
         // Kernel through the firmware, as QEMU does it: the firmware runs QEMU's linuxboot_dma.bin option ROM, which
         // fetches these items over fw_cfg DMA and enters the kernel's real-mode setup code.
         auto items = TRY(linux_fw_cfg_items(kernel, config.cmdline, modules.empty() ? std::vector<uint8_t>() : modules[0],
@@ -695,10 +789,19 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
         request.memory_map.push_back({ e.addr, e.size, e.type });
     request.rsdp_addr = ACPI_TABLES_ADDR;
     auto* mem = m->m_memory.get();
+    std::vector<uint8_t> flash_code;
+    if (pflash)
+        flash_code = std::move(pflash->code);
     m->m_load_boot = [mem, kernel = std::move(kernel), firmware = std::move(firmware), request = std::move(request),
-                         acpi_direct = std::move(acpi_direct), mptable = std::move(mptable)]() -> Result<BootEntry> {
+                         acpi_direct = std::move(acpi_direct), mptable = std::move(mptable),
+                         flash_code = std::move(flash_code)]() -> Result<BootEntry> {
         if (!firmware.empty()) {
             TRY(load_firmware(*mem, firmware));
+            return BootEntry {};
+        }
+        if (!flash_code.empty()) {
+            // The flash itself stays as the guest left it; only the low copy is redone, as QEMU's isa-bios alias.
+            TRY(copy_firmware_low(*mem, flash_code));
             return BootEntry {};
         }
         // Direct boot: hako plays the firmware's part and leaves ACPI and MP tables where a BIOS would.

@@ -1,9 +1,10 @@
-// Fuzzes the PCI layer: a root with the i440FX host bridge, PIIX3 and a test function with IO, 32-bit, 64-bit and
+// Fuzzes the PCI layer: a root with the i440FX host bridge, PIIX3, the PIIX4 PM function (01.3) and a test function with IO, 32-bit, 64-bit and
 // ROM BARs plus MSI-X, wired to port I/O and MMIO buses through BusBarMapper, PciConfigIo (0xCF8/0xCFC) and ECAM
 // (at 0xE0000000). The input is a sequence of 9-byte records: op, size, 3 address bytes, 4 value bytes.
 // op % 8: 0/1 read/write CF8-CFF, 2/3 read/write ECAM, 4/5 read/write any port, 6/7 read/write MMIO at 0xFExxxxxx
 // (where the fuzzer may place BARs); op & 8 toggles the test function's INTx, op & 16 signals an MSI-X vector.
-// Invariants: read-only identity registers never change, the host bridge is always found by mechanism #1.
+// Invariants: read-only identity registers never change, the host bridge is always found by mechanism #1, the PM
+// block the PIIX4 PM function reports is always a 64-byte aligned, non-zero I/O base.
 #include <cstdint>
 #include <cstdlib>
 
@@ -15,6 +16,7 @@
 #include "devices/pci/msix.h"
 #include "devices/pci/pci_root.h"
 #include "devices/pci/piix3.h"
+#include "devices/pci/piix4_pm.h"
 
 using namespace hako;
 using namespace hako::devices::pci;
@@ -91,6 +93,13 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
     if (!root->add_device(std::make_shared<I440fxHostBridge>(), 0) || !root->add_device(isa, 1)
         || !root->add_device(fn, 3))
         std::abort();
+    auto pm = std::make_shared<Piix4Pm>();
+    if (!root->add_function(pm, 1, Piix4Pm::FUNCTION))
+        std::abort();
+    pm->set_pm_base_listener([](std::optional<uint16_t> base) {
+        if (base && (*base == 0 || *base % Piix4Pm::PM_IO_SIZE != 0))
+            std::abort();
+    });
     root->set_intx_router(IntxRouter::create(isa, [](uint8_t) { return std::make_shared<NullIrq>(); }));
     auto io = std::make_shared<PciConfigIo>(root);
     auto ecam = std::make_shared<PciConfigMmio>(root, 1);
@@ -129,6 +138,9 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
         std::abort();
     root->config_read(0, 3, 0, 0, id);
     if (load_le(id) != 0x10411af4)
+        std::abort();
+    root->config_read(0, 1, Piix4Pm::FUNCTION, 0, id);
+    if (load_le(id) != 0x71138086)
         std::abort();
     root->config_read(0, 1, 0, PCI_HEADER_TYPE, std::span<uint8_t>(id, 1));
     if (id[0] != 0x80)

@@ -57,6 +57,9 @@ constexpr uint64_t firmware_base(uint64_t rom_size) { return 0x100000000ull - ro
 /// Copies a BIOS image to [firmware_base(size), 4 GiB) (a ROM region the caller created, exactly that size) and its
 /// last min(128 KiB, size) bytes to just below 1 MiB (RAM). The boot CPU then starts at the reset vector (BootEntry{}).
 [[nodiscard]] Result<void> load_firmware(memory::GuestMemory const& mem, std::span<uint8_t const> rom);
+/// Copies the last min(128 KiB, size) bytes of a firmware image to just below 1 MiB (RAM), as load_firmware() does;
+/// for firmware in flash, whose top the flash device maps itself (QEMU's isa-bios copy of pflash unit 0).
+[[nodiscard]] Result<void> copy_firmware_low(memory::GuestMemory const& mem, std::span<uint8_t const> rom);
 
 // Shared by the loaders (loader.cpp).
 

@@ -135,6 +135,32 @@ void FwCfg::select(uint16_t key)
 {
     m_selected = key & KEY_MASK;
     m_offset = 0;
+    if (m_selected < FW_CFG_FILE_FIRST || m_selected >= FW_CFG_ARCH_LOCAL || m_refresh.empty())
+        return;
+    size_t const index = m_selected - FW_CFG_FILE_FIRST;
+    if (index >= m_files.size())
+        return;
+    auto& [name, data] = m_files[index];
+    auto it = m_refresh.find(name);
+    if (it == m_refresh.end())
+        return;
+    auto fresh = it->second();
+    if (fresh.size() != data.size()) {
+        HAKO_WARN_RATELIMITED("fw_cfg: {} rebuilt with {} bytes instead of {}: kept as it was", name, fresh.size(),
+            data.size());
+        return;
+    }
+    data = std::move(fresh);
+}
+
+Result<void> FwCfg::set_file_refresh(std::string const& name, std::function<std::vector<uint8_t>()> refresh)
+{
+    std::lock_guard lock(m_mutex);
+    bool const exists = std::any_of(m_files.begin(), m_files.end(), [&](auto const& f) { return f.first == name; });
+    if (!exists)
+        return Error(ErrorKind::InvalidArgument, fmt::format("fw_cfg: no file {}", name));
+    m_refresh[name] = std::move(refresh);
+    return ok();
 }
 
 void FwCfg::bad_access(std::string_view what, uint64_t offset, size_t size)

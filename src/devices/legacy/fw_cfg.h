@@ -19,6 +19,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -112,6 +113,11 @@ public:
     void add_u32(uint16_t key, uint32_t v);
     void add_u64(uint16_t key, uint64_t v);
 
+    /// Makes a file's contents be rebuilt by `refresh` each time the guest selects it (QEMU builds its ACPI tables
+    /// when the firmware reads them, after the firmware has programmed the chipset). A result of another size than
+    /// the file's is refused (logged) and the old contents kept: the directory the firmware read stays true.
+    /// `refresh` runs with the fw_cfg lock held. Fails if there is no such file.
+    [[nodiscard]] Result<void> set_file_refresh(std::string const& name, std::function<std::vector<uint8_t>()> refresh);
     /// The selector a file got, if it exists.
     std::optional<uint16_t> file_selector(std::string const& name) const;
 
@@ -131,6 +137,7 @@ private:
     mutable std::mutex m_mutex; // guards everything below
     std::map<uint16_t, std::vector<uint8_t>> m_items;
     std::vector<std::pair<std::string, std::vector<uint8_t>>> m_files; // sorted by name
+    std::map<std::string, std::function<std::vector<uint8_t>()>> m_refresh; // by file name
     uint16_t m_selected { FW_CFG_SIGNATURE };
     uint64_t m_offset { 0 }; // read position in the selected item
     uint64_t m_dma_addr { 0 };

@@ -239,3 +239,21 @@ TEST_F(FwCfgTest, BadPortAccessesAreAbsorbed)
     select(FW_CFG_SIGNATURE);
     EXPECT_EQ(data8(), 'Q');
 }
+
+TEST_F(FwCfgTest, FileRefreshOnSelectKeepsSize)
+{
+    ASSERT_TRUE(m_dev.add_file("etc/acpi/tables", { 1, 2, 3 }));
+    EXPECT_FALSE(m_dev.set_file_refresh("no/such/file", [] { return std::vector<uint8_t> {}; }));
+    uint8_t next = 10;
+    size_t size = 3;
+    ASSERT_TRUE(m_dev.set_file_refresh("etc/acpi/tables", [&] {
+        return std::vector<uint8_t>(size, next);
+    }));
+    auto const key = m_dev.file_selector("etc/acpi/tables").value();
+    EXPECT_EQ(read_item(key, 3), (std::vector<uint8_t> { 10, 10, 10 }));
+    next = 11;
+    EXPECT_EQ(read_item(key, 3), (std::vector<uint8_t> { 11, 11, 11 })); // rebuilt on every select
+    size = 4; // a rebuild of another size is refused: the directory's size stays true
+    next = 12;
+    EXPECT_EQ(read_item(key, 3), (std::vector<uint8_t> { 11, 11, 11 }));
+}
