@@ -6,6 +6,7 @@
 #include <boost/asio.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <sys/un.h>
 
 namespace hako::cli {
 
@@ -17,6 +18,8 @@ using Local = asio::local::stream_protocol;
 Result<DaemonReply> daemon_request(std::string const& socket, std::string const& method, std::string const& target,
     nlohmann::json const& body)
 {
+    if (socket.empty() || socket.size() >= sizeof(sockaddr_un {}.sun_path))
+        return Error(ErrorKind::InvalidArgument, fmt::format("The socket path '{}' is empty or too long", socket));
     asio::io_context ioc;
     Local::socket s(ioc);
     beast::error_code ec;

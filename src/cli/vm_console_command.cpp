@@ -9,6 +9,7 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/websocket.hpp>
 #include <deque>
+#include <sys/un.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -32,6 +33,8 @@ public:
     int run(std::string const& socket, std::string const& name, size_t backlog)
     {
         beast::error_code ec;
+        if (socket.empty() || socket.size() >= sizeof(sockaddr_un {}.sun_path))
+            return vm_fail(2, fmt::format("The socket path '{}' is empty or too long", socket));
         beast::get_lowest_layer(m_ws).connect(Local::endpoint(socket), ec);
         if (ec)
             return vm_fail(VM_UNREACHABLE, fmt::format("Cannot reach hako serve at {}: {}", socket, ec.message()));

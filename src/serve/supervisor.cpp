@@ -576,6 +576,9 @@ Result<void> Supervisor::spawn(Vm& vm)
     posix_spawn_file_actions_adddup2(&actions, child_in, STDIN_FILENO);
     posix_spawn_file_actions_adddup2(&actions, child_out, STDOUT_FILENO);
     posix_spawn_file_actions_adddup2(&actions, child_err, STDERR_FILENO);
+    // Nothing else of the daemon's (sockets Asio opened without CLOEXEC, client connections) reaches the VM: a
+    // connection a VM held open would never see its end.
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
     posix_spawnattr_t attr;
     posix_spawnattr_init(&attr);
     sigset_t none, all;
@@ -605,6 +608,8 @@ Result<void> Supervisor::spawn(Vm& vm)
     vm.pidfd = std::make_unique<asio::posix::stream_descriptor>(m_ioc, fd);
     HAKO_INFO("VM {}: started pid {}", vm.name, pid);
     open_console(vm, false);
+    // A marker in the kept log (not in the live console) so a reader can tell the runs apart.
+    write_log(vm, fmt::format("\n--- hako serve: started pid {} ---\n", pid));
     watch_exit(vm);
     return ok();
 }
@@ -652,11 +657,8 @@ void Supervisor::read_console(Vm& vm)
         });
 }
 
-void Supervisor::console_output(Vm& vm, std::string const& data)
+void Supervisor::write_log(Vm& vm, std::string const& data)
 {
-    vm.backlog += data;
-    if (vm.backlog.size() > m_options.console_backlog_bytes)
-        vm.backlog.erase(0, vm.backlog.size() - m_options.console_backlog_bytes);
     std::string const log = vm_dir(vm.name) + "/console.log";
     if (vm.log_fd >= 0 && vm.log_size + data.size() > m_options.console_log_bytes) {
         ::close(vm.log_fd);
@@ -670,6 +672,14 @@ void Supervisor::console_output(Vm& vm, std::string const& data)
     }
     if (vm.log_fd >= 0 && ::write(vm.log_fd, data.data(), data.size()) > 0)
         vm.log_size += data.size();
+}
+
+void Supervisor::console_output(Vm& vm, std::string const& data)
+{
+    vm.backlog += data;
+    if (vm.backlog.size() > m_options.console_backlog_bytes)
+        vm.backlog.erase(0, vm.backlog.size() - m_options.console_backlog_bytes);
+    write_log(vm, data);
     std::vector<int> ids;
     for (auto const& [id, fn] : vm.consoles)
         ids.push_back(id);

@@ -88,6 +88,7 @@ private:
     void open_console(Vm& vm, bool reattach);
     void read_console(Vm& vm);
     void console_output(Vm& vm, std::string const& data);
+    void write_log(Vm& vm, std::string const& data);
     void wait_for_api(std::string const& name, uint64_t run_id, int tries_left);
     void begin_stop(Vm& vm, unsigned timeout_s);
     void send_signal(Vm& vm, int sig);
