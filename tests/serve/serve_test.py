@@ -58,13 +58,14 @@ def connect(where):
     return s
 
 
-def http(where, method, path, body=None, raw_body=None, headers=None):
+def http(where, method, path, body=None, raw_body=None, headers=None, declared_length=None):
     """One request; returns (status, JSON or None, raw bytes, head)."""
     s = connect(where)
     data = raw_body if raw_body is not None else (b"" if body is None else json.dumps(body).encode())
     extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    length = len(data) if declared_length is None else declared_length
     s.sendall((f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{extra}"
-               f"Content-Length: {len(data)}\r\n\r\n").encode() + data)
+               f"Content-Length: {length}\r\n\r\n").encode() + data)
     resp = b""
     while True:
         chunk = s.recv(65536)
@@ -356,7 +357,7 @@ def free_port():
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
-    hako, guests = sys.argv[1], sys.argv[2]
+    hako, guests = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     poweroff, uart = os.path.join(guests, "poweroff.elf"), os.path.join(guests, "uart.elf")
     tmp = tempfile.mkdtemp(prefix="hako-serve.")
     token = base64.b16encode(os.urandom(16)).decode()
@@ -426,7 +427,7 @@ def run(d, s, tcp, token, hako, poweroff, uart, pids):
     check(status == 404 and "error" in body, "an unknown endpoint is 404 with an error")
     status, body, _, _ = http(s, "PUT", BASE + "/vms")
     check(status == 405 and "error" in body, "a wrong method is 405 with an error")
-    status, body, _, _ = http(s, "POST", BASE + "/vms", raw_body=b"x" * (70 * 1024))
+    status, body, _, _ = http(s, "POST", BASE + "/vms", declared_length=70 * 1024)  # refused before the body
     check(status == 413 and "error" in body, f"a body over 64 KiB is 413 ({status})")
     api(s, "POST", BASE + "/images", {"name": "../evil", "size_mib": 1}, expect=400, what="an image name with ..")
     api(s, "POST", BASE + "/images", {"name": "a.img", "size_mib": 0}, expect=400, what="an image of size 0")
