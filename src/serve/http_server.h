@@ -13,6 +13,7 @@
 #include <string>
 
 #include "base/result.h"
+#include "serve/http_target.h"
 #include "serve/supervisor.h"
 
 namespace hako::serve {
@@ -37,14 +38,5 @@ private:
     explicit HttpServer(std::unique_ptr<Impl> impl);
     std::unique_ptr<Impl> m_impl;
 };
-
-/// Splits a request target into path segments and query parameters (percent-decoded); used by the router and
-/// tested on its own. Returns nullopt for a target that is not a valid origin-form path.
-struct Target {
-    std::vector<std::string> segments;
-    std::vector<std::pair<std::string, std::string>> query;
-    std::string param(std::string_view key) const;
-};
-std::optional<Target> parse_target(std::string_view target);
 
 } // namespace hako::serve

@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "serve/http_server.h"
+#include "serve/http_target.h"
 #include "serve/vm_config.h"
 
 extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)

@@ -1,7 +1,7 @@
 // The daemon's request target parser: segments, percent-decoding, queries, and what it refuses.
 #include <gtest/gtest.h>
 
-#include "serve/http_server.h"
+#include "serve/http_target.h"
 
 namespace hako::serve {
 namespace {
