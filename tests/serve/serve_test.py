@@ -12,6 +12,7 @@ The daemon runs with a unix socket and a TCP listener (bearer token). VMs: the p
     edit and delete refused while running (409), shutdown through the power button (exit status 0), edit, clone,
     disk-create (a qcow2 image in images/), delete; the event stream shows each state change;
   - console input through the WebSocket reaches the guest (uart: ping -> pong);
+  - stop escalation: a guest that ignores the power button is powered off through its API after the timeout;
   - concurrent start/kill requests on one VM: every reply is 2xx or 409 with an error, and the VM ends consistent;
   - a VM process killed from outside: crashed with signal 9; with restart on-failure it is started again;
   - the daemon restarted while a VM runs: the VM survives, the new daemon re-attaches (same pid, running), pauses,
@@ -523,6 +524,19 @@ def run(d, s, tcp, token, hako, poweroff, uart, pids):
         pids.append(vm["pid"])
     api(s, "POST", BASE + "/vms/pw/kill", expect=200, what="kill pw")
     api(s, "POST", BASE + "/vms/pw/kill", expect=409, what="kill a stopped VM")
+
+    # Stop escalation: a guest that ignores the power button (uart waits for its line) is powered off after
+    # the timeout (0 s here) through the VM's API.
+    api(s, "POST", BASE + "/vms/uart/start", expect=200, what="start uart again")
+    upid = vm_state(d, "uart")["pid"]
+    pids.append(upid)
+    wait_ready(s, "uart", upid)
+    api(s, "POST", BASE + "/vms/uart/shutdown", {"timeout_s": 0}, expect=202, what="shutdown uart with timeout 0")
+    vm = wait_state(d, "uart", ("stopped", "crashed"), "uart is forced off")
+    check(vm and vm["state"] == "stopped" and vm["last_exit"]["status"] == 0 and not pid_alive(upid),
+          f"a guest ignoring the button is powered off after the timeout ({vm and vm['last_exit']})")
+    check("PASS" not in http(s, "GET", BASE + "/vms/uart/console-log")[2].decode().rpartition(f"pid {upid}")[2],
+          "the forced-off guest did not finish on its own")
 
     # Concurrent start and kill on one VM.
     results = []
