@@ -18,8 +18,11 @@ allowed() {
     api) echo "base api" ;;
     # the display's outputs and input (VNC): renders through devices/display's Image, feeds PS/2 bytes to hooks
     ui) echo "base devices ui" ;;
+    # the management daemon (hako serve): runs VMs as `hako run` processes, creates images through block/, answers
+    # with api/'s Reply
+    serve) echo "base block api serve" ;;
     vmm) echo "base memory arch bus block net devices kvm api ui vmm" ;;
-    cli) echo "base memory arch bus block net devices kvm api ui vmm cli" ;;
+    cli) echo "base memory arch bus block net devices kvm api ui vmm serve cli" ;;
   esac
 }
 for f in $(find src -name '*.h' -o -name '*.cpp'); do

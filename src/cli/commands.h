@@ -16,4 +16,9 @@ std::function<int()> register_img_command(CLI::App& app);
 /// `hako screenshot --api-socket PATH FILE.png`: saves a running VM's screen (screenshot_command.cpp).
 std::function<int()> register_screenshot_command(CLI::App& app);
 
+/// `hako serve`: the management daemon (serve_command.cpp, src/serve/).
+std::function<int()> register_serve_command(CLI::App& app);
+/// `hako vm VERB`: VM management through the daemon (vm_command.cpp and vm_*_command.cpp).
+std::function<int()> register_vm_command(CLI::App& app);
+
 } // namespace hako::cli

@@ -14,6 +14,8 @@ int main(int argc, char** argv)
     auto run = hako::cli::register_run_command(app);
     auto img = hako::cli::register_img_command(app);
     auto screenshot = hako::cli::register_screenshot_command(app);
+    auto serve = hako::cli::register_serve_command(app);
+    auto vm = hako::cli::register_vm_command(app);
     try {
         app.parse(argc, argv);
     } catch (CLI::CallForHelp const& e) {
@@ -31,5 +33,9 @@ int main(int argc, char** argv)
         return img();
     if (app.got_subcommand("screenshot"))
         return screenshot();
+    if (app.got_subcommand("serve"))
+        return serve();
+    if (app.got_subcommand("vm"))
+        return vm();
     return run();
 }

@@ -1,0 +1,663 @@
+#!/usr/bin/env python3
+"""hako serve and hako vm against src/serve/openapi.yaml, with real VMs running the project's test guests.
+
+The daemon runs with a unix socket and a TCP listener (bearer token). VMs: the poweroff guest in button mode
+(prints READY, powers off on the ACPI power button) and the uart guest (prints READY, answers the line "ping" with
+"pong", then exits through isa-debug-exit with status 1). The test covers:
+  - every reply's status is one the contract lists for the path and method, and its JSON matches the schema;
+  - the socket's mode (0600); TCP without the token or with a wrong one is 401, with it 200;
+  - validation: VM names, disk paths (traversal, relative, ',' injection), unknown keys, bad values, not JSON: 400;
+    unknown VM 404; unknown endpoint 404; wrong method 405;
+  - the lifecycle: create, start, console output (console-log and the WebSocket), pause/resume and their 409s,
+    edit and delete refused while running (409), shutdown through the power button (exit status 0), edit, clone,
+    disk-create (a qcow2 image in images/), delete; the event stream shows each state change;
+  - console input through the WebSocket reaches the guest (uart: ping -> pong);
+  - stop escalation: a guest that ignores the power button is powered off through its API after the timeout;
+  - concurrent start/kill requests on one VM: every reply is 2xx or 409 with an error, and the VM ends consistent;
+  - a VM process killed from outside: crashed with signal 9; with restart on-failure it is started again;
+  - the daemon restarted while a VM runs: the VM survives, the new daemon re-attaches (same pid, running), pauses,
+    resumes and shuts it down;
+  - the CLI: hako vm list/show/create/start/stop/console/delete, --json, errors with exit status 1.
+usage: serve_test.py HAKO GUEST_DIR
+"""
+import base64
+import json
+import os
+import re
+import signal
+import socket
+import stat
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SPEC = yaml.safe_load(open(os.path.join(HERE, "..", "..", "src", "serve", "openapi.yaml")))
+BASE = "/api/v1"
+failures = []
+WAIT = 90  # seconds any single wait may take before the test gives up on it (a bound, not an assertion on speed)
+
+
+def check(ok, what):
+    print(("ok:   " if ok else "FAIL: ") + what, flush=True)
+    if not ok:
+        failures.append(what)
+
+
+def connect(where):
+    if isinstance(where, tuple):
+        s = socket.create_connection(where, timeout=60)
+    else:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(60)
+        s.connect(where)
+    return s
+
+
+def http(where, method, path, body=None, raw_body=None, headers=None, declared_length=None):
+    """One request; returns (status, JSON or None, raw bytes, head)."""
+    s = connect(where)
+    data = raw_body if raw_body is not None else (b"" if body is None else json.dumps(body).encode())
+    extra = "".join(f"{k}: {v}\r\n" for k, v in (headers or {}).items())
+    length = len(data) if declared_length is None else declared_length
+    s.sendall((f"{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{extra}"
+               f"Content-Length: {length}\r\n\r\n").encode() + data)
+    resp = b""
+    while True:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        resp += chunk
+    s.close()
+    head, _, payload = resp.partition(b"\r\n\r\n")
+    status = int(head.split(b" ")[1])
+    parsed = None
+    if b"application/json" in head.lower() and payload.strip():
+        parsed = json.loads(payload)
+    return status, parsed, payload, head.decode(errors="replace")
+
+
+def node_ref(ref):
+    return ref.lstrip("#/").split("/")
+
+
+def deref(node):
+    while isinstance(node, dict) and "$ref" in node:
+        target = SPEC
+        for part in node_ref(node["$ref"]):
+            target = target[part]
+        node = target
+    return node
+
+
+def validate(schema, value, where="$"):
+    """The JSON Schema subset the contract uses: type, nullable, required, properties, items, enum, minimum, allOf."""
+    schema = deref(schema)
+    problems = []
+    if "allOf" in schema:
+        for sub in schema["allOf"]:
+            problems += validate(sub, value, where)
+        return problems
+    if value is None and schema.get("nullable"):
+        return []
+    types = {"object": dict, "array": list, "string": str, "boolean": bool, "integer": int, "number": (int, float)}
+    t = schema.get("type")
+    if t:
+        ok = isinstance(value, types[t]) and not (t in ("integer", "number") and isinstance(value, bool))
+        if not ok:
+            return [f"{where}: expected {t}, got {type(value).__name__}"]
+    if "enum" in schema and value not in schema["enum"]:
+        problems.append(f"{where}: {value!r} not in {schema['enum']}")
+    if "minimum" in schema and value < schema["minimum"]:
+        problems.append(f"{where}: {value} < {schema['minimum']}")
+    if t == "object":
+        for r in schema.get("required", []):
+            if r not in value:
+                problems.append(f"{where}: missing {r}")
+        for k, v in value.items():
+            if k in schema.get("properties", {}):
+                problems += validate(schema["properties"][k], v, f"{where}.{k}")
+    if t == "array":
+        for i, item in enumerate(value):
+            problems += validate(schema.get("items", {}), item, f"{where}[{i}]")
+    return problems
+
+
+def spec_op(path, method):
+    """The contract's operation for a concrete path (/vms/x/start matches /vms/{name}/start)."""
+    rel = path.split("?")[0][len(BASE):]
+    for p, item in SPEC["paths"].items():
+        if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", p), rel):
+            return item.get(method.lower())
+    return None
+
+
+seen_ops = set()
+
+
+def api(where, method, path, body=None, raw_body=None, headers=None, expect=None, what=None):
+    """A request checked against the contract: the status is listed for the operation, the body matches."""
+    status, parsed, raw, head = http(where, method, path, body, raw_body, headers)
+    what = what or f"{method} {path}"
+    op = spec_op(path, method)
+    if op is not None:
+        seen_ops.add((spec_key(path), method.lower()))
+        responses = op["responses"]
+        if str(status) not in responses and status not in (401, 405, 413):
+            check(False, f"{what}: status {status} is in the contract ({', '.join(responses)})")
+        r = deref(responses.get(str(status), {}))
+        schema = r.get("content", {}).get("application/json", {}).get("schema")
+        if schema is not None:
+            problems = validate(schema, parsed)
+            if problems:
+                check(False, f"{what}: body matches the schema ({problems})")
+    if status >= 400:
+        if not (isinstance(parsed, dict) and isinstance(parsed.get("error"), str)):
+            check(False, f"{what}: a {status} has a JSON error body ({raw[:200]!r})")
+    if expect is not None:
+        check(status == expect, f"{what} -> {expect} (got {status}: {raw[:200].decode(errors='replace').strip()})")
+    return status, parsed, raw
+
+
+def spec_key(path):
+    rel = path.split("?")[0][len(BASE):]
+    for p in SPEC["paths"]:
+        if re.fullmatch(re.sub(r"\{[^}]+\}", "[^/]+", p), rel):
+            return p
+    return rel
+
+
+def wait_until(fn, what, seconds=WAIT):
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.05)
+    check(False, f"{what} (gave up waiting after {seconds} s)")
+    return None
+
+
+class Events:
+    """The server-sent event stream, collected on a thread."""
+
+    def __init__(self, where):
+        self.events = []
+        self.lock = threading.Lock()
+        self.sock = connect(where)
+        self.sock.settimeout(None)
+        self.sock.sendall(f"GET {BASE}/events HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        buf = b""
+        while True:
+            try:
+                chunk = self.sock.recv(65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            buf += chunk
+            while b"\n\n" in buf:
+                msg, buf = buf.split(b"\n\n", 1)
+                fields = {}
+                for line in msg.decode().split("\n"):
+                    if line.startswith(":") or ":" not in line:
+                        continue
+                    k, v = line.split(":", 1)
+                    fields[k] = v.strip()
+                if "event" in fields:
+                    with self.lock:
+                        self.events.append((fields["event"], json.loads(fields["data"])))
+
+    def states(self, name):
+        with self.lock:
+            return [d["state"] for e, d in self.events if e == "vm" and d["name"] == name]
+
+    def has(self, event, name):
+        with self.lock:
+            return any(e == event and d["name"] == name for e, d in self.events)
+
+    def close(self):
+        self.sock.close()
+
+
+class WebSocket:
+    """A minimal WebSocket client (RFC 6455) for the console endpoint."""
+
+    def __init__(self, where, path):
+        self.sock = connect(where)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.sock.sendall((f"GET {path} HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                           f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(1)
+            if not chunk:
+                break
+            head += chunk
+        self.status = int(head.split(b" ")[1]) if head else 0
+        self.data = b""
+        self.lock = threading.Lock()
+        if self.status == 101:
+            threading.Thread(target=self.run, daemon=True).start()
+
+    def recv_exact(self, n):
+        out = b""
+        while len(out) < n:
+            chunk = self.sock.recv(n - len(out))
+            if not chunk:
+                raise EOFError
+            out += chunk
+        return out
+
+    def run(self):
+        try:
+            while True:
+                b0, b1 = self.recv_exact(2)
+                n = b1 & 0x7F
+                if n == 126:
+                    n = struct.unpack(">H", self.recv_exact(2))[0]
+                elif n == 127:
+                    n = struct.unpack(">Q", self.recv_exact(8))[0]
+                payload = self.recv_exact(n)
+                if b0 & 0x0F in (1, 2, 0):
+                    with self.lock:
+                        self.data += payload
+                elif b0 & 0x0F == 8:
+                    return
+        except (EOFError, OSError):
+            return
+
+    def send(self, data):
+        mask = os.urandom(4)
+        header = bytes([0x82])
+        header += bytes([0x80 | len(data)]) if len(data) < 126 else bytes([0x80 | 126]) + struct.pack(">H", len(data))
+        self.sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(data)))
+
+    def text(self):
+        with self.lock:
+            return self.data.decode(errors="replace")
+
+    def close(self):
+        self.sock.close()
+
+
+class Daemon:
+    def __init__(self, hako, tmp, port, token_file):
+        self.hako, self.tmp, self.port, self.token_file = hako, tmp, port, token_file
+        self.sock = os.path.join(tmp, "hako.sock")
+        self.state = os.path.join(tmp, "state")
+        self.log = os.path.join(tmp, "serve.log")
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen([self.hako, "serve", "--socket", self.sock, "--state-dir", self.state, "--listen",
+                                      f"127.0.0.1:{self.port}", "--token-file", self.token_file],
+                                     stdin=subprocess.DEVNULL, stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
+
+        def up():
+            if self.proc.poll() is not None:
+                return True
+            try:
+                return http(self.sock, "GET", BASE + "/version")[0] == 200
+            except OSError:
+                return False
+        wait_until(up, "the daemon answers")
+        check(self.proc.poll() is None, "the daemon runs")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout=60)
+        check(rc == 0, f"the daemon exits 0 on SIGTERM ({rc})")
+
+
+def vm_state(d, name):
+    status, body, _, _ = http(d.sock, "GET", f"{BASE}/vms/{name}")
+    return body if status == 200 else None
+
+
+def wait_state(d, name, states, what):
+    return wait_until(lambda: (lambda v: v if v and v["state"] in states else None)(vm_state(d, name)), what)
+
+
+def wait_ready(s, name, pid):
+    """Waits for READY in the console log after the daemon's marker for run `pid`."""
+    marker = f"--- hako serve: started pid {pid} ---".encode()
+    wait_until(lambda: b"READY" in http(s, "GET", f"{BASE}/vms/{name}/console-log")[2].rpartition(marker)[2]
+               and marker in http(s, "GET", f"{BASE}/vms/{name}/console-log")[2], f"{name} (pid {pid}) is up")
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (exited, not yet reaped) is not alive.
+    try:
+        return open(f"/proc/{pid}/stat").read().split(")")[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def main():
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    hako, guests = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
+    poweroff, uart = os.path.join(guests, "poweroff.elf"), os.path.join(guests, "uart.elf")
+    tmp = tempfile.mkdtemp(prefix="hako-serve.")
+    token = base64.b16encode(os.urandom(16)).decode()
+    token_file = os.path.join(tmp, "token")
+    with open(token_file, "w") as f:
+        f.write(token + "\n")
+    os.chmod(token_file, 0o600)
+    d = Daemon(hako, tmp, free_port(), token_file)
+    d.start()
+    s = d.sock
+    tcp = ("127.0.0.1", d.port)
+    pids = []
+    try:
+        run(d, s, tcp, token, hako, poweroff, uart, pids)
+    finally:
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if d.proc and d.proc.poll() is None:
+            d.proc.kill()
+            d.proc.wait()
+        if failures:
+            print("----- daemon log -----")
+            print(open(d.log, errors="replace").read()[-6000:])
+    print(f"{len(failures)} failure(s)")
+    sys.exit(1 if failures else 0)
+
+
+def run(d, s, tcp, token, hako, poweroff, uart, pids):
+    # Security: the socket's mode, TCP and the token.
+    check(stat.S_IMODE(os.stat(s).st_mode) == 0o600, "the unix socket has mode 0600")
+    status, body, _, head = http(tcp, "GET", BASE + "/vms")
+    check(status == 401 and "error" in body, f"TCP without a token is 401 with an error ({status})")
+    check("www-authenticate: bearer" in head.lower(), "the 401 names the Bearer scheme")
+    status, _, _, _ = http(tcp, "GET", BASE + "/vms", headers={"Authorization": "Bearer " + "x" * len(token)})
+    check(status == 401, "TCP with a wrong token is 401")
+    status, body, _, _ = http(tcp, "GET", BASE + "/version", headers={"Authorization": "Bearer " + token})
+    check(status == 200 and body.get("version"), "TCP with the token is served")
+    status, _, _, _ = http(tcp, "GET", f"{BASE}/version?access_token={token}")
+    check(status == 200, "TCP with access_token in the query is served (for EventSource/WebSocket)")
+
+    api(s, "GET", BASE + "/version", expect=200)
+    api(s, "GET", BASE + "/vms", expect=200)
+    events = Events(s)
+
+    # Validation.
+    good = {"kernel": poweroff, "cmdline": "button=1", "debug_exit": True, "memory_mib": 64}
+    for bad_name in ["../x", "-a", "a" * 64, "a b", "", "a/b", ".hidden"]:
+        api(s, "POST", BASE + "/vms", dict(good, name=bad_name), expect=400, what=f"create with name {bad_name!r}")
+    for bad_path in ["../etc/passwd", "/tmp/../etc/passwd", "/tmp/a,format=qcow2", "images/x", "/tmp/./a", "x/../../y",
+                     "/tmp/a\nb", "relative.img/"]:
+        api(s, "POST", BASE + "/vms", dict(good, name="bad", disks=[{"path": bad_path}]), expect=400,
+            what=f"create with disk path {bad_path!r}")
+    for extra in [{"cpus": 0}, {"cpus": "2"}, {"memory_mib": -1}, {"nics": [{"mode": "tap"}]}, {"nics": [{"mac": "zz"}]},
+                  {"vga": "cirrus"}, {"boot": ["disk", "disk"]}, {"restart": "sometimes"}, {"unknown": 1},
+                  {"kernel": "vmlinuz"}, {"vnc": True}]:
+        api(s, "POST", BASE + "/vms", dict(good, name="bad", **extra), expect=400, what=f"create with {extra}")
+    api(s, "POST", BASE + "/vms", raw_body=b"{not json", expect=400, what="create with a body that is not JSON")
+    api(s, "POST", BASE + "/vms", raw_body=b"[1,2]", expect=400, what="create with a JSON array")
+    api(s, "GET", BASE + "/vms/nosuchvm", expect=404)
+    api(s, "POST", BASE + "/vms/nosuchvm/start", expect=404)
+    api(s, "GET", BASE + "/vms/..", expect=400, what="GET /vms/.. (not a name)")
+    api(s, "GET", BASE + "/vms/%2e%2e%2fetc", expect=400, what="GET an encoded traversal")
+    status, body, _, _ = http(s, "GET", BASE + "/nothing")
+    check(status == 404 and "error" in body, "an unknown endpoint is 404 with an error")
+    status, body, _, _ = http(s, "PUT", BASE + "/vms")
+    check(status == 405 and "error" in body, "a wrong method is 405 with an error")
+    status, body, _, _ = http(s, "POST", BASE + "/vms", declared_length=70 * 1024)  # refused before the body
+    check(status == 413 and "error" in body, f"a body over 64 KiB is 413 ({status})")
+    api(s, "POST", BASE + "/images", {"name": "../evil", "size_mib": 1}, expect=400, what="an image name with ..")
+    api(s, "POST", BASE + "/images", {"name": "a.img", "size_mib": 0}, expect=400, what="an image of size 0")
+
+    # The lifecycle with the poweroff guest.
+    status, vm, _ = api(s, "POST", BASE + "/vms", dict(good, name="pw"), expect=201)
+    check(vm and vm["state"] == "stopped" and vm["config"]["memory_mib"] == 64, "a new VM is stopped with its definition")
+    api(s, "POST", BASE + "/vms", dict(good, name="pw"), expect=409, what="create an existing name")
+    api(s, "POST", BASE + "/vms/pw/pause", expect=409, what="pause a stopped VM")
+    api(s, "POST", BASE + "/vms/pw/shutdown", expect=409, what="shut down a stopped VM")
+    status, vm, _ = api(s, "POST", BASE + "/vms/pw/start", expect=200)
+    check(vm and vm["state"] == "running" and isinstance(vm["pid"], int), "start answers running with a pid")
+    pid = vm["pid"]
+    pids.append(pid)
+    wait_until(lambda: b"READY" in http(s, "GET", BASE + "/vms/pw/console-log")[2], "console-log shows the guest's READY")
+    api(s, "GET", BASE + "/vms/pw/console-log", expect=200)
+    api(s, "POST", BASE + "/vms/pw/start", expect=409, what="start a running VM")
+    api(s, "PATCH", BASE + "/vms/pw", {"memory_mib": 128}, expect=409, what="edit a running VM")
+    api(s, "DELETE", BASE + "/vms/pw", expect=409, what="delete a running VM")
+    api(s, "POST", BASE + "/vms/pw/clone", {"name": "pw-copy"}, expect=409, what="clone a running VM")
+    status, vm, _ = api(s, "POST", BASE + "/vms/pw/pause", expect=200)
+    check(vm and vm["state"] == "paused", "pause answers paused")
+    api(s, "POST", BASE + "/vms/pw/pause", expect=409, what="pause a paused VM")
+    status, vm, _ = api(s, "POST", BASE + "/vms/pw/resume", expect=200)
+    check(vm and vm["state"] == "running", "resume answers running")
+    api(s, "POST", BASE + "/vms/pw/resume", expect=409, what="resume a running VM")
+    api(s, "POST", BASE + "/vms/pw/shutdown", {"timeout_s": "soon"}, expect=400, what="shutdown with a bad timeout")
+    status, vm, _ = api(s, "POST", BASE + "/vms/pw/shutdown", {"timeout_s": 60}, expect=202)
+    check(vm and vm["state"] == "stopping", "shutdown answers stopping")
+    vm = wait_state(d, "pw", ("stopped", "crashed"), "pw stops after the power button")
+    check(vm and vm["state"] == "stopped" and vm["last_exit"]["status"] == 0,
+          f"the guest powered off on the button: stopped, exit status 0 ({vm and vm['last_exit']})")
+    check(not pid_alive(pid), "the VM's process is gone")
+    check("poweroff: power button pressed" in http(s, "GET", BASE + "/vms/pw/console-log")[2].decode(),
+          "the console log shows the guest saw the button")
+    wait_until(lambda: events.states("pw")[-1:] == ["stopped"], "the event stream reaches stopped")
+    st = events.states("pw")
+    want = ["stopped", "starting", "running", "paused", "running", "stopping", "stopped"]
+    it = iter(st)
+    check(all(w in it for w in want), f"the event stream shows {want} in order ({st})")
+    status, vm, _ = api(s, "PATCH", BASE + "/vms/pw", {"memory_mib": 96, "restart": "no"}, expect=200)
+    check(vm and vm["config"]["memory_mib"] == 96, "edit of a stopped VM changes it")
+    api(s, "PATCH", BASE + "/vms/pw", {"name": "other"}, expect=400, what="edit cannot rename")
+    api(s, "PATCH", BASE + "/vms/pw", {"disks": [{"path": "../../etc/shadow"}]}, expect=400, what="edit with a traversal")
+
+    # Images, disks, clone, delete.
+    status, img, _ = api(s, "POST", BASE + "/images", {"name": "base.img", "format": "raw", "size_mib": 4}, expect=201)
+    check(img and os.path.getsize(img["path"]) == 4 << 20, "a raw image of 4 MiB is created in images/")
+    api(s, "POST", BASE + "/images", {"name": "base.img", "format": "raw", "size_mib": 4}, expect=409,
+        what="an existing image name")
+    status, vm, _ = api(s, "POST", BASE + "/vms/pw/disks", {"name": "pw-data.qcow2", "size_mib": 8, "format": "qcow2"},
+                        expect=201)
+    path = vm and vm["config"]["disks"][-1]["path"]
+    check(path and path.endswith("/images/pw-data.qcow2") and open(path, "rb").read(4) == b"QFI\xfb",
+          "disk-create makes a qcow2 image in images/ and attaches it")
+    status, vm, _ = api(s, "POST", BASE + "/vms/pw/clone", {"name": "pw2"}, expect=201)
+    cpath = vm and vm["config"]["disks"][0]["path"]
+    check(cpath and cpath.endswith("/images/pw2-disk0.qcow2") and os.path.exists(cpath), "clone copies the disk in images/")
+    api(s, "POST", BASE + "/vms/pw/clone", {"name": "pw2"}, expect=409, what="clone to an existing name")
+    api(s, "POST", BASE + "/vms/pw/clone", {"name": "../x"}, expect=400, what="clone to a bad name")
+    api(s, "DELETE", BASE + "/vms/pw2", expect=204)
+    api(s, "GET", BASE + "/vms/pw2", expect=404, what="a deleted VM is gone")
+    wait_until(lambda: events.has("vm-deleted", "pw2"), "the event stream shows the deletion")
+    api(s, "PATCH", BASE + "/vms/pw", {"disks": []}, expect=200, what="detach the disks")
+    # The VM with its disk started once: the image is used (hako locks it).
+
+    # Console input and output through the WebSocket (uart guest).
+    api(s, "POST", BASE + "/vms", {"name": "uart", "kernel": uart, "debug_exit": True, "memory_mib": 64}, expect=201)
+    ws = WebSocket(s, BASE + "/vms/uart/console?backlog=0")
+    check(ws.status == 101, f"the console WebSocket is accepted ({ws.status})")
+    api(s, "POST", BASE + "/vms/uart/start", expect=200)
+    wait_until(lambda: "READY" in ws.text(), "the console WebSocket shows READY")
+    ws.send(b"ping\n")
+    wait_until(lambda: "pong" in ws.text(), "input typed through the WebSocket reaches the guest (pong)")
+    vm = wait_state(d, "uart", ("stopped", "crashed"), "the uart guest ends")
+    check(vm and vm["last_exit"]["status"] == 1, f"the uart guest passed (debug-exit status 1: {vm and vm['last_exit']})")
+    check("PASS" in ws.text(), "the console shows the guest's PASS")
+    ws.close()
+    status, _, raw, _ = http(s, "GET", BASE + "/vms/uart/console")
+    check(status == 400, "the console endpoint without an Upgrade is 400")
+
+    # Reboot: the power button, the guest powers off, the daemon starts it again.
+    status, vm, _ = api(s, "POST", BASE + "/vms/pw/start", expect=200, what="start pw again")
+    pid1 = vm["pid"]
+    pids.append(pid1)
+    wait_ready(s, "pw", pid1)
+    api(s, "POST", BASE + "/vms/pw/reboot", {"timeout_s": 60}, expect=202)
+    vm = wait_until(lambda: (lambda v: v if v and v["state"] == "running" and v["pid"] != pid1 else None)(vm_state(d, "pw")),
+                    "reboot brings pw back with a new process")
+    check(vm and vm["last_exit"]["status"] == 0 and vm["restarts"] == 0,
+          f"the reboot went through the guest's power off, not counted as a restart ({vm and (vm['last_exit'], vm['restarts'])})")
+    if vm:
+        pids.append(vm["pid"])
+    api(s, "POST", BASE + "/vms/pw/kill", expect=200, what="kill pw")
+    api(s, "POST", BASE + "/vms/pw/kill", expect=409, what="kill a stopped VM")
+
+    # Stop escalation: a guest that ignores the power button (uart waits for its line) is powered off after
+    # the timeout (0 s here) through the VM's API.
+    api(s, "POST", BASE + "/vms/uart/start", expect=200, what="start uart again")
+    upid = vm_state(d, "uart")["pid"]
+    pids.append(upid)
+    wait_ready(s, "uart", upid)
+    api(s, "POST", BASE + "/vms/uart/shutdown", {"timeout_s": 0}, expect=202, what="shutdown uart with timeout 0")
+    vm = wait_state(d, "uart", ("stopped", "crashed"), "uart is forced off")
+    check(vm and vm["state"] == "stopped" and vm["last_exit"]["status"] == 0 and not pid_alive(upid),
+          f"a guest ignoring the button is powered off after the timeout ({vm and vm['last_exit']})")
+    check("PASS" not in http(s, "GET", BASE + "/vms/uart/console-log")[2].decode().rpartition(f"pid {upid}")[2],
+          "the forced-off guest did not finish on its own")
+
+    # Concurrent start and kill on one VM.
+    results = []
+
+    def worker(i):
+        op = "start" if i % 2 == 0 else "kill"
+        st_, body_, _, _ = http(s, "POST", f"{BASE}/vms/pw/{op}")
+        results.append((op, st_, body_))
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    bad = [(op, st_) for op, st_, b in results
+           if not (st_ in (200, 202) or (st_ in (409, 500) and isinstance(b, dict) and "error" in b))]
+    check(not bad, f"concurrent start/kill: each reply is a success or a JSON error ({[r[:2] for r in results]})")
+    vm = wait_state(d, "pw", ("running", "stopped", "crashed"), "pw settles after the concurrent requests")
+    if vm and vm["state"] == "running":
+        check(pid_alive(vm["pid"]), "after the race the running VM's process is alive")
+        pids.append(vm["pid"])
+        api(s, "POST", BASE + "/vms/pw/kill", expect=200)
+    vm = vm_state(d, "pw")
+    check(vm and vm["state"] in ("stopped", "crashed"), f"pw ends stopped ({vm and vm['state']})")
+    procs = subprocess.run(["pgrep", "-f", os.path.join(d.state, "vms", "pw", "api.sock")], capture_output=True, text=True)
+    check(procs.stdout.strip() == "", f"no hako run process of pw is left ({procs.stdout.strip()})")
+
+    # A VM process killed from outside: crashed; the restart policy.
+    status, vm, _ = api(s, "POST", BASE + "/vms/pw/start", expect=200)
+    pid = vm["pid"]
+    pids.append(pid)
+    os.kill(pid, signal.SIGKILL)
+    vm = wait_state(d, "pw", ("crashed", "stopped"), "pw notices its process was killed")
+    check(vm and vm["state"] == "crashed" and vm["last_exit"]["signal"] == 9,
+          f"a killed VM is crashed with signal 9 ({vm and (vm['state'], vm['last_exit'])})")
+    api(s, "PATCH", BASE + "/vms/pw", {"restart": "on-failure"}, expect=200)
+    status, vm, _ = api(s, "POST", BASE + "/vms/pw/start", expect=200)
+    pid = vm["pid"]
+    pids.append(pid)
+    os.kill(pid, signal.SIGKILL)
+    vm = wait_until(lambda: (lambda v: v if v and v["state"] == "running" and v["pid"] != pid else None)(vm_state(d, "pw")),
+                    "restart on-failure starts the VM again")
+    check(vm and vm["restarts"] == 1 and vm["last_exit"]["signal"] == 9,
+          f"the restart is counted and the crash recorded ({vm and (vm['restarts'], vm['last_exit'])})")
+    pid = vm["pid"] if vm else pid
+    pids.append(pid)
+    wait_ready(s, "pw", pid)
+
+    # The daemon restarted while the VM runs.
+    events.close()
+    d.stop()
+    check(pid_alive(pid), "the VM survives the daemon's exit")
+    d.start()
+    vm = vm_state(d, "pw")
+    check(vm and vm["state"] == "running" and vm["pid"] == pid, f"the new daemon re-attaches to pw ({vm and (vm['state'], vm['pid'])})")
+    status, vm, _ = api(s, "POST", BASE + "/vms/pw/pause", expect=200, what="pause after re-attach")
+    status, vm, _ = api(s, "POST", BASE + "/vms/pw/resume", expect=200, what="resume after re-attach")
+    ws = WebSocket(s, BASE + "/vms/pw/console?backlog=65536")
+    wait_until(lambda: "READY" in ws.text(), "the re-attached console's backlog shows READY")
+    ws.close()
+    api(s, "PATCH", BASE + "/vms/pw", {"restart": "no"}, expect=409, what="edit while running after re-attach")
+    api(s, "POST", BASE + "/vms/pw/shutdown", {"timeout_s": 60}, expect=202, what="shutdown after re-attach")
+    vm = wait_state(d, "pw", ("stopped", "crashed"), "the re-attached VM stops")
+    check(vm and vm["state"] == "stopped" and not pid_alive(pid), "the re-attached VM powered off")
+    api(s, "PATCH", BASE + "/vms/pw", {"restart": "no"}, expect=200)
+
+    # The CLI.
+    env = dict(os.environ, HAKO_SOCKET=s)
+
+    def cli(*args):
+        return subprocess.run([hako, "vm", *args], capture_output=True, text=True, env=env, timeout=120)
+    r = cli("list")
+    check(r.returncode == 0 and re.search(r"^pw\s+stopped", r.stdout, re.M), f"hako vm list shows pw ({r.stdout!r})")
+    r = cli("--json", "list")
+    check(r.returncode == 0 and any(v["name"] == "uart" for v in json.loads(r.stdout)), "hako vm --json list is JSON")
+    r = cli("create", "clivm", "--kernel", poweroff, "--cmdline", "button=1", "--memory", "64M", "--debug-exit", "on")
+    check(r.returncode == 0 and "state:     stopped" in r.stdout, f"hako vm create ({r.stdout!r} {r.stderr!r})")
+    r = cli("create", "bad/name", "--kernel", poweroff)
+    check(r.returncode == 1 and "name" in r.stderr, f"hako vm create with a bad name fails with 1 ({r.stderr.strip()})")
+    r = cli("start", "clivm")
+    check(r.returncode == 0 and "state:     running" in r.stdout, f"hako vm start ({r.stdout!r} {r.stderr!r})")
+    if r.returncode == 0:
+        pids.append(vm_state(d, "clivm")["pid"])
+    wait_until(lambda: b"READY" in http(s, "GET", BASE + "/vms/clivm/console-log")[2], "clivm is up")
+    con = subprocess.Popen([hako, "vm", "--socket", s, "console", "clivm", "--backlog", "65536"], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out = b""
+    deadline = time.time() + WAIT
+    os.set_blocking(con.stdout.fileno(), False)
+    while b"READY" not in out and time.time() < deadline and con.poll() is None:
+        try:
+            out += con.stdout.read() or b""
+        except BlockingIOError:
+            pass
+        time.sleep(0.05)
+    check(b"READY" in out, f"hako vm console shows the guest's output ({out[-200:]!r})")
+    con.stdin.write(b"\x1d")
+    con.stdin.flush()
+    try:
+        rc = con.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        con.kill()
+        rc = None
+    check(rc == 0, f"Ctrl-] detaches hako vm console with status 0 ({rc})")
+    r = cli("show", "clivm")
+    check(r.returncode == 0 and "running" in r.stdout, "the VM runs on after the console detached")
+    r = cli("stop", "clivm", "--timeout", "60")
+    check(r.returncode == 0 and "state:     stopped" in r.stdout, f"hako vm stop waits for stopped ({r.stdout!r} {r.stderr!r})")
+    r = cli("stop", "clivm")
+    check(r.returncode == 1 and "stopped" in r.stderr, f"hako vm stop of a stopped VM fails with 1 ({r.stderr.strip()})")
+    r = cli("delete", "clivm")
+    check(r.returncode == 0, "hako vm delete")
+    r = cli("show", "clivm")
+    check(r.returncode == 1 and "No VM" in r.stderr, "hako vm show of a deleted VM fails with 1")
+    r = subprocess.run([hako, "vm", "--socket", "/nonexistent/hako.sock", "list"], capture_output=True, text=True)
+    check(r.returncode == 3 and "Cannot reach" in r.stderr, f"an unreachable daemon is exit status 3 ({r.stderr.strip()})")
+
+    # Every operation of the contract was exercised.
+    listed = {(p, m) for p, item in SPEC["paths"].items() for m in item if m != "parameters"}
+    missing = listed - seen_ops - {("/vms/{name}/console", "get"), ("/events", "get")}
+    check(not missing, f"every operation of the contract was called ({sorted(missing)})")
+
+
+if __name__ == "__main__":
+    main()
