@@ -8,6 +8,7 @@ PACKAGES=(
   libfmt-dev libspdlog-dev libcli11-dev libslirp-dev liburing-dev libboost-dev nlohmann-json3-dev zlib1g-dev
   libpng-dev  # screenshots (PNG)
   libvncserver-dev  # the built-in VNC server (--vnc)
+  libzydis-dev libzycore-dev  # the instruction decoder of the userspace emulator (src/emu/)
   # tests: unit (GoogleTest), sanitizer and libFuzzer builds (clang), test guests (gcc, 32-bit freestanding)
   googletest libgtest-dev clang libclang-rt-14-dev
   # guests and references: Debian kernel pieces, busybox initramfs, SeaBIOS, iPXE, QEMU as the reference VMM
