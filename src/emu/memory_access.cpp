@@ -199,8 +199,7 @@ Translation LinearMemory::translate(uint64_t linear, Access access, bool implici
         uint64_t base = (page_size == (1ull << 22) && !pae) ? (leaf & 0xffffc00000ull) : (leaf & ADDR_MASK & ~(page_size - 1));
         return base | (linear & (page_size - 1));
     }
-    // The tables keep changing under us: give up the A/D update race as a retryable #PF would not be architectural;
-    // translate without setting the bits instead is not possible either, so report it.
+    // Another vCPU changed the entries under us 8 times in a row: report it rather than loop.
     return Unsupported { "page tables changing during the walk" };
 }
 

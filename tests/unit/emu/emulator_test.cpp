@@ -651,6 +651,10 @@ TEST(Emulator, InvpcidFlushesAndChecksItsDescriptor)
     s.reg(Gpr::Rax) = 1;
     expect_gp("PCID 5 without CR4.PCIDE");
     s.cr4 |= CR4_PCIDE;
+    // CPL 3 (the code page made user-accessible, or the fetch would fault first): #GP(0).
+    for (uint64_t a : { 0x1000ull, 0x2000ull, 0x3000ull })
+        m.put64(a, m.get64(a) | 4);
+    m.put64(PT + (CODE >> 12) * 8, CODE | 7);
     s.segment(Seg::Cs).dpl = 3;
     s.segment(Seg::Ss).dpl = 3;
     expect_gp("CPL 3");
