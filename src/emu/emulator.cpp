@@ -308,6 +308,34 @@ Outcome& op_fnstore(Context& c, uint16_t value)
     return complete(c, 0);
 }
 
+// --- LDMXCSR, STMXCSR (SDM vol. 2): #UD without CR4.OSFXSR or with CR0.EM, #NM with CR0.TS, #GP(0) for reserved
+// MXCSR bits (31:16; the processors KVM runs on all support DAZ, bit 6) ---
+
+Outcome& op_mxcsr(Context& c, bool load)
+{
+    if ((c.s.cr0 & CR0_EM) || !(c.s.cr4 & CR4_OSFXSR))
+        return fault(c, ud());
+    if (c.s.cr0 & CR0_TS)
+        return fault(c, nm());
+    auto m = memory_operand(c, c.ops[0], 4, load ? Access::Read : Access::Write);
+    if (auto* o = std::get_if<Outcome*>(&m))
+        return **o;
+    std::array<uint8_t, 4> b {};
+    if (load) {
+        if (auto* o = access_failed(c, c.mem.read(std::get<MemOperand>(m).linear, b)))
+            return *o;
+        uint64_t v = load_le(b);
+        if (v & 0xffff0000u)
+            return fault(c, gp0());
+        c.s.fpu.mxcsr = static_cast<uint32_t>(v);
+        return complete(c, DIRTY_FPU);
+    }
+    store_le(b, c.s.fpu.mxcsr);
+    if (auto* o = access_failed(c, c.mem.write(std::get<MemOperand>(m).linear, b)))
+        return *o;
+    return complete(c, 0);
+}
+
 // --- INT3, INTO, INT1 (SDM vol. 2 "INT n/INTO/INT3/INT1"): traps, delivered with RIP after the instruction ---
 
 Outcome& op_trap(Context& c, uint8_t vector)
@@ -511,6 +539,8 @@ Outcome emulate(CpuState& state, PhysicalMemory& memory)
     case ZYDIS_MNEMONIC_FLDCW: return op_fldcw(c);
     case ZYDIS_MNEMONIC_FNSTCW: return op_fnstore(c, state.fpu.fcw);
     case ZYDIS_MNEMONIC_FNSTSW: return op_fnstore(c, state.fpu.fsw);
+    case ZYDIS_MNEMONIC_LDMXCSR: return op_mxcsr(c, true);
+    case ZYDIS_MNEMONIC_STMXCSR: return op_mxcsr(c, false);
     case ZYDIS_MNEMONIC_INT3: return op_trap(c, VEC_BP);
     case ZYDIS_MNEMONIC_INT1: return op_trap(c, VEC_DB);
     case ZYDIS_MNEMONIC_INTO:

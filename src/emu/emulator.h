@@ -8,10 +8,12 @@
 // Emulated (Intel SDM vol. 2 semantics, faults in the SDM's priority order):
 //   FWAIT, FNINIT, FNCLEX, FLDCW, FNSTCW, FNSTSW (m16 and AX): the x87 control instructions (#NM per CR0.EM/MP/TS,
 //     #MF for a pending unmasked exception when CR0.NE is set);
+//   LDMXCSR, STMXCSR (#UD without CR4.OSFXSR, #NM, #GP(0) for reserved MXCSR bits);
 //   INT3 (and INTO, INT1): the trap is raised with RIP after the instruction;
 //   MOVBE r, m and m, r (16/32/64-bit);
 //   CMPXCHG8B and CMPXCHG16B (with or without LOCK; atomic through PhysicalMemory::compare_exchange; #GP(0) for an
-//     unaligned CMPXCHG16B operand).
+//     unaligned CMPXCHG16B operand);
+//   INVPCID (descriptor and type checks; every type flushes the whole TLB: Dirty DIRTY_TLB).
 // Everything else is reported as unsupported, with its mnemonic, for the caller's clear error. Undecodable bytes
 // (and LOCK on an instruction that does not take it) raise #UD, as the processor does.
 // Not modelled: CPUID feature checks (the guest only runs what CPUID offers it), single-step (#DB after an

@@ -659,3 +659,35 @@ TEST(Emulator, InvpcidFlushesAndChecksItsDescriptor)
     s.segment(Seg::Ss).dpl = 3;
     expect_gp("CPL 3");
 }
+
+TEST(Emulator, LdmxcsrStmxcsrAsOvmfPei)
+{
+    FakePhysicalMemory m(4 << 20);
+    CpuState s = long_mode(m);
+    s.cr4 |= CR4_OSFXSR;
+    m.put32(DATA, 0x9fc0);
+    s.reg(Gpr::Rbx) = DATA;
+    auto o = run(s, m, { 0x0f, 0xae, 0x13 }); // ldmxcsr [rbx]
+    ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
+    EXPECT_STREQ(o.mnemonic, "ldmxcsr");
+    EXPECT_EQ(s.fpu.mxcsr, 0x9fc0u);
+    EXPECT_TRUE(o.dirty & DIRTY_FPU);
+    s.rip = CODE;
+    s.fpu.mxcsr = 0x1f80;
+    o = run(s, m, { 0x0f, 0xae, 0x5b, 0x08 }); // stmxcsr [rbx+8]
+    ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
+    EXPECT_EQ(m.get32(DATA + 8), 0x1f80u);
+    // Reserved bits: #GP(0); without CR4.OSFXSR: #UD; with CR0.TS: #NM.
+    m.put32(DATA, 0x10000);
+    s.rip = CODE;
+    o = run(s, m, { 0x0f, 0xae, 0x13 });
+    ASSERT_EQ(o.kind, Outcome::Kind::Faulted);
+    EXPECT_EQ(o.exception->vector, VEC_GP);
+    EXPECT_EQ(s.fpu.mxcsr, 0x1f80u);
+    s.cr0 |= CR0_TS;
+    o = emulate(s, m);
+    EXPECT_EQ(o.exception->vector, VEC_NM);
+    s.cr4 &= ~CR4_OSFXSR;
+    o = emulate(s, m);
+    EXPECT_EQ(o.exception->vector, VEC_UD);
+}
