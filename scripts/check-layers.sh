@@ -8,21 +8,23 @@ allowed() {
   case "$1" in
     base) echo "base" ;;
     memory) echo "base memory" ;;
+    # the userspace instruction emulator: pure logic over emu::CpuState and emu::PhysicalMemory
+    emu) echo "base emu" ;;
     arch) echo "base memory arch" ;;
     bus) echo "base bus" ;;
     block) echo "base block" ;;
     net) echo "base memory net" ;;
     # every device family (legacy, pci, virtio, display, ...) is layer "devices"
     devices) echo "base memory bus arch block net devices" ;;
-    kvm) echo "base memory arch kvm" ;;
+    kvm) echo "base memory arch emu kvm" ;;
     api) echo "base api" ;;
     # the display's outputs and input (VNC): renders through devices/display's Image, feeds PS/2 bytes to hooks
     ui) echo "base devices ui" ;;
     # the management daemon (hako serve): runs VMs as `hako run` processes, creates images through block/, answers
     # with api/'s Reply
     serve) echo "base block api serve" ;;
-    vmm) echo "base memory arch bus block net devices kvm api ui vmm" ;;
-    cli) echo "base memory arch bus block net devices kvm api ui vmm serve cli" ;;
+    vmm) echo "base memory arch bus block net devices emu kvm api ui vmm" ;;
+    cli) echo "base memory arch bus block net devices emu kvm api ui vmm serve cli" ;;
   esac
 }
 for f in $(find src -name '*.h' -o -name '*.cpp'); do

@@ -9,6 +9,7 @@ PACKAGES=(
   libpng-dev  # screenshots (PNG)
   libvncserver-dev  # the built-in VNC server (--vnc)
   libsqlite3-dev  # hako serve: VM definitions and state (one SQLite file)
+  libzydis-dev libzycore-dev  # the instruction decoder of the userspace emulator (src/emu/)
   # tests: unit (GoogleTest), sanitizer and libFuzzer builds (clang), test guests (gcc, 32-bit freestanding)
   googletest libgtest-dev clang libclang-rt-14-dev
   # guests and references: Debian kernel pieces, busybox initramfs, SeaBIOS, iPXE, QEMU as the reference VMM

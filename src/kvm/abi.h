@@ -37,11 +37,18 @@ struct IrqRoutingHeader {
 static_assert(sizeof(IrqRoutingHeader) == 8);
 static_assert(sizeof(kvm_irq_routing_entry) == 48);
 
+struct Xsave {
+    uint32_t region[1024];
+}; // struct kvm_xsave: __u32 extra[] follows (KVM_GET_XSAVE2 only)
+static_assert(sizeof(Xsave) == 4096);
+
 constexpr unsigned long GET_SUPPORTED_CPUID = _IOWR(KVMIO, 0x05, Cpuid2Header);
 constexpr unsigned long SET_CPUID2 = _IOW(KVMIO, 0x90, Cpuid2Header);
 constexpr unsigned long GET_MSR_INDEX_LIST = _IOWR(KVMIO, 0x02, MsrListHeader);
 constexpr unsigned long SET_MSRS = _IOW(KVMIO, 0x89, MsrsHeader);
 constexpr unsigned long GET_MSRS = _IOWR(KVMIO, 0x88, MsrsHeader);
+constexpr unsigned long GET_XSAVE = _IOR(KVMIO, 0xa4, Xsave);
+constexpr unsigned long SET_XSAVE = _IOW(KVMIO, 0xa5, Xsave);
 constexpr unsigned long SET_GSI_ROUTING = _IOW(KVMIO, 0x6a, IrqRoutingHeader);
 
 } // namespace hako::kvm::abi

@@ -11,6 +11,7 @@
 #include "arch/x86/cpuid.h"
 #include "base/result.h"
 #include "base/unique_fd.h"
+#include "emu/cpu_state.h"
 
 struct kvm_run;
 
@@ -67,6 +68,13 @@ public:
     [[nodiscard]] Result<VcpuSnapshot> snapshot() const;
     /// Translates a guest-linear address through the vCPU's current paging mode.
     [[nodiscard]] Result<uint64_t> translate(uint64_t linear) const;
+
+    /// The state the userspace instruction emulator works on (KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_FPU).
+    [[nodiscard]] Result<emu::CpuState> emu_state() const;
+    /// Writes back the parts of `state` that `dirty` (emu::Dirty bits) names.
+    [[nodiscard]] Result<void> set_emu_state(emu::CpuState const& state, uint32_t dirty);
+    /// Delivers `e` to the guest at the next entry (KVM_SET_VCPU_EVENTS); for #PF, CR2 must be set first.
+    [[nodiscard]] Result<void> inject_exception(emu::Exception const& e);
 
 private:
     friend class Vm;

@@ -190,4 +190,71 @@ Result<void> GuestMemory::write(GuestAddr addr, std::span<uint8_t const> in) con
     return ok();
 }
 
+namespace {
+
+template<typename T>
+bool compare_exchange_on(uint8_t* host, std::span<uint8_t> expected, std::span<uint8_t const> desired)
+{
+    T want {}, put {};
+    std::memcpy(&want, expected.data(), sizeof(T));
+    std::memcpy(&put, desired.data(), sizeof(T));
+    // SAFETY: the caller checked that host points to sizeof(T) bytes of mapped guest RAM aligned to sizeof(T); the
+    // atomic_ref makes the compare-exchange one locked instruction, so other vCPUs see it whole.
+    bool done = std::atomic_ref<T>(*reinterpret_cast<T*>(host)).compare_exchange_strong(want, put,
+        std::memory_order_seq_cst);
+    if (!done)
+        std::memcpy(expected.data(), &want, sizeof(T));
+    return done;
+}
+
+// The 16-byte memory operand of CMPXCHG16B.
+struct alignas(16) Octword {
+    uint64_t lo, hi;
+};
+
+bool compare_exchange_16(uint8_t* host, std::span<uint8_t> expected, std::span<uint8_t const> desired)
+{
+    uint64_t lo = 0, hi = 0, new_lo = 0, new_hi = 0;
+    std::memcpy(&lo, expected.data(), 8);
+    std::memcpy(&hi, expected.data() + 8, 8);
+    std::memcpy(&new_lo, desired.data(), 8);
+    std::memcpy(&new_hi, desired.data() + 8, 8);
+    bool done = false;
+    // SAFETY: the caller checked that host points to 16 bytes of mapped guest RAM aligned to 16, which
+    // CMPXCHG16B requires; LOCK makes the read-compare-write atomic against the guest's vCPUs. x86-64 hosts
+    // only (hako runs on x86 KVM); every x86-64 CPU with KVM support has CMPXCHG16B.
+    asm volatile("lock cmpxchg16b %[mem]"
+                 : [mem] "+m"(*reinterpret_cast<Octword*>(host)), "+a"(lo), "+d"(hi), "=@ccz"(done)
+                 : "b"(new_lo), "c"(new_hi)
+                 : "memory");
+    if (!done) {
+        std::memcpy(expected.data(), &lo, 8);
+        std::memcpy(expected.data() + 8, &hi, 8);
+    }
+    return done;
+}
+
+} // namespace
+
+Result<bool> GuestMemory::compare_exchange(GuestAddr addr, std::span<uint8_t> expected,
+    std::span<uint8_t const> desired) const
+{
+    size_t const n = expected.size();
+    if ((n != 4 && n != 8 && n != 16) || desired.size() != n || addr.value() % n != 0)
+        return Error(ErrorKind::InvalidArgument, fmt::format("Compare-exchange of {} bytes at {}", n, addr));
+    Region const* r = find(addr, n);
+    if (!r || r->kind != RegionKind::Ram)
+        return Error(ErrorKind::OutOfRange, fmt::format("Compare-exchange at {} is not inside guest RAM", addr));
+    // SAFETY: find() proved [addr, addr+n) lies inside region r, whose mapping is r->size bytes long.
+    uint8_t* host = r->host + (addr.value() - r->base.value());
+    // SAFETY: only inspects the pointer's value. Mapped regions are page-aligned; test buffers need not be.
+    if (reinterpret_cast<uintptr_t>(host) % n != 0)
+        return Error(ErrorKind::InvalidArgument, fmt::format("Compare-exchange at {}: host mapping unaligned", addr));
+    if (n == 4)
+        return compare_exchange_on<uint32_t>(host, expected, desired);
+    if (n == 8)
+        return compare_exchange_on<uint64_t>(host, expected, desired);
+    return compare_exchange_16(host, expected, desired);
+}
+
 } // namespace hako::memory

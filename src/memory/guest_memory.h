@@ -86,6 +86,13 @@ public:
 
     [[nodiscard]] Result<void> read(GuestAddr addr, std::span<uint8_t> out) const;
     [[nodiscard]] Result<void> write(GuestAddr addr, std::span<uint8_t const> in) const;
+    /// A locked compare-exchange on RAM for the instruction emulator (CMPXCHG8B/16B, page-table A/D bits): if the
+    /// `expected.size()` bytes at addr (4, 8 or 16, naturally aligned, inside one RAM region) equal `expected`,
+    /// stores `desired` and returns true; otherwise copies them into `expected` and returns false. Atomic against
+    /// the guest's vCPUs (one host LOCK CMPXCHG/CMPXCHG16B on the mapping). Fails for other sizes, unaligned
+    /// addresses and anything that is not RAM.
+    [[nodiscard]] Result<bool> compare_exchange(GuestAddr addr, std::span<uint8_t> expected,
+        std::span<uint8_t const> desired) const;
     /// Reads the little-endian u16 at addr with one 16-bit load when addr is 2-byte aligned, so a value the guest
     /// changes concurrently (a virtqueue index) is read whole, never half old and half new as read()/read_obj() can
     /// (memcpy may copy 2 bytes in two loads). Unaligned addresses fall back to read().

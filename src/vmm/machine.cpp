@@ -75,6 +75,7 @@ int Machine::run()
     if (!m_hardware_virt)
         HAKO_WARN("/dev/kvm has no VT-x/AMD-V behind it (software backend such as PVM): guest kernel code runs in "
                   "KVM's instruction emulator, slowly, and stops on instructions it cannot emulate");
+    m_emulation = std::make_unique<InstructionEmulation>(*m_memory, m_mmio);
     start_vcpus();
     m_loop->run();
     stop_vcpus();
@@ -82,6 +83,12 @@ int Machine::run()
         m_exits.io.load(std::memory_order_relaxed), m_exits.mmio.load(std::memory_order_relaxed),
         m_exits.hlt.load(std::memory_order_relaxed), m_exits.interrupted.load(std::memory_order_relaxed),
         m_exits.other.load(std::memory_order_relaxed));
+    if (auto counts = m_emulation->counts(); !counts.empty()) {
+        std::string list;
+        for (auto const& [name, n] : counts)
+            list += fmt::format("{}{} {}", list.empty() ? "" : ", ", n, name);
+        HAKO_INFO("instructions KVM refused and hako emulated: {}", list);
+    }
     m_console.reset(); // restores the terminal
     return m_exit_status;
 }
@@ -196,6 +203,11 @@ api::Reply Machine::execute(api::Command const& command)
             { "interrupted", load(m_exits.interrupted) }, { "other", load(m_exits.other) } };
         for (auto const& [name, counters] : m_counters)
             out[name] = counters();
+        nlohmann::json emulated = nlohmann::json::object();
+        if (m_emulation)
+            for (auto const& [name, n] : m_emulation->counts())
+                emulated[name] = n;
+        out["emulated-instructions"] = emulated;
         return Reply { 200, out };
     }
     case Action::Pause:
@@ -409,7 +421,14 @@ void Machine::vcpu_loop(kvm::Vcpu& vcpu)
             }
             return;
         case Reason::InternalError:
-            handle_emulation_failure(vcpu, exit);
+            if (exit.emulation_failure && m_emulation
+                && m_emulation->handle(vcpu) == InstructionEmulation::Result::Resume)
+                break;
+            if (!exit.emulation_failure)
+                handle_emulation_failure(vcpu, exit);
+            else if (!m_hardware_virt)
+                HAKO_ERROR("This host's /dev/kvm has no VT-x/AMD-V (a software backend such as PVM): guest kernel "
+                           "code runs in KVM's instruction emulator, which does not handle that instruction");
             fail(exit_status::GUEST_CRASHED);
             return;
         case Reason::FailEntry:

@@ -21,6 +21,7 @@
 #include "memory/guest_memory.h"
 #include "ui/vnc_server.h"
 #include "vmm/config.h"
+#include "vmm/instruction_emulation.h"
 
 namespace hako::devices::pci {
 class PciRoot;
@@ -101,6 +102,8 @@ private:
         std::atomic<uint64_t> io { 0 }, mmio { 0 }, hlt { 0 }, interrupted { 0 }, other { 0 };
     };
     ExitCounters m_exits;
+    // Finishes the instructions KVM's emulator refuses; created by run() (it needs the memory and the MMIO bus).
+    std::unique_ptr<InstructionEmulation> m_emulation;
     std::vector<std::thread> m_threads;
     std::atomic<bool> m_stop_vcpus { false };
     std::atomic<bool> m_stopping { false };

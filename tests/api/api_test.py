@@ -170,6 +170,9 @@ def run_hako(hako, guest):
         check(info["disks"] == [{"path": disk, "readonly": False, "serial": "api-disk"}], "vm.info lists the disk")
         status, counters, _ = http(sock, "GET", base + "/vm.counters")
         check("virtio-rng" in counters and "transport" in counters["virtio-rng"], "vm.counters has the rng's counters")
+        emulated = counters.get("emulated-instructions")
+        check(isinstance(emulated, dict) and all(isinstance(n, int) and n > 0 for n in emulated.values()),
+              f"vm.counters has the emulated instructions by mnemonic ({emulated})")
 
         # Outside the contract.
         status, body, _ = http(sock, "GET", base + "/vm.nothing")

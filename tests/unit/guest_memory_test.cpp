@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <array>
 #include <atomic>
+#include <cstring>
 #include <thread>
 #include <vector>
 
@@ -73,4 +75,76 @@ TEST(GuestMemory, CreateMapsRegions)
     ASSERT_TRUE(mem);
     EXPECT_TRUE(mem->write_obj<uint64_t>(GuestAddr(0x100ff8), 7));
     EXPECT_FALSE(GuestMemory::create({ { GuestAddr(0x800), 0x1000, RegionKind::Ram } })); // not page-aligned
+}
+
+// The emulator's locked compare-exchange: sizes 4, 8, 16 on aligned RAM; success stores, failure reports the value.
+TEST(GuestMemory, CompareExchange)
+{
+    alignas(16) static std::array<uint8_t, 0x1000> ram {};
+    auto mem = GuestMemory::from_buffers({ { GuestAddr(0), ram } });
+    ASSERT_TRUE(mem);
+    for (size_t i = 0; i < 16; ++i)
+        ram[0x100 + i] = static_cast<uint8_t>(i);
+    std::array<uint8_t, 16> expected {}, desired {};
+    for (size_t i = 0; i < 16; ++i) {
+        expected[i] = static_cast<uint8_t>(i);
+        desired[i] = static_cast<uint8_t>(0xa0 + i);
+    }
+    auto r = mem->compare_exchange(GuestAddr(0x100), expected, desired);
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(*r);
+    EXPECT_EQ(ram[0x100], 0xa0);
+    EXPECT_EQ(ram[0x10f], 0xaf);
+    // Now memory holds `desired`: a stale expectation fails and reads the current value back.
+    r = mem->compare_exchange(GuestAddr(0x100), expected, desired);
+    ASSERT_TRUE(r);
+    EXPECT_FALSE(*r);
+    EXPECT_EQ(expected[0], 0xa0);
+    EXPECT_EQ(expected[15], 0xaf);
+    std::array<uint8_t, 4> e4 { 0, 0, 0, 0 }, d4 { 1, 2, 3, 4 };
+    r = mem->compare_exchange(GuestAddr(0x200), e4, d4);
+    ASSERT_TRUE(r);
+    EXPECT_TRUE(*r);
+    EXPECT_EQ(ram[0x203], 4);
+    std::array<uint8_t, 8> e8 {}, d8 {};
+    EXPECT_FALSE(mem->compare_exchange(GuestAddr(0x104), e8, d8));             // unaligned
+    EXPECT_FALSE(mem->compare_exchange(GuestAddr(0x108), expected, desired));  // 16 bytes need 16-byte alignment
+    EXPECT_FALSE(mem->compare_exchange(GuestAddr(0x2000), e8, d8));            // outside guest memory
+    std::array<uint8_t, 2> e2 {}, d2 {};
+    EXPECT_FALSE(mem->compare_exchange(GuestAddr(0x100), e2, d2));             // size
+}
+
+// Two threads incrementing one 16-byte counter through compare-exchange loops never lose an update.
+TEST(GuestMemory, CompareExchange16IsAtomic)
+{
+    alignas(16) static std::array<uint8_t, 0x1000> ram {};
+    ram.fill(0);
+    auto mem = GuestMemory::from_buffers({ { GuestAddr(0), ram } });
+    ASSERT_TRUE(mem);
+    constexpr int N = 20000;
+    auto worker = [&] {
+        for (int i = 0; i < N; ++i) {
+            std::array<uint8_t, 16> cur {};
+            (void)mem->read(GuestAddr(0x40), cur);
+            for (;;) {
+                uint64_t lo = 0, hi = 0;
+                std::memcpy(&lo, cur.data(), 8);
+                std::memcpy(&hi, cur.data() + 8, 8);
+                ++lo, ++hi;
+                std::array<uint8_t, 16> next {};
+                std::memcpy(next.data(), &lo, 8);
+                std::memcpy(next.data() + 8, &hi, 8);
+                if (*mem->compare_exchange(GuestAddr(0x40), cur, next))
+                    break;
+            }
+        }
+    };
+    std::thread a(worker), b(worker);
+    a.join();
+    b.join();
+    uint64_t lo = 0, hi = 0;
+    std::memcpy(&lo, ram.data() + 0x40, 8);
+    std::memcpy(&hi, ram.data() + 0x48, 8);
+    EXPECT_EQ(lo, 2u * N);
+    EXPECT_EQ(hi, 2u * N);
 }

@@ -1,0 +1,558 @@
+// The userspace instruction emulator: fetch, decode (Zydis), operand access and the instructions of emulator.h.
+#include "emu/emulator.h"
+
+#include <Zydis/Zydis.h>
+
+#include <algorithm>
+#include <cstring>
+#include <variant>
+
+namespace hako::emu {
+
+namespace {
+
+using Fault = std::variant<std::monostate, Exception, Unsupported>;
+
+Exception gp0() { return Exception { VEC_GP, 0u, 0 }; }
+Exception ud() { return Exception { VEC_UD, std::nullopt, 0 }; }
+Exception nm() { return Exception { VEC_NM, std::nullopt, 0 }; }
+
+Seg seg_of(ZydisRegister r)
+{
+    switch (r) {
+    case ZYDIS_REGISTER_ES: return Seg::Es;
+    case ZYDIS_REGISTER_CS: return Seg::Cs;
+    case ZYDIS_REGISTER_SS: return Seg::Ss;
+    case ZYDIS_REGISTER_FS: return Seg::Fs;
+    case ZYDIS_REGISTER_GS: return Seg::Gs;
+    default: return Seg::Ds;
+    }
+}
+
+bool is_canonical(uint64_t a)
+{
+    uint64_t top = a >> 47;
+    return top == 0 || top == 0x1ffff;
+}
+
+/// Segmentation (SDM vol. 3A 5.3 limit checking, 5.7 type checking; 3.3.7.1 canonical addresses in 64-bit mode):
+/// the linear address of [offset, offset+size) in segment `sr`, or the #GP(0)/#SS(0) it raises.
+std::variant<uint64_t, Exception> segment_linear(CpuState const& s, CpuMode mode, Seg sr, uint64_t offset, size_t size,
+    Access access)
+{
+    Segment const& seg = s.segment(sr);
+    Exception const fault = sr == Seg::Ss ? Exception { VEC_SS, 0u, 0 } : gp0();
+    if (mode == CpuMode::Long64) {
+        uint64_t base = (sr == Seg::Fs || sr == Seg::Gs) ? seg.base : 0;
+        uint64_t lin = base + offset;
+        if (!is_canonical(lin) || !is_canonical(lin + size - 1))
+            return fault;
+        return lin;
+    }
+    bool const protected_mode = mode != CpuMode::Real && mode != CpuMode::Virtual8086;
+    if (protected_mode) {
+        if (seg.unusable || !seg.present)
+            return fault;
+        bool const code = (seg.type & 8) != 0;
+        if (access == Access::Write && (code || !(seg.type & 2)))
+            return fault;
+        if (access == Access::Read && code && !(seg.type & 2))
+            return fault;
+    }
+    uint64_t const last = offset + size - 1;
+    bool const expand_down = !(seg.type & 8) && (seg.type & 4) && protected_mode;
+    if (expand_down) {
+        uint64_t upper = seg.db ? 0xffffffffu : 0xffffu;
+        if (offset <= seg.limit || last > upper)
+            return fault;
+    } else if (last > seg.limit) {
+        return fault;
+    }
+    return (seg.base + offset) & 0xffffffffu;
+}
+
+struct Context {
+    CpuState& s;
+    LinearMemory mem;
+    CpuMode mode;
+    ZydisDecodedInstruction insn {};
+    std::array<ZydisDecodedOperand, ZYDIS_MAX_OPERAND_COUNT> ops {};
+    uint64_t next_rip { 0 };
+    Outcome& out;
+};
+
+/// The 64-bit register a Zydis GPR lives in, and the shift of its low byte (8 for AH..BH).
+struct GprRef {
+    size_t index;
+    unsigned shift;
+    unsigned bits;
+};
+
+std::optional<GprRef> gpr_ref(ZydisRegister r)
+{
+    switch (r) {
+    case ZYDIS_REGISTER_AH: return GprRef { 0, 8, 8 };
+    case ZYDIS_REGISTER_CH: return GprRef { 1, 8, 8 };
+    case ZYDIS_REGISTER_DH: return GprRef { 2, 8, 8 };
+    case ZYDIS_REGISTER_BH: return GprRef { 3, 8, 8 };
+    default: break;
+    }
+    ZydisRegisterClass cls = ZydisRegisterGetClass(r);
+    unsigned bits = cls == ZYDIS_REGCLASS_GPR8 ? 8 : cls == ZYDIS_REGCLASS_GPR16 ? 16 : cls == ZYDIS_REGCLASS_GPR32 ? 32
+        : cls == ZYDIS_REGCLASS_GPR64 ? 64 : 0;
+    if (bits == 0)
+        return std::nullopt;
+    ZydisRegister full = ZydisRegisterGetLargestEnclosing(ZYDIS_MACHINE_MODE_LONG_64, r);
+    if (full < ZYDIS_REGISTER_RAX || full > ZYDIS_REGISTER_R15)
+        return std::nullopt;
+    return GprRef { static_cast<size_t>(full - ZYDIS_REGISTER_RAX), 0, bits };
+}
+
+uint64_t mask_of(unsigned bits) { return bits >= 64 ? ~0ull : ((1ull << bits) - 1); }
+
+uint64_t read_gpr(CpuState const& s, GprRef g) { return (s.gpr[g.index] >> g.shift) & mask_of(g.bits); }
+
+void write_gpr(CpuState& s, GprRef g, uint64_t v)
+{
+    if (g.bits == 32) {
+        s.gpr[g.index] = v & 0xffffffffu; // 32-bit writes zero-extend
+        return;
+    }
+    uint64_t m = mask_of(g.bits) << g.shift;
+    s.gpr[g.index] = (s.gpr[g.index] & ~m) | ((v << g.shift) & m);
+}
+
+/// The effective address (offset within the segment) of a memory operand.
+std::optional<uint64_t> effective_address(Context const& c, ZydisDecodedOperand const& op)
+{
+    uint64_t ea = static_cast<uint64_t>(op.mem.disp.value);
+    if (op.mem.base == ZYDIS_REGISTER_RIP || op.mem.base == ZYDIS_REGISTER_EIP) {
+        ea += c.next_rip;
+    } else if (op.mem.base != ZYDIS_REGISTER_NONE) {
+        auto g = gpr_ref(op.mem.base);
+        if (!g)
+            return std::nullopt;
+        ea += read_gpr(c.s, *g);
+    }
+    if (op.mem.index != ZYDIS_REGISTER_NONE) {
+        auto g = gpr_ref(op.mem.index);
+        if (!g)
+            return std::nullopt;
+        ea += read_gpr(c.s, *g) * op.mem.scale;
+    }
+    return ea & mask_of(c.insn.address_width);
+}
+
+Outcome& fault(Context& c, Exception e)
+{
+    c.out.kind = Outcome::Kind::Faulted;
+    c.out.exception = e;
+    c.out.dirty = 0;
+    return c.out;
+}
+
+Outcome& unsupported(Context& c, std::string why)
+{
+    c.out.kind = Outcome::Kind::Unsupported;
+    c.out.detail = std::move(why);
+    c.out.dirty = 0;
+    return c.out;
+}
+
+/// Finishes an instruction: RIP past it (wrapping at the code segment's size), RF cleared.
+Outcome& complete(Context& c, uint32_t dirty)
+{
+    uint64_t rip = c.next_rip;
+    if (c.mode != CpuMode::Long64)
+        rip &= (c.mode == CpuMode::Protected32 || c.mode == CpuMode::Compat32) ? 0xffffffffu : 0xffffu;
+    c.s.rip = rip;
+    c.s.rflags &= ~RFLAGS_RF;
+    c.out.kind = Outcome::Kind::Completed;
+    c.out.dirty = dirty | DIRTY_REGS;
+    return c.out;
+}
+
+/// Outcome of a failed memory access, if `f` is one.
+Outcome* access_failed(Context& c, Fault const& f)
+{
+    if (auto* e = std::get_if<Exception>(&f))
+        return &fault(c, *e);
+    if (auto* u = std::get_if<Unsupported>(&f))
+        return &unsupported(c, u->what);
+    return nullptr;
+}
+
+struct MemOperand {
+    uint64_t linear;
+};
+
+/// The linear address of memory operand `op` for an access of `size` bytes, or the outcome that stops it.
+std::variant<MemOperand, Outcome*> memory_operand(Context& c, ZydisDecodedOperand const& op, size_t size, Access access)
+{
+    auto ea = effective_address(c, op);
+    if (!ea)
+        return &unsupported(c, "memory operand with an unexpected register");
+    auto lin = segment_linear(c.s, c.mode, seg_of(op.mem.segment), *ea, size, access);
+    if (auto* e = std::get_if<Exception>(&lin))
+        return &fault(c, *e);
+    return MemOperand { std::get<uint64_t>(lin) };
+}
+
+uint64_t load_le(std::span<uint8_t const> b)
+{
+    uint64_t v = 0;
+    for (size_t i = b.size(); i-- > 0;)
+        v = (v << 8) | b[i];
+    return v;
+}
+
+void store_le(std::span<uint8_t> b, uint64_t v)
+{
+    for (size_t i = 0; i < b.size(); ++i)
+        b[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+
+// --- x87 control instructions (SDM vol. 1 8.1.3-8.1.5, 8.7; vol. 2 FINIT/FNINIT, FCLEX/FNCLEX, FLDCW, FSTCW, FSTSW,
+// WAIT/FWAIT) ---
+
+constexpr uint16_t FSW_ES = 1u << 7;
+constexpr uint16_t FSW_B = 1u << 15;
+
+bool x87_pending_unmasked(CpuState const& s) { return (s.fpu.fsw & FSW_ES) != 0; }
+
+/// #NM for a non-waiting x87 instruction, or #NM/#MF for a waiting one; nullopt when it may run.
+std::optional<Exception> x87_check(CpuState const& s, bool waiting)
+{
+    if (s.cr0 & (CR0_EM | CR0_TS))
+        return nm();
+    if (waiting && x87_pending_unmasked(s) && (s.cr0 & CR0_NE))
+        return Exception { VEC_MF, std::nullopt, 0 };
+    return std::nullopt;
+}
+
+/// ES and B follow the exception flags the control word leaves unmasked.
+void x87_update_summary(CpuState& s)
+{
+    if (s.fpu.fsw & ~s.fpu.fcw & 0x3f)
+        s.fpu.fsw = static_cast<uint16_t>(s.fpu.fsw | FSW_ES | FSW_B);
+    else
+        s.fpu.fsw = static_cast<uint16_t>(s.fpu.fsw & ~(FSW_ES | FSW_B));
+}
+
+Outcome& op_fwait(Context& c)
+{
+    if ((c.s.cr0 & CR0_MP) && (c.s.cr0 & CR0_TS))
+        return fault(c, nm());
+    if (x87_pending_unmasked(c.s) && (c.s.cr0 & CR0_NE))
+        return fault(c, Exception { VEC_MF, std::nullopt, 0 });
+    // With CR0.NE clear a pending exception would assert FERR# (IRQ 13 through the PIC): not modelled.
+    return complete(c, 0);
+}
+
+Outcome& op_fninit(Context& c)
+{
+    if (auto e = x87_check(c.s, false))
+        return fault(c, *e);
+    c.s.fpu.fcw = 0x037f;
+    c.s.fpu.fsw = 0;
+    c.s.fpu.ftw = 0; // all empty
+    c.s.fpu.fop = 0;
+    c.s.fpu.fip = 0;
+    c.s.fpu.fdp = 0;
+    return complete(c, DIRTY_FPU);
+}
+
+Outcome& op_fnclex(Context& c)
+{
+    if (auto e = x87_check(c.s, false))
+        return fault(c, *e);
+    c.s.fpu.fsw &= 0x7f00; // clears PE UE OE ZE DE IE SF ES B; keeps C0-C3 and TOP
+    return complete(c, DIRTY_FPU);
+}
+
+Outcome& op_fldcw(Context& c)
+{
+    if (auto e = x87_check(c.s, true))
+        return fault(c, *e);
+    auto m = memory_operand(c, c.ops[0], 2, Access::Read);
+    if (auto* o = std::get_if<Outcome*>(&m))
+        return **o;
+    std::array<uint8_t, 2> b {};
+    if (auto* o = access_failed(c, c.mem.read(std::get<MemOperand>(m).linear, b)))
+        return *o;
+    c.s.fpu.fcw = static_cast<uint16_t>(load_le(b));
+    x87_update_summary(c.s);
+    return complete(c, DIRTY_FPU);
+}
+
+/// FNSTCW m16, FNSTSW m16, FNSTSW AX.
+Outcome& op_fnstore(Context& c, uint16_t value)
+{
+    if (auto e = x87_check(c.s, false))
+        return fault(c, *e);
+    auto const& op = c.ops[0];
+    if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+        auto g = gpr_ref(op.reg.value);
+        if (!g)
+            return unsupported(c, "unexpected register operand");
+        write_gpr(c.s, *g, value);
+        return complete(c, 0);
+    }
+    auto m = memory_operand(c, op, 2, Access::Write);
+    if (auto* o = std::get_if<Outcome*>(&m))
+        return **o;
+    std::array<uint8_t, 2> b {};
+    store_le(b, value);
+    if (auto* o = access_failed(c, c.mem.write(std::get<MemOperand>(m).linear, b)))
+        return *o;
+    return complete(c, 0);
+}
+
+// --- LDMXCSR, STMXCSR (SDM vol. 2): #UD without CR4.OSFXSR or with CR0.EM, #NM with CR0.TS, #GP(0) for reserved
+// MXCSR bits (31:16; the processors KVM runs on all support DAZ, bit 6) ---
+
+Outcome& op_mxcsr(Context& c, bool load)
+{
+    if ((c.s.cr0 & CR0_EM) || !(c.s.cr4 & CR4_OSFXSR))
+        return fault(c, ud());
+    if (c.s.cr0 & CR0_TS)
+        return fault(c, nm());
+    auto m = memory_operand(c, c.ops[0], 4, load ? Access::Read : Access::Write);
+    if (auto* o = std::get_if<Outcome*>(&m))
+        return **o;
+    std::array<uint8_t, 4> b {};
+    if (load) {
+        if (auto* o = access_failed(c, c.mem.read(std::get<MemOperand>(m).linear, b)))
+            return *o;
+        uint64_t v = load_le(b);
+        if (v & 0xffff0000u)
+            return fault(c, gp0());
+        c.s.fpu.mxcsr = static_cast<uint32_t>(v);
+        return complete(c, DIRTY_FPU);
+    }
+    store_le(b, c.s.fpu.mxcsr);
+    if (auto* o = access_failed(c, c.mem.write(std::get<MemOperand>(m).linear, b)))
+        return *o;
+    return complete(c, 0);
+}
+
+// --- INT3, INTO, INT1 (SDM vol. 2 "INT n/INTO/INT3/INT1"): traps, delivered with RIP after the instruction ---
+
+Outcome& op_trap(Context& c, uint8_t vector)
+{
+    complete(c, 0);
+    c.out.exception = Exception { vector, std::nullopt, 0 };
+    return c.out;
+}
+
+// --- MOVBE (SDM vol. 2 "MOVBE") ---
+
+Outcome& op_movbe(Context& c)
+{
+    auto const& dst = c.ops[0];
+    auto const& src = c.ops[1];
+    size_t const size = dst.size / 8u;
+    if (size != 2 && size != 4 && size != 8)
+        return unsupported(c, "operand size");
+    std::array<uint8_t, 8> b {};
+    auto bytes = std::span(b).first(size);
+    if (dst.type == ZYDIS_OPERAND_TYPE_REGISTER && src.type == ZYDIS_OPERAND_TYPE_MEMORY) {
+        auto g = gpr_ref(dst.reg.value);
+        if (!g)
+            return unsupported(c, "unexpected register operand");
+        auto m = memory_operand(c, src, size, Access::Read);
+        if (auto* o = std::get_if<Outcome*>(&m))
+            return **o;
+        if (auto* o = access_failed(c, c.mem.read(std::get<MemOperand>(m).linear, bytes)))
+            return *o;
+        std::reverse(bytes.begin(), bytes.end());
+        write_gpr(c.s, *g, load_le(bytes));
+        return complete(c, 0);
+    }
+    if (dst.type == ZYDIS_OPERAND_TYPE_MEMORY && src.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+        auto g = gpr_ref(src.reg.value);
+        if (!g)
+            return unsupported(c, "unexpected register operand");
+        auto m = memory_operand(c, dst, size, Access::Write);
+        if (auto* o = std::get_if<Outcome*>(&m))
+            return **o;
+        store_le(bytes, read_gpr(c.s, *g));
+        std::reverse(bytes.begin(), bytes.end());
+        if (auto* o = access_failed(c, c.mem.write(std::get<MemOperand>(m).linear, bytes)))
+            return *o;
+        return complete(c, 0);
+    }
+    return unsupported(c, "operand forms");
+}
+
+// --- CMPXCHG8B / CMPXCHG16B (SDM vol. 2 "CMPXCHG8B/CMPXCHG16B") ---
+
+Outcome& op_cmpxchg_wide(Context& c, bool wide)
+{
+    size_t const half = wide ? 8 : 4;
+    auto const& op = c.ops[0];
+    if (op.type != ZYDIS_OPERAND_TYPE_MEMORY)
+        return fault(c, ud());
+    auto m = memory_operand(c, op, 2 * half, Access::Write);
+    if (auto* o = std::get_if<Outcome*>(&m))
+        return **o;
+    uint64_t const lin = std::get<MemOperand>(m).linear;
+    if (wide && (lin & 15))
+        return fault(c, gp0());
+    uint64_t const lo_mask = mask_of(static_cast<unsigned>(half * 8));
+    std::array<uint8_t, 16> expected {}, desired {};
+    store_le(std::span(expected).first(half), c.s.reg(Gpr::Rax) & lo_mask);
+    store_le(std::span(expected).subspan(half, half), c.s.reg(Gpr::Rdx) & lo_mask);
+    store_le(std::span(desired).first(half), c.s.reg(Gpr::Rbx) & lo_mask);
+    store_le(std::span(desired).subspan(half, half), c.s.reg(Gpr::Rcx) & lo_mask);
+    auto r = c.mem.compare_exchange(lin, std::span(expected).first(2 * half),
+        std::span<uint8_t const>(desired).first(2 * half));
+    if (auto* e = std::get_if<Exception>(&r))
+        return fault(c, *e);
+    if (auto* u = std::get_if<Unsupported>(&r))
+        return unsupported(c, u->what);
+    if (std::get<bool>(r)) {
+        c.s.rflags |= RFLAGS_ZF;
+    } else {
+        c.s.rflags &= ~RFLAGS_ZF;
+        // EDX:EAX (RDX:RAX) <- the memory operand; 32-bit writes zero-extend in 64-bit mode.
+        c.s.reg(Gpr::Rax) = load_le(std::span(expected).first(half));
+        c.s.reg(Gpr::Rdx) = load_le(std::span(expected).subspan(half, half));
+    }
+    return complete(c, 0);
+}
+
+// --- INVPCID (SDM vol. 2 "INVPCID"): every type is carried out as a flush of the whole TLB, which the SDM allows
+// ("an implementation may invalidate more than required") ---
+
+Outcome& op_invpcid(Context& c)
+{
+    if (c.mode == CpuMode::Real || c.mode == CpuMode::Virtual8086)
+        return fault(c, c.mode == CpuMode::Real ? ud() : gp0());
+    if (cpu_cpl(c.s) != 0)
+        return fault(c, gp0());
+    auto g = gpr_ref(c.ops[0].reg.value);
+    if (!g || c.ops[1].type != ZYDIS_OPERAND_TYPE_MEMORY)
+        return unsupported(c, "operand forms");
+    uint64_t const type = read_gpr(c.s, *g);
+    auto m = memory_operand(c, c.ops[1], 16, Access::Read);
+    if (auto* o = std::get_if<Outcome*>(&m))
+        return **o;
+    std::array<uint8_t, 16> desc {};
+    if (auto* o = access_failed(c, c.mem.read(std::get<MemOperand>(m).linear, desc)))
+        return *o;
+    uint64_t const pcid_word = load_le(std::span(desc).first(8));
+    uint64_t const address = load_le(std::span(desc).subspan(8, 8));
+    if (type > 3)
+        return fault(c, gp0());
+    if (type <= 1) {
+        if (pcid_word > 0xfff)
+            return fault(c, gp0());
+        if (!(c.s.cr4 & CR4_PCIDE) && pcid_word != 0)
+            return fault(c, gp0());
+        if (type == 0 && !is_canonical(address))
+            return fault(c, gp0());
+    }
+    return complete(c, DIRTY_TLB);
+}
+
+ZydisMachineMode zydis_mode(CpuMode m)
+{
+    switch (m) {
+    case CpuMode::Real:
+    case CpuMode::Virtual8086: return ZYDIS_MACHINE_MODE_REAL_16;
+    case CpuMode::Protected16: return ZYDIS_MACHINE_MODE_LEGACY_16;
+    case CpuMode::Protected32: return ZYDIS_MACHINE_MODE_LEGACY_32;
+    case CpuMode::Compat16: return ZYDIS_MACHINE_MODE_LONG_COMPAT_16;
+    case CpuMode::Compat32: return ZYDIS_MACHINE_MODE_LONG_COMPAT_32;
+    case CpuMode::Long64: return ZYDIS_MACHINE_MODE_LONG_64;
+    }
+    return ZYDIS_MACHINE_MODE_LONG_64;
+}
+
+ZydisStackWidth zydis_stack(CpuState const& s, CpuMode m)
+{
+    if (m == CpuMode::Long64)
+        return ZYDIS_STACK_WIDTH_64;
+    if (m == CpuMode::Real || m == CpuMode::Virtual8086)
+        return ZYDIS_STACK_WIDTH_16;
+    return s.segment(Seg::Ss).db ? ZYDIS_STACK_WIDTH_32 : ZYDIS_STACK_WIDTH_16;
+}
+
+/// Fetches the instruction bytes at CS:RIP: at most 15, fewer where the code segment's limit or the page tables
+/// stop the fetch. Returns the fault that stopped it, if any.
+Fault fetch(Context& c)
+{
+    size_t want = c.out.bytes.size();
+    Fault stop;
+    if (c.mode != CpuMode::Long64) {
+        Segment const& cs = c.s.segment(Seg::Cs);
+        uint64_t limit_left = c.s.rip <= cs.limit ? cs.limit - c.s.rip + 1 : 0;
+        if (limit_left < want) {
+            want = static_cast<size_t>(limit_left);
+            stop = gp0();
+        }
+    } else if (!is_canonical(c.s.rip)) {
+        return gp0();
+    }
+    uint64_t lin = c.mode == CpuMode::Long64 ? c.s.rip : ((c.s.segment(Seg::Cs).base + c.s.rip) & 0xffffffffu);
+    auto f = c.mem.fetch(lin, std::span(c.out.bytes).first(want));
+    c.out.length = static_cast<uint8_t>(f.bytes);
+    if (!std::holds_alternative<std::monostate>(f.stop))
+        return f.stop;
+    return stop;
+}
+
+} // namespace
+
+Outcome emulate(CpuState& state, PhysicalMemory& memory)
+{
+    Outcome out;
+    CpuMode mode = cpu_mode(state);
+    Context c { state, LinearMemory(state, memory), mode, {}, {}, 0, out };
+
+    Fault const fetch_stop = fetch(c);
+    ZydisDecoder decoder;
+    if (ZYAN_FAILED(ZydisDecoderInit(&decoder, zydis_mode(mode), zydis_stack(state, mode))))
+        return unsupported(c, "decoder initialisation failed");
+    ZyanStatus st = ZydisDecoderDecodeFull(&decoder, out.bytes.data(), out.length, &c.insn, c.ops.data());
+    if (st == ZYDIS_STATUS_NO_MORE_DATA || (out.length == 0 && ZYAN_FAILED(st))) {
+        // The fetch stopped before the instruction's end: that fault is what the processor raises.
+        if (auto* o = access_failed(c, fetch_stop))
+            return *o;
+        return unsupported(c, "instruction bytes unavailable");
+    }
+    if (ZYAN_FAILED(st)) {
+        out.mnemonic = "(invalid)";
+        return fault(c, ud());
+    }
+    out.length = c.insn.length;
+    out.mnemonic = ZydisMnemonicGetString(c.insn.mnemonic);
+    if (!out.mnemonic)
+        out.mnemonic = "(unknown)";
+    c.next_rip = state.rip + c.insn.length;
+
+    switch (c.insn.mnemonic) {
+    case ZYDIS_MNEMONIC_FWAIT: return op_fwait(c);
+    case ZYDIS_MNEMONIC_FNINIT: return op_fninit(c);
+    case ZYDIS_MNEMONIC_FNCLEX: return op_fnclex(c);
+    case ZYDIS_MNEMONIC_FLDCW: return op_fldcw(c);
+    case ZYDIS_MNEMONIC_FNSTCW: return op_fnstore(c, state.fpu.fcw);
+    case ZYDIS_MNEMONIC_FNSTSW: return op_fnstore(c, state.fpu.fsw);
+    case ZYDIS_MNEMONIC_LDMXCSR: return op_mxcsr(c, true);
+    case ZYDIS_MNEMONIC_STMXCSR: return op_mxcsr(c, false);
+    case ZYDIS_MNEMONIC_INT3: return op_trap(c, VEC_BP);
+    case ZYDIS_MNEMONIC_INT1: return op_trap(c, VEC_DB);
+    case ZYDIS_MNEMONIC_INTO:
+        if (!(state.rflags & RFLAGS_OF))
+            return complete(c, 0);
+        return op_trap(c, 4);
+    case ZYDIS_MNEMONIC_MOVBE: return op_movbe(c);
+    case ZYDIS_MNEMONIC_CMPXCHG8B: return op_cmpxchg_wide(c, false);
+    case ZYDIS_MNEMONIC_CMPXCHG16B: return op_cmpxchg_wide(c, true);
+    case ZYDIS_MNEMONIC_INVPCID: return op_invpcid(c);
+    default: return unsupported(c, "instruction not emulated");
+    }
+}
+
+} // namespace hako::emu

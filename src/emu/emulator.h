@@ -1,0 +1,51 @@
+// emu::emulate(): finishes one instruction that KVM's instruction emulator refused, in userspace.
+//
+// On hosts where guest CPL0 code runs in KVM's emulator (PVM: see docs/architecture.md, "Instructions KVM cannot
+// emulate"), KVM stops with an emulation failure on instructions it does not implement. The VMM loads the vCPU's
+// state into a CpuState, calls emulate(), writes back what changed and injects the exception it returns.
+//
+// The instruction is fetched through the guest's page tables at CS:RIP and decoded with Zydis in the CPU's mode.
+// Emulated (Intel SDM vol. 2 semantics, faults in the SDM's priority order):
+//   FWAIT, FNINIT, FNCLEX, FLDCW, FNSTCW, FNSTSW (m16 and AX): the x87 control instructions (#NM per CR0.EM/MP/TS,
+//     #MF for a pending unmasked exception when CR0.NE is set);
+//   LDMXCSR, STMXCSR (#UD without CR4.OSFXSR, #NM, #GP(0) for reserved MXCSR bits);
+//   INT3 (and INTO, INT1): the trap is raised with RIP after the instruction;
+//   MOVBE r, m and m, r (16/32/64-bit);
+//   CMPXCHG8B and CMPXCHG16B (with or without LOCK; atomic through PhysicalMemory::compare_exchange; #GP(0) for an
+//     unaligned CMPXCHG16B operand);
+//   INVPCID (descriptor and type checks; every type flushes the whole TLB: Dirty DIRTY_TLB).
+// Everything else is reported as unsupported, with its mnemonic, for the caller's clear error. Undecodable bytes
+// (and LOCK on an instruction that does not take it) raise #UD, as the processor does.
+// Not modelled: CPUID feature checks (the guest only runs what CPUID offers it), single-step (#DB after an
+// emulated instruction with EFLAGS.TF set), debug-register breakpoints, alignment checks (#AC).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "emu/cpu_state.h"
+#include "emu/memory_access.h"
+
+namespace hako::emu {
+
+struct Outcome {
+    enum class Kind {
+        Completed,   // the instruction ran; `exception` holds a trap it raised (INT3), RIP is past it
+        Faulted,     // the instruction raised `exception`; RIP and everything else unchanged
+        Unsupported, // not emulated: `detail` says why; nothing changed
+    };
+    Kind kind { Kind::Unsupported };
+    std::optional<Exception> exception;
+    char const* mnemonic { "(none)" }; // Zydis's name for the instruction (static storage)
+    uint32_t dirty { 0 };              // Dirty bits of what changed in the CpuState
+    std::string detail;
+    std::array<uint8_t, 15> bytes {};
+    uint8_t length { 0 };              // bytes fetched (the instruction's length once decoded)
+};
+
+/// Emulates the instruction at CS:RIP. Never touches memory except through `memory`.
+[[nodiscard]] Outcome emulate(CpuState& state, PhysicalMemory& memory);
+
+} // namespace hako::emu

@@ -1,0 +1,80 @@
+// Fuzzes the userspace instruction emulator: the input chooses the CPU mode, control registers, flags, general
+// registers and x87 state, the first bytes are the instruction at CS:RIP, and the rest fills a small guest-physical
+// memory (with page tables where the mode pages). The emulator must never crash, and must never reach memory except
+// through PhysicalMemory (ASan checks the fake's buffer; accesses outside it are counted, not performed).
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+#include "../unit/emu/fake_physical_memory.h"
+#include "emu/emulator.h"
+
+using namespace hako::emu;
+
+namespace {
+
+struct Reader {
+    uint8_t const* data;
+    size_t size;
+    size_t pos { 0 };
+    uint64_t take(size_t n)
+    {
+        uint64_t v = 0;
+        for (size_t i = 0; i < n; ++i)
+            v |= static_cast<uint64_t>(pos < size ? data[pos++] : 0) << (8 * i);
+        return v;
+    }
+};
+
+} // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
+{
+    Reader in { data, size };
+    constexpr size_t MEM = 64 * 1024;
+    hako::emu::test::FakePhysicalMemory mem(MEM);
+    CpuState s;
+    uint64_t const mode = in.take(1);
+    uint64_t const ctl = in.take(2);
+    s.cr0 = (1u << 4) | ((mode & 7) != 0 ? CR0_PE : 0) | (ctl & (CR0_MP | CR0_EM | CR0_TS | CR0_NE))
+        | ((ctl & 0x100) ? CR0_WP : 0);
+    bool const long_mode = (mode & 7) == 5 || (mode & 7) == 6;
+    bool const paging = long_mode || (ctl & 0x200);
+    if (paging)
+        s.cr0 |= CR0_PG;
+    s.cr4 = ((ctl & 0x400) ? CR4_PSE : 0) | ((long_mode || (ctl & 0x800)) ? CR4_PAE : 0) | ((ctl & 0x1000) ? CR4_SMEP : 0)
+        | ((ctl & 0x2000) ? CR4_SMAP : 0) | ((ctl & 0x4000) ? CR4_LA57 : 0);
+    s.efer = (long_mode ? (EFER_LME | EFER_LMA) : 0) | ((ctl & 0x8000) ? EFER_NXE : 0);
+    s.cr3 = in.take(2) & (MEM - 1) & ~0xfffull;
+    s.rflags = 2 | (in.take(4) & 0x3f7fd5);
+    for (auto& seg : s.seg) {
+        seg.base = in.take(1) << 12;
+        seg.limit = static_cast<uint32_t>(in.take(2) | ((mode & 8) ? 0xffff0000u : 0));
+        uint64_t a = in.take(1);
+        seg.type = static_cast<uint8_t>(a & 15);
+        seg.db = (a & 16) != 0;
+        seg.dpl = static_cast<uint8_t>((a >> 5) & 3);
+        seg.present = (a & 0x80) == 0;
+    }
+    s.segment(Seg::Cs).l = (mode & 7) == 6;
+    s.segment(Seg::Ss).dpl = s.segment(Seg::Cs).dpl;
+    for (auto& r : s.gpr)
+        r = in.take(2) | ((in.take(1) & 1) ? 0xffffffffffff0000ull : 0);
+    s.fpu.fcw = static_cast<uint16_t>(in.take(2));
+    s.fpu.fsw = static_cast<uint16_t>(in.take(2));
+    s.rip = in.take(2);
+    // The rest: guest memory, mirrored at CS:RIP's linear address so the instruction is usually found there.
+    std::vector<uint8_t> rest(data + in.pos, data + size);
+    for (size_t i = 0; i < rest.size() && i < MEM; ++i)
+        mem.ram[i] = rest[i];
+    uint64_t const at = (s.segment(Seg::Cs).base + s.rip) & (MEM - 1);
+    for (size_t i = 0; i < 15 && i < rest.size() && at + i < MEM; ++i)
+        mem.ram[at + i] = rest[i];
+    Outcome o = emulate(s, mem);
+    if (o.kind == Outcome::Kind::Faulted && (!o.exception || o.dirty != 0))
+        __builtin_trap(); // a fault changes nothing
+    if (o.length > 15)
+        __builtin_trap();
+    return 0;
+}
