@@ -87,7 +87,7 @@ std::function<int()> register_vm_command(CLI::App& app)
     register_vm_define(*vm, common, *verbs);
     register_vm_power(*vm, common, *verbs);
     register_vm_console(*vm, common, *verbs);
-    return [vm, verbs]() -> int {
+    return [verbs]() -> int {
         for (auto const& v : *verbs)
             if (v.command->parsed())
                 return v.run();
