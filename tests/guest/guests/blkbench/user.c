@@ -184,8 +184,17 @@ static volatile uint64_t* data(uint32_t slot, uint32_t offset)
     return (volatile uint64_t*)(uintptr_t)(BB_DATA + (uint64_t)slot * BB_MAX_BS + offset);
 }
 
-/* Puts slot's chain in the available ring (not yet published) with the next sector. */
-static void submit(const struct mode* m, uint32_t slot)
+static void check_data(const struct mode* m, uint32_t slot)
+{
+    if (!P->verify)
+        return;
+    uint64_t off = s_slot_sector[slot] * 512u;
+    uint64_t last = off + m->block - 4096u;
+    if (*data(slot, 0) != BB_PATTERN(off) || *data(slot, m->block - 4096u) != BB_PATTERN(last))
+        fail(23, "data read does not carry the image's pattern (byte offset, value)", off, *data(slot, 0));
+}
+
+static uint64_t next_sector(const struct mode* m)
 {
     uint64_t sectors_per_block = m->block / 512u;
     uint64_t blocks = P->capacity / sectors_per_block;
@@ -197,14 +206,24 @@ static void submit(const struct mode* m, uint32_t slot)
         if (s_seq_block >= blocks)
             s_seq_block = 0;
     }
-    uint64_t sector = block * sectors_per_block;
-    s_slot_sector[slot] = sector;
-    hdr(slot)->sector = sector;
-    *status(slot) = 0xff;
+    return block * sectors_per_block;
+}
+
+static void arm(const struct mode* m, uint32_t slot)
+{
+    s_slot_sector[slot] = next_sector(m);
     if (P->verify) {
         *data(slot, 0) = 0;
         *data(slot, m->block - 4096u) = 0;
     }
+}
+
+/* Puts slot's chain in the available ring (not yet published) with the next sector. */
+static void submit(const struct mode* m, uint32_t slot)
+{
+    arm(m, slot);
+    hdr(slot)->sector = s_slot_sector[slot];
+    *status(slot) = 0xff;
     s_desc[3 * slot + 1].len = m->block;
     s_avail[2 + s_avail_idx % P->queue_size] = (uint16_t)(3 * slot);
     s_avail_idx++;
@@ -232,12 +251,7 @@ static void check_done(const struct mode* m, uint32_t id, uint32_t len)
         fail(21, "used length is not the data length + 1", id, len);
     if (*status(slot) != 0)
         fail(22, "request status not OK (status, sector)", *status(slot), s_slot_sector[slot]);
-    if (P->verify) {
-        uint64_t off = s_slot_sector[slot] * 512u;
-        uint64_t last = off + m->block - 4096u;
-        if (*data(slot, 0) != BB_PATTERN(off) || *data(slot, m->block - 4096u) != BB_PATTERN(last))
-            fail(23, "data read does not carry the image's pattern (byte offset, value)", off, *data(slot, 0));
-    }
+    check_data(m, slot);
     s_busy[slot] = false;
 }
 
@@ -403,40 +417,6 @@ static void ahci_prepare(uint32_t tag, uint64_t sector, uint32_t bytes)
     prd[1] = (uint32_t)((BB_DATA + (uint64_t)tag * BB_MAX_BS) >> 32);
     prd[2] = 0;
     prd[3] = bytes - 1u; /* byte count - 1, no interrupt on completion */
-}
-
-static void check_data(const struct mode* m, uint32_t slot)
-{
-    if (!P->verify)
-        return;
-    uint64_t off = s_slot_sector[slot] * 512u;
-    uint64_t last = off + m->block - 4096u;
-    if (*data(slot, 0) != BB_PATTERN(off) || *data(slot, m->block - 4096u) != BB_PATTERN(last))
-        fail(23, "data read does not carry the image's pattern (byte offset, value)", off, *data(slot, 0));
-}
-
-static uint64_t next_sector(const struct mode* m)
-{
-    uint64_t sectors_per_block = m->block / 512u;
-    uint64_t blocks = P->capacity / sectors_per_block;
-    uint64_t block;
-    if (m->random) {
-        block = xorshift64() % blocks;
-    } else {
-        block = s_seq_block++;
-        if (s_seq_block >= blocks)
-            s_seq_block = 0;
-    }
-    return block * sectors_per_block;
-}
-
-static void arm(const struct mode* m, uint32_t slot)
-{
-    s_slot_sector[slot] = next_sector(m);
-    if (P->verify) {
-        *data(slot, 0) = 0;
-        *data(slot, m->block - 4096u) = 0;
-    }
 }
 
 /* Runs one mode on IDE (queue depth 1) or AHCI (NCQ, queue depth m->qd). */
