@@ -4,8 +4,8 @@
 # -drive if=pflash with a copy). OVMF must start executing from the flash. On a host without VT-x/AMD-V (PVM) KVM's
 # instruction emulator refuses an x87 instruction (fwait) in the SEC phase: QEMU stops there (the check: the stop is
 # inside the code flash, in 32-bit protected mode); hako finishes it in userspace (src/emu/) and must have emulated
-# that fwait, then either still run after 60 s or stop with its one-line message on a later instruction. With
-# hardware virtualization OVMF runs on; the check is then that it is still running after 60 s.
+# that fwait, then either still run after 20 s or stop with its one-line message on a later instruction. With
+# hardware virtualization OVMF runs on; the check is then that it is still running after 20 s.
 # usage: run-ovmf-test.sh <hako|qemu>     Environment: HAKO, QEMU, LOG.
 set -u
 vmm=$1
@@ -22,7 +22,7 @@ pvm=0
 grep -qw -e vmx -e svm /proc/cpuinfo || pvm=1
 case $vmm in
   hako)
-    timeout 60 "${HAKO:-build/hako}" run --firmware "uefi,vars=$work/vars.fd" --vga none --memory 256M -v \
+    timeout 20 "${HAKO:-build/hako}" run --firmware "uefi,vars=$work/vars.fd" --vga none --memory 256M -v \
       </dev/null >"$log" 2>&1
     status=$?
     ;;
@@ -51,7 +51,7 @@ if [ $pvm -eq 1 ] && [ "$vmm" = hako ]; then
   if ! grep -qE "instructions KVM refused and hako emulated:.* fwait" "$log"; then
     echo "FAIL: hako did not finish OVMF's fwait in userspace"; ok=0
   elif [ "$status" -eq 124 ]; then
-    echo "hako: OVMF got past SEC's x87 instructions and still ran after 60 s: $(grep "hako emulated" "$log")"
+    echo "hako: OVMF got past SEC's x87 instructions and still ran after 20 s: $(grep "hako emulated" "$log")"
   elif [ "$status" -eq 8 ] && grep -qE "Guest stopped: KVM could not emulate .* at RIP 0x[0-9a-f]+ .* bytes" "$log"; then
     echo "hako: OVMF got past SEC's x87 instructions, then stopped: $(grep "Guest stopped" "$log")"
   else
@@ -66,7 +66,7 @@ elif [ $pvm -eq 1 ]; then
     echo "$vmm: OVMF ran from the code flash and stopped at $rip (KVM's emulator, this host)"
   fi
 elif [ "$status" -ne 124 ]; then
-  echo "FAIL: status $status: OVMF should still be running after 60 s"; ok=0
+  echo "FAIL: status $status: OVMF should still be running after 20 s"; ok=0
 fi
 [ "$(sha256sum "$code" "$templ")" = "$sum_before" ] || { echo "FAIL: Debian's OVMF images changed"; ok=0; }
 if [ ! -f "$work/vars.fd" ] || [ "$(stat -c %s "$work/vars.fd")" -ne "$(stat -c %s "$templ")" ]; then

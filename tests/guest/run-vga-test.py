@@ -12,9 +12,10 @@ must show its banner on the VGA text screen: hako's screenshot is read back with
 banner line SeaBIOS printed on the serial port; QEMU's screendump must be a 720x400 text screen whose first row has
 the banner's shape (a non-blank cell exactly where the banner has a non-space character).
 `grub-cdrom` mode (hako): the guest argument is Debian's grub-rescue-cdrom.iso, booted by SeaBIOS from the IDE CD-ROM
-(--cdrom) with the std VGA: once GRUB's menu reached the serial port (SeaBIOS mirrors int 10h there), the screenshot,
-read back with hako's font, must show GRUB's title line on the VGA text screen. (QEMU's run of the same boot, on the
-serial console, is firmware_qemu_ide_grub_cdrom.)
+(--cdrom, --boot cdrom: El Torito over ATAPI) with the std VGA: SeaBIOS must say "Booting from DVD/CD" and GRUB's menu
+must reach the serial port (SeaBIOS mirrors int 10h there), then the screenshot, read back with hako's font, must show
+GRUB's title line on the VGA text screen. This is the suite's IDE CD-ROM boot; the AHCI one, on hako and QEMU, is
+firmware_*_ahci_grub_cdrom.
 usage: run-vga-test.py <hako|qemu> <vmm binary> <guest.elf|iso|-> <mode>
 """
 import json
@@ -161,7 +162,7 @@ def main():
     if vmm == "hako":
         cmd = [binary, "run", "--memory", "64M", "--vga", "std", "--api-socket", sock, "--on-reboot", "exit"]
         cmd += ["--firmware", bios] if seabios else ["--kernel", guest, "--debug-exit", "--cmdline", f"mode={mode}"]
-        cmd += ["--cdrom", guest] if grub else []
+        cmd += ["--cdrom", guest, "--boot", "cdrom"] if grub else []
     else:
         cmd = [binary, "-accel", "kvm", "-cpu", "host,-arch-capabilities", "-M", "pc", "-m", "64", "-nodefaults",
                "-vga", "std", "-display", "none", "-serial", "stdio", "-no-reboot",
@@ -181,6 +182,8 @@ def main():
         if not check(ok, f"the guest reached '{marker}'"):
             print(text())
             return
+        if grub:
+            check("Booting from DVD/CD" in text(), "SeaBIOS booted from the CD-ROM ('Booting from DVD/CD')")
         if seabios:
             time.sleep(0.5)  # the serial console mirrors each line as it goes to the screen
         if vmm == "hako":
