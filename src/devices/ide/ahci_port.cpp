@@ -403,16 +403,31 @@ AhciPort::Outcome AhciPort::run_ncq(unsigned slot, Header const& h, AtaTaskFile 
         error = ERR_ABRT;
     else if (lba > m_drive->sectors() || count > m_drive->sectors() - lba)
         error = ERR_IDNF | ERR_ABRT;
+    m_sact |= 1u << slot; // software should have set it; the device owns the tag until the SDB FIS
     if (error) {
-        // An NCQ error: reported as a non-queued error would be (D2H FIS with ERR, PxIS.TFES; real devices send a Set
-        // Device Bits FIS with ERR, SATA 13.6.3.2), no tag completed; READ LOG EXT page 10h then names the tag.
+        // An NCQ error (SATA 13.6.3.2, AHCI 6.2.2.1), as QEMU's ich9-ahci reports it: the device accepts the command
+        // (D2H without ERR: PxCI clears), then sends a Set Device Bits FIS with ERR in its status, the error code and
+        // no tag completed (the failed tag stays in PxSACT); the HBA updates PxTFD, sets PxIS.SDBS and PxIS.TFES and
+        // stops the port until software clears PxCMD.ST. READ LOG EXT page 10h then names the tag.
         m_ncq_error = true;
         m_ncq_error_tag = tag;
         m_ncq_error_status = STATUS_OK | ST_ERR;
         m_ncq_error_code = error;
-        return fail(slot, error, tf);
+        ++m_stats.task_file_errors;
+        post_d2h(STATUS_OK, 0, tf, false);
+        m_ci &= ~(1u << slot);
+        std::array<uint8_t, 8> sdb {};
+        sdb[0] = FIS_SDB;
+        sdb[1] = FIS_I;
+        sdb[2] = (STATUS_OK | ST_ERR) & 0x77;
+        sdb[3] = error;
+        post_fis(RFIS_SDBFIS, sdb);
+        set_tfd(STATUS_OK | ST_ERR, error);
+        m_is |= PIS_SDBS | PIS_TFES;
+        m_cmd = (m_cmd & ~CMD_CCS_MASK) | slot << CMD_CCS_SHIFT;
+        m_halted = true; // PxSACT keeps the tag until software clears PxCMD.ST
+        return Outcome::Halt;
     }
-    m_sact |= 1u << slot; // software should have set it; the device owns the tag until the SDB FIS
     bool prd_irq = false;
     if (transfer_sectors(slot, h, lba, count, !write, prd_irq) == Outcome::Halt)
         return Outcome::Halt;

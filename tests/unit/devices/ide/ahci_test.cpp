@@ -256,13 +256,24 @@ TEST_F(AhciTest, NcqCompletesSeveralTagsThroughSetDeviceBits)
     w(preg(0, P_CI), 1u << 9);
     EXPECT_EQ(r(preg(0, P_SACT)), 0u);
     EXPECT_EQ(disk->bytes()[1000 * 512], 0xc3);
-    // An NCQ command past the end fails; READ LOG EXT page 10h then names its tag.
+    // An NCQ command past the end is accepted (PxCI clears), then fails through a Set Device Bits FIS with ERR
+    // (SATA 13.6.3.2): the tag stays in PxSACT, PxIS has SDBS and TFES; READ LOG EXT page 10h then names its tag.
+    std::fill(&ram[FB + RFIS_SDBFIS], &ram[FB + RFIS_SDBFIS + 8], 0);
     build(0, 4, CMD_READ_FPDMA_QUEUED, DISK_BYTES / 512, 4 << 3, { { BUF, 512 } }, false, 1);
     w(preg(0, P_SACT), 1u << 4);
     w(preg(0, P_CI), 1u << 4);
     EXPECT_TRUE(r(preg(0, P_IS)) & PIS_TFES);
+    EXPECT_TRUE(r(preg(0, P_IS)) & PIS_SDBS);
     EXPECT_EQ(r(preg(0, P_TFD)) >> 8, uint32_t { ERR_IDNF | ERR_ABRT });
+    EXPECT_TRUE(r(preg(0, P_TFD)) & ST_ERR);
+    EXPECT_EQ(r(preg(0, P_SACT)), 1u << 4);
+    EXPECT_EQ(r(preg(0, P_CI)), 0u);
+    EXPECT_EQ(ram[FB + RFIS_SDBFIS], FIS_SDB);
+    EXPECT_TRUE(ram[FB + RFIS_SDBFIS + 2] & ST_ERR);
+    EXPECT_EQ(ram[FB + RFIS_SDBFIS + 3], ERR_IDNF | ERR_ABRT);
+    EXPECT_EQ(get_le32(&ram[FB + RFIS_SDBFIS + 4]), 0u); // no tag completed
     w(preg(0, P_CMD), CMD_FRE);
+    EXPECT_EQ(r(preg(0, P_SACT)), 0u); // clearing ST clears PxSACT (AHCI 3.3.14)
     w(preg(0, P_CMD), CMD_FRE | CMD_ST);
     build(0, 0, CMD_READ_LOG_EXT, LOG_NCQ_ERROR, 1, { { BUF, 512 } });
     w(preg(0, P_CI), 1);
