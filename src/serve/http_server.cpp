@@ -12,6 +12,7 @@
 #include <sys/un.h>
 
 #include "base/log.h"
+#include "serve/web_files.h"
 
 namespace hako::serve {
 
@@ -34,6 +35,7 @@ struct HttpServer::Impl {
     std::optional<Tcp::acceptor> tcp_acceptor;
     std::string socket_path;
     std::string token;
+    std::string web_dir;
     bool stopped { false };
 };
 
@@ -50,6 +52,14 @@ bool equal_constant_time(std::string_view a, std::string_view b)
 }
 
 using Request = http::request<http::string_body>;
+
+/// The endpoints that browsers open with EventSource or WebSocket, which cannot send an Authorization header: only
+/// these take the token as ?access_token= (a token in a URL ends up in logs and history; keep it to where needed).
+bool takes_query_token(std::vector<std::string> const& s)
+{
+    return s.size() >= 3 && s[0] == "api" && s[1] == "v1"
+        && ((s.size() == 3 && s[2] == "events") || (s.size() == 5 && s[2] == "vms" && s[4] == "console"));
+}
 
 /// The event stream of one client: server-sent events until the client goes away.
 template<typename Socket>
@@ -254,10 +264,17 @@ private:
         auto target = parse_target(target_text);
         if (!target)
             return write(Reply::error(400, "The request target is not a valid path"), version);
+        // The web UI's files are public (the page asks for the token and sends it with each API request).
+        if (target->segments.empty() || target->segments[0] != "api") {
+            if (req.method() != http::verb::get)
+                return write(Reply::error(405, "The web UI's files are read with GET"), version);
+            return write(web_file(m_server.web_dir, target->segments), version);
+        }
         if (m_needs_token) {
             std::string_view auth(req[http::field::authorization].data(), req[http::field::authorization].size());
             bool const header_ok = auth.starts_with("Bearer ") && equal_constant_time(auth.substr(7), m_server.token);
-            bool const query_ok = equal_constant_time(target->param("access_token"), m_server.token);
+            bool const query_ok = takes_query_token(target->segments)
+                && equal_constant_time(target->param("access_token"), m_server.token);
             if (!header_ok && !query_ok) {
                 Reply r = Reply::error(401, "This endpoint needs a bearer token (Authorization: Bearer TOKEN)");
                 return write(std::move(r), version, true);
@@ -373,6 +390,13 @@ private:
             res->set(http::field::www_authenticate, "Bearer");
         if (reply.status != 204 && !reply.content_type.empty()) {
             res->set(http::field::content_type, reply.content_type);
+            res->set("X-Content-Type-Options", "nosniff");
+            if (reply.content_type.starts_with("text/html")) {
+                res->set(http::field::cache_control, "no-cache");
+                // xterm.js adds <style> elements and style attributes, hence 'unsafe-inline' for styles only.
+                res->set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                                    "img-src 'self' data:; frame-ancestors 'none'");
+            }
             res->body() = std::move(reply.raw);
         } else if (reply.status != 204) {
             res->set(http::field::content_type, "application/json");
@@ -450,7 +474,7 @@ HttpServer::~HttpServer()
 
 Result<std::unique_ptr<HttpServer>> HttpServer::start(asio::io_context& ioc, Supervisor& supervisor, HttpOptions const& options)
 {
-    auto impl = std::make_unique<Impl>(Impl { ioc, supervisor, Local::acceptor(ioc), std::nullopt, options.socket_path, options.token, false });
+    auto impl = std::make_unique<Impl>(Impl { ioc, supervisor, Local::acceptor(ioc), std::nullopt, options.socket_path, options.token, options.web_dir, false });
     if (options.socket_path.empty() || options.socket_path.size() >= sizeof(sockaddr_un {}.sun_path))
         return Error(ErrorKind::InvalidArgument, fmt::format("Socket path '{}' is empty or too long", options.socket_path));
     TRY(claim_path(options.socket_path));

@@ -339,7 +339,7 @@ function renderVmHeader() {
   }
   const [err, showErr] = errorLine();
   const [cpu, mem] = usageCells(vm);
-  box.replaceChildren(
+  box.replaceChildren(...[
     h("h2", {}, vm.name, " ", h("span", { class: "state state-" + vm.state, id: "vm-state" }, vm.state)),
     h("p", {}, `${vm.config.cpus} vCPU · ${vm.config.memory_mib} MiB · ${bootText(vm.config)}`,
       vm.pid ? ` · pid ${vm.pid} · CPU ${cpu} · RSS ${mem}` : ""),
@@ -358,7 +358,7 @@ function renderVmHeader() {
         }
       },
     }, "Delete"),
-    err);
+    err].filter((c): c is HTMLElement => c !== null));
   // A console that ended with the VM's previous run reattaches when the VM runs again.
   if (consoleSession && consoleSession.name === vm.name && consoleSession.ws.readyState === WebSocket.CLOSED
       && (vm.state === "running" || vm.state === "starting"))
@@ -403,6 +403,7 @@ function openConsole(name: string, backlog: number) {
 }
 
 function renderVm(name: string) {
+  closeConsole(); // a fresh terminal in the fresh page
   main().replaceChildren(
     h("section", { class: "card", id: "vm-header" }),
     h("div", { id: "vm-edit" }),
