@@ -1,5 +1,5 @@
 // Builds hako serve's web UI into OUT_DIR (argument 1): app.js and app.css bundled by esbuild from src/main.ts
-// (xterm.js and its stylesheet included), index.html copied. Run by scripts/build-web.sh after `npm ci`.
+// (xterm.js, its stylesheet and noVNC included), index.html copied. Run by scripts/build-web.sh after `npm ci`.
 import * as esbuild from "esbuild";
 import { copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -15,7 +15,8 @@ await esbuild.build({
   bundle: true,
   minify: true,
   sourcemap: false,
-  target: ["es2020"],
+  format: "esm", // noVNC uses top-level await: the bundle is a module (index.html loads it as one)
+  target: ["es2022"],
   outdir: out,
   logLevel: "warning",
 });

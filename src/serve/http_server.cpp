@@ -58,7 +58,7 @@ using Request = http::request<http::string_body>;
 bool takes_query_token(std::vector<std::string> const& s)
 {
     return s.size() >= 3 && s[0] == "api" && s[1] == "v1"
-        && ((s.size() == 3 && s[2] == "events") || (s.size() == 5 && s[2] == "vms" && s[4] == "console"));
+        && ((s.size() == 3 && s[2] == "events") || (s.size() == 5 && s[2] == "vms" && (s[4] == "console" || s[4] == "vnc")));
 }
 
 /// The event stream of one client: server-sent events until the client goes away.
@@ -231,6 +231,78 @@ private:
     bool m_detached { false };
 };
 
+/// The graphical console: a WebSocket (binary frames; noVNC speaks RFB over it) spliced to the VM's VNC unix
+/// socket. Each direction is one read then one write at a time, so a slow side holds the other back (no queue).
+template<typename Socket>
+class VncProxy final : public std::enable_shared_from_this<VncProxy<Socket>> {
+public:
+    VncProxy(Socket socket, HttpServer::Impl& server, std::string path)
+        : m_ws(std::move(socket)), m_vnc(server.ioc), m_path(std::move(path))
+    {
+    }
+
+    void start(Request request)
+    {
+        m_ws.binary(true);
+        m_ws.read_message_max(1024 * 1024);
+        m_ws.async_accept(request, [self = this->shared_from_this()](beast::error_code ec) {
+            if (ec)
+                return;
+            self->m_vnc.async_connect(Local::endpoint(self->m_path), [self](beast::error_code ec2) {
+                if (ec2) {
+                    self->m_ws.async_close(websocket::close_reason(websocket::close_code::try_again_later,
+                                               "The VM's VNC server does not answer"),
+                        [self](beast::error_code) { self->close(); });
+                    return;
+                }
+                self->from_browser();
+                self->from_vnc();
+            });
+        });
+    }
+
+private:
+    void from_browser()
+    {
+        m_ws.async_read(m_in, [self = this->shared_from_this()](beast::error_code ec, size_t) {
+            if (ec)
+                return self->close();
+            asio::async_write(self->m_vnc, self->m_in.data(), [self](beast::error_code ec2, size_t) {
+                if (ec2)
+                    return self->close();
+                self->m_in.consume(self->m_in.size());
+                self->from_browser();
+            });
+        });
+    }
+
+    void from_vnc()
+    {
+        m_vnc.async_read_some(asio::buffer(m_out), [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+            if (ec)
+                return self->close();
+            self->m_ws.async_write(asio::buffer(self->m_out.data(), n), [self](beast::error_code ec2, size_t) {
+                if (ec2)
+                    return self->close();
+                self->from_vnc();
+            });
+        });
+    }
+
+    void close()
+    {
+        beast::error_code ignored;
+        m_vnc.close(ignored);
+        beast::get_lowest_layer(m_ws).close(ignored);
+    }
+
+    websocket::stream<Socket> m_ws;
+    Local::socket m_vnc;
+    std::string m_path;
+    beast::flat_buffer m_in;
+    std::array<char, 64 * 1024> m_out {};
+};
+
 template<typename Socket>
 class Session final : public std::enable_shared_from_this<Session<Socket>> {
 public:
@@ -351,6 +423,17 @@ private:
                 backlog = v;
             }
             std::make_shared<ConsoleSession<Socket>>(std::move(m_socket), m_server, name, backlog)->start(std::move(req));
+            return;
+        }
+        if (what == "vnc") {
+            if (method != "GET")
+                return wrong_method("GET");
+            if (!websocket::is_upgrade(req))
+                return reply(Reply::error(400, "The graphical console is a WebSocket: send an Upgrade: websocket request"));
+            auto path = sv.vnc_socket(name);
+            if (!path)
+                return reply(Reply::error(path.error().kind() == ErrorKind::NotFound ? 404 : 409, path.error().message()));
+            std::make_shared<VncProxy<Socket>>(std::move(m_socket), m_server, std::move(*path))->start(std::move(req));
             return;
         }
         if (what == "console-log")

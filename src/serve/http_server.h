@@ -2,8 +2,9 @@
 // TCP with a bearer token. Boost.Beast on the daemon's one io_context thread, as src/api/api_server.cpp serves one
 // VM. Besides JSON request/reply it serves two long-lived kinds of connection:
 //   - GET /api/v1/events: server-sent events (text/event-stream), one "vm" event per state change;
-//   - GET /api/v1/vms/{name}/console with a WebSocket upgrade: the serial console, binary frames both ways.
-// On TCP every API request needs "Authorization: Bearer TOKEN" (or, on the two endpoints browsers open with
+//   - GET /api/v1/vms/{name}/console with a WebSocket upgrade: the serial console, binary frames both ways;
+//   - GET /api/v1/vms/{name}/vnc with a WebSocket upgrade: spliced to the VM's VNC unix socket (noVNC).
+// On TCP every API request needs "Authorization: Bearer TOKEN" (or, on the endpoints browsers open with
 // EventSource and WebSocket, which cannot set headers, the query parameter access_token=TOKEN); otherwise 401.
 // Paths outside /api are the web UI's static files (serve/web_files.h), served without the token.
 #pragma once

@@ -712,6 +712,18 @@ Result<int> Supervisor::attach_console(std::string const& name, std::function<vo
     return id;
 }
 
+Result<std::string> Supervisor::vnc_socket(std::string const& name)
+{
+    Vm* vm = find(name);
+    if (!vm)
+        return Error(ErrorKind::NotFound, fmt::format("No VM named '{}'", name));
+    if (!vm->config.vnc)
+        return Error(ErrorKind::Busy, fmt::format("VM {} has no VNC server (vnc: true, vga: std)", name));
+    if (vm->run.state != "running" && vm->run.state != "paused")
+        return Error(ErrorKind::Busy, fmt::format("VM {} is {}", name, vm->run.state));
+    return vm_dir(name) + "/vnc.sock";
+}
+
 void Supervisor::detach_console(std::string const& name, int id)
 {
     if (Vm* vm = find(name))

@@ -6,7 +6,9 @@ The daemon runs with a unix socket and a TCP listener (bearer token). VMs: the p
 "pong", then exits through isa-debug-exit with status 1). The test covers:
   - every reply's status is one the contract lists for the path and method, and its JSON matches the schema;
   - the socket's mode (0600); TCP without the token or with a wrong one is 401, with it 200; the token as
-    ?access_token= only on the event stream and the console (elsewhere 401);
+    ?access_token= only on the event stream, the console and the vnc WebSocket (elsewhere 401);
+  - the vnc WebSocket (the graphical console): 400 without an Upgrade, 409 for a VM without VNC, 404 for none
+    (tests/web/web_test.mjs shows a real one in noVNC);
   - the web UI's files (--web-dir, a stand-in made here): / and its assets without the token, with their content
     types and a CSP; hidden files, subdirectories, symlinks, unknown extensions and traversal refused (404);
   - a running VM's usage figures (CPU time, resident memory) from procfs, null once stopped;
@@ -577,6 +579,13 @@ def run(d, s, tcp, token, hako, poweroff, uart, pids):
     ws.close()
     status, _, raw, _ = http(s, "GET", BASE + "/vms/uart/console")
     check(status == 400, "the console endpoint without an Upgrade is 400")
+    api(s, "GET", BASE + "/vms/uart/vnc", expect=400, what="the vnc endpoint without an Upgrade")
+    ws = WebSocket(s, BASE + "/vms/uart/vnc")
+    check(ws.status == 409, f"the vnc WebSocket of a VM without VNC is 409 ({ws.status})")
+    ws.close()
+    ws = WebSocket(s, BASE + "/vms/nosuchvm/vnc")
+    check(ws.status == 404, f"the vnc WebSocket of an unknown VM is 404 ({ws.status})")
+    ws.close()
 
     # Reboot: the power button, the guest powers off, the daemon starts it again.
     status, vm, _ = api(s, "POST", BASE + "/vms/pw/start", expect=200, what="start pw again")

@@ -7,6 +7,8 @@
 //   - the VM page shows the guest's serial output (READY) in xterm.js over the console WebSocket;
 //   - Shutdown: the guest sees the power button (its output in the terminal), the VM stops, the list says stopped;
 //   - the edit form changes the memory size (checked through the API);
+//   - a VM with std VGA and VNC (the vga guest drawing a 640x480 pattern): its page shows the pattern in noVNC
+//     through the daemon's vnc WebSocket (refused without the token); Kill ends it;
 //   - a screenshot of each page: a PNG of the viewport's size, decoded by the browser, with many distinct colours.
 // Usage: node web_test.mjs HAKO GUEST_DIR WEB_DIR SOURCE_DIR [CHROMIUM]
 // (HAKO_WEB_SCREENSHOTS=DIR keeps the screenshots there; otherwise they are removed unless a check failed.)
@@ -207,16 +209,56 @@ async function main() {
     await page.waitForSelector(`${row} td.state-stopped`);
     check((await page.textContent(`${row} td:nth-child(4)`)).startsWith("96"), "the list shows stopped and the new memory");
     await checkScreenshot(page, await page.screenshot(), "7-list-stopped", shots);
+
+    // The graphical console: the vga guest draws a 640x480 pattern on std VGA (vbe32); noVNC shows it through
+    // the daemon's vnc WebSocket.
+    const json = { ...auth, "Content-Type": "application/json" };
+    const gfx = await fetch(`${base}/api/v1/vms`, { method: "POST", headers: json, body: JSON.stringify({
+      name: "gfx", kernel: join(guests, "vga.elf"), cmdline: "mode=vbe32", vga: "std", vnc: true, debug_exit: true,
+      memory_mib: 64 }) });
+    check(gfx.status === 201, `a VM with std VGA and VNC is created (${gfx.status})`);
+    check(await httpStatus(`${base}/api/v1/vms/gfx/vnc`) === 401, "the vnc WebSocket without the token is 401");
+    check((await fetch(`${base}/api/v1/vms/gfx/start`, { method: "POST", headers: auth })).status === 200, "gfx starts");
+    await page.goto(base + "/#/vm/gfx");
+    await page.waitForSelector("#display canvas");
+    await page.waitForSelector("#display-status:text('connected')");
+    check(true, "the VM page's display connects (noVNC over the vnc WebSocket)");
+    await waitFor(async () => (await (await fetch(`${base}/api/v1/vms/gfx/console-log`, { headers: auth })).text())
+      .includes("vga: ready"), "the vga guest has drawn its pattern (vga: ready)");
+    const colours = await waitFor(async () => {
+      const n = await page.evaluate(() => {
+        const c = document.querySelector("#display canvas");
+        if (!c || c.width < 640 || c.height < 480) return 0;
+        const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+        // The pattern is r = x & 0xff, g = y & 0xff, b = (x ^ y) & 0xff; the encoding may be lossy (Tight/JPEG),
+        // so the far corner is compared loosely: it must be drawn too, not only the top rows.
+        const i = 4 * (470 * c.width + 600);
+        const want = [600 & 0xff, 470 & 0xff, (600 ^ 470) & 0xff];
+        if (want.some((v, k) => Math.abs(d[i + k] - v) > 48)) return 0;
+        const set = new Set();
+        for (let i = 0; i < d.length; i += 4 * 13) set.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+        return set.size;
+      });
+      return n >= 1000 ? n : null;
+    }, "the display shows the guest's pattern");
+    check(colours, `the noVNC canvas shows the guest's 640x480 pattern (${colours} distinct colours)`);
+    await checkScreenshot(page, await page.screenshot(), "8-vm-display", shots);
+    await page.click("#vm-header button[data-action=kill]");
+    await page.waitForSelector("#vm-state:is(.state-stopped, .state-crashed)");
+    check(true, "Kill: the VM page says it ended");
+
     check(pageErrors.length === 0, `no errors in the page (${pageErrors.join("; ")})`);
   } catch (e) {
     check(false, `the browser run: ${e && e.stack ? e.stack : e}`);
   } finally {
     if (browser) await browser.close();
-    try {
-      const vm = await (await fetch(`${base}/api/v1/vms/web1`, { headers: auth })).json();
-      if (vm.pid) process.kill(vm.pid, "SIGKILL");
-    } catch {
-      /* no VM or no daemon */
+    for (const name of ["web1", "gfx"]) {
+      try {
+        const vm = await (await fetch(`${base}/api/v1/vms/${name}`, { headers: auth })).json();
+        if (vm.pid) process.kill(vm.pid, "SIGKILL");
+      } catch {
+        /* no VM or no daemon */
+      }
     }
     daemon.kill("SIGTERM");
     await new Promise((r) => (daemon.exitCode !== null ? r() : daemon.on("exit", r)));

@@ -1,11 +1,14 @@
 // hako serve's web UI: one page, three views chosen by the URL's fragment:
 //   #/            the VM list (live state from the event stream, CPU and memory figures polled every 2 s)
 //   #/create      the create form
-//   #/vm/NAME     one VM: its buttons, its serial console (xterm.js over the console WebSocket), its edit form
+//   #/vm/NAME     one VM: its buttons, its serial console (xterm.js over the console WebSocket), its edit form, and
+//                 with vnc on its graphical console (noVNC over the vnc WebSocket, which the daemon splices to the VM's
+//                 VNC socket)
 // Every API request goes to /api/v1 on the same origin. Over TCP the daemon wants the bearer token: the page asks
 // for it once (kept in sessionStorage), sends it as "Authorization: Bearer" on fetch() and, because EventSource and
 // WebSocket cannot set headers, as ?access_token= on the two endpoints that are one of those (the daemon accepts the
-// query parameter there only).
+// query parameter there only: /events, /vms/NAME/console, /vms/NAME/vnc).
+import RFB from "@novnc/novnc";
 import { Terminal } from "@xterm/xterm";
 import "@xterm/xterm/css/xterm.css";
 import "./style.css";
@@ -35,6 +38,7 @@ const cpuPercent = new Map<string, number>(); // from the last two usage samples
 let view: { kind: "list" } | { kind: "create" } | { kind: "vm"; name: string } = { kind: "list" };
 let events: EventSource | null = null;
 let consoleSession: { ws: WebSocket; term: Terminal; name: string } | null = null;
+let vncSession: { rfb: any; name: string } | null = null;
 
 // ---- DOM helpers: elements are built with textContent, never from HTML strings (names and errors are data).
 type Child = Node | string | null | undefined | false;
@@ -88,6 +92,7 @@ function setConn(text: string, ok: boolean) {
 
 function askToken(why: string) {
   closeConsole();
+  closeVnc();
   events?.close();
   events = null;
   setConn("not signed in", false);
@@ -252,6 +257,7 @@ function vmForm(existing: Vm | null): HTMLElement {
   const restart = h("select", { name: "restart" }, ...["no", "on-failure", "always"].map((r) => h("option", { value: r }, r)));
   (restart as HTMLSelectElement).value = c.restart ?? "no";
   const debugExit = h("input", { name: "debug_exit", type: "checkbox", checked: c.debug_exit ?? false });
+  const vncBox = h("input", { name: "vnc", type: "checkbox", checked: c.vnc ?? false });
   const kernelFields = h("div", {}, field("Kernel", kernel), field("Initrd", initrd), field("Command line", cmdline));
   const firmwareFields = h("div", {}, field("Firmware", firmware, "an absolute path; empty: hako's default"));
   const syncBoot = () => {
@@ -273,6 +279,7 @@ function vmForm(existing: Vm | null): HTMLElement {
     firmwareFields,
     field("Disks", disks),
     field("VGA", vga),
+    h("label", { class: "field" }, h("span", {}, "VNC display"), vncBox, h("small", {}, "needs VGA std")),
     field("Restart", restart),
     h("label", { class: "field" }, h("span", {}, "isa-debug-exit"), debugExit),
     h("div", { class: "buttons" }, h("button", { type: "submit" }, existing ? "Save" : "Create")),
@@ -304,6 +311,7 @@ function vmForm(existing: Vm | null): HTMLElement {
       vga: v(vga),
       restart: v(restart),
       debug_exit: (debugExit as HTMLInputElement).checked,
+      vnc: (vncBox as HTMLInputElement).checked,
     };
     try {
       if (existing) {
@@ -359,6 +367,8 @@ function renderVmHeader() {
       },
     }, "Delete"),
     err].filter((c): c is HTMLElement => c !== null));
+  // The display connects while the VM runs (again after a disconnect: the VNC socket appears once hako runs).
+  if (vm.config.vnc && (vm.state === "running" || vm.state === "paused") && !vncSession) openVnc(vm.name);
   // A console that ended with the VM's previous run reattaches when the VM runs again.
   if (consoleSession && consoleSession.name === vm.name && consoleSession.ws.readyState === WebSocket.CLOSED
       && (vm.state === "running" || vm.state === "starting"))
@@ -369,6 +379,33 @@ function toggleEdit(vm: Vm) {
   const slot = document.getElementById("vm-edit") as HTMLElement;
   if (slot.firstChild) slot.replaceChildren();
   else slot.replaceChildren(vmForm(vm));
+}
+
+function closeVnc() {
+  if (!vncSession) return;
+  const s = vncSession;
+  vncSession = null;
+  try {
+    s.rfb.disconnect();
+  } catch {
+    /* already gone */
+  }
+}
+
+function openVnc(name: string) {
+  const slot = document.getElementById("display");
+  const status = document.getElementById("display-status");
+  if (!slot || !status) return;
+  slot.replaceChildren();
+  const proto = location.protocol === "https:" ? "wss:" : "ws:";
+  const rfb = new RFB(slot, `${proto}//${location.host}${withToken(`${API}/vms/${encodeURIComponent(name)}/vnc`)}`);
+  rfb.scaleViewport = true;
+  rfb.addEventListener("connect", () => (status.textContent = "connected"));
+  rfb.addEventListener("disconnect", () => {
+    status.textContent = "disconnected";
+    if (vncSession?.rfb === rfb) vncSession = null;
+  });
+  vncSession = { rfb, name };
 }
 
 function closeConsole() {
@@ -403,13 +440,18 @@ function openConsole(name: string, backlog: number) {
 }
 
 function renderVm(name: string) {
-  closeConsole(); // a fresh terminal in the fresh page
-  main().replaceChildren(
+  closeConsole(); // a fresh terminal and display in the fresh page
+  closeVnc();
+  const vnc = vms.get(name)?.config.vnc;
+  main().replaceChildren(...[
     h("section", { class: "card", id: "vm-header" }),
     h("div", { id: "vm-edit" }),
+    vnc ? h("section", { class: "card" },
+      h("h3", {}, "Display ", h("small", { id: "display-status" }, "")),
+      h("div", { id: "display", class: "display" })) : null,
     h("section", { class: "card" },
       h("h3", {}, "Serial console ", h("small", { id: "console-status" }, "")),
-      h("div", { id: "console", class: "console" })));
+      h("div", { id: "console", class: "console" }))].filter((c): c is HTMLElement => c !== null));
   renderVmHeader();
   openConsole(name, 64 * 1024);
 }
@@ -418,7 +460,10 @@ function render() {
   const hash = location.hash || "#/";
   const m = /^#\/vm\/(.+)$/.exec(hash);
   const next: typeof view = m ? { kind: "vm", name: decodeURIComponent(m[1]) } : hash === "#/create" ? { kind: "create" } : { kind: "list" };
-  if (next.kind !== "vm" || view.kind !== "vm" || view.name !== next.name) closeConsole();
+  if (next.kind !== "vm" || view.kind !== "vm" || view.name !== next.name) {
+    closeConsole();
+    closeVnc();
+  }
   view = next;
   if (view.kind === "list") renderList();
   else if (view.kind === "create") renderCreate();
