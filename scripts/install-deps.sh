@@ -20,12 +20,17 @@ PACKAGES=(
   openssl  # the VNC test client's DES (VNC authentication)
   # tap networking tests: network namespaces and taps (iproute2), a DHCP server on the tap (dnsmasq)
   iproute2 dnsmasq-base
+  # hako serve's web UI: built with npm (web/package-lock.json), tested with playwright-core driving Chromium headless
+  nodejs npm chromium
   # benchmarks: exits to userspace per request (perf stat -e kvm:kvm_userspace_exit)
   linux-perf
 )
 
 missing=()
 for p in "${PACKAGES[@]}"; do
+  # A Node.js from NodeSource (or another) bundles its own npm and conflicts with Debian's: keep it.
+  [ "$p" = npm ] && command -v npm >/dev/null && continue
+  [ "$p" = nodejs ] && command -v node >/dev/null && continue
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then

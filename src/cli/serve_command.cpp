@@ -28,7 +28,7 @@ using vmm::exit_status::USAGE;
 namespace {
 
 struct ServeOptions {
-    std::string socket, state_dir, listen, token_file;
+    std::string socket, state_dir, listen, token_file, web_dir;
     bool daemon { false };
     int verbose { 0 };
 };
@@ -72,6 +72,15 @@ int serve(ServeOptions o)
         token = *t;
     }
     std::error_code ec;
+    if (o.web_dir.empty()) {
+        // The UI the build made (scripts/build-web.sh into BUILD/web), if it is there; none otherwise.
+        if (std::filesystem::is_regular_file(std::string(HAKO_DEFAULT_WEB_DIR) + "/index.html", ec))
+            o.web_dir = HAKO_DEFAULT_WEB_DIR;
+    } else if (!std::filesystem::is_regular_file(o.web_dir + "/index.html", ec)) {
+        return fail(BAD_INPUT, fmt::format("--web-dir {}: no index.html there (build it with scripts/build-web.sh DIR)", o.web_dir));
+    } else {
+        o.web_dir = std::filesystem::absolute(o.web_dir, ec).lexically_normal().string();
+    }
     o.state_dir = std::filesystem::absolute(o.state_dir, ec).lexically_normal().string();
     std::filesystem::create_directories(std::filesystem::path(o.socket).parent_path(), ec);
     std::filesystem::create_directories(o.state_dir, ec);
@@ -107,7 +116,7 @@ int serve(ServeOptions o)
     auto supervisor = serve::Supervisor::create(ioc, { o.state_dir, std::string(exe, static_cast<size_t>(n)) });
     if (!supervisor)
         return fail(BAD_INPUT, supervisor.error().message());
-    auto server = serve::HttpServer::start(ioc, **supervisor, { o.socket, o.listen, token });
+    auto server = serve::HttpServer::start(ioc, **supervisor, { o.socket, o.listen, token, o.web_dir });
     if (!server)
         return fail(server.error().kind() == ErrorKind::Busy ? 4 : BAD_INPUT, server.error().message());
     boost::asio::signal_set signals(ioc, SIGINT, SIGTERM, SIGHUP);
@@ -116,6 +125,8 @@ int serve(ServeOptions o)
         ioc.stop();
     });
     HAKO_INFO("hako serve: listening on {}{}; state in {}", o.socket, o.listen.empty() ? "" : " and " + o.listen, o.state_dir);
+    if (!o.listen.empty())
+        HAKO_INFO("hako serve: web UI {}", o.web_dir.empty() ? "not built (no --web-dir)" : fmt::format("at http://{}/ (files in {})", o.listen, o.web_dir));
     ioc.run();
     server->reset();
     supervisor->reset();
@@ -134,6 +145,7 @@ std::function<int()> register_serve_command(CLI::App& app)
                                                  "root, else $XDG_STATE_HOME/hako)");
     cmd->add_option("--listen", o->listen, "Also serve the API on TCP at IP:PORT (needs --token-file)");
     cmd->add_option("--token-file", o->token_file, "A file (mode 0600) whose first line is the bearer token TCP clients send");
+    cmd->add_option("--web-dir", o->web_dir, "The built web UI to serve at / (default: the build's web/ directory, if built)");
     cmd->add_flag("--daemon", o->daemon, "Fork into the background (log to STATE_DIR/serve.log)");
     cmd->add_flag("-v,--verbose", o->verbose, "More log output");
     return [cmd, o]() -> int {

@@ -12,6 +12,7 @@
 #include <sys/un.h>
 
 #include "base/log.h"
+#include "serve/web_files.h"
 
 namespace hako::serve {
 
@@ -34,6 +35,7 @@ struct HttpServer::Impl {
     std::optional<Tcp::acceptor> tcp_acceptor;
     std::string socket_path;
     std::string token;
+    std::string web_dir;
     bool stopped { false };
 };
 
@@ -50,6 +52,14 @@ bool equal_constant_time(std::string_view a, std::string_view b)
 }
 
 using Request = http::request<http::string_body>;
+
+/// The endpoints that browsers open with EventSource or WebSocket, which cannot send an Authorization header: only
+/// these take the token as ?access_token= (a token in a URL ends up in logs and history; keep it to where needed).
+bool takes_query_token(std::vector<std::string> const& s)
+{
+    return s.size() >= 3 && s[0] == "api" && s[1] == "v1"
+        && ((s.size() == 3 && s[2] == "events") || (s.size() == 5 && s[2] == "vms" && (s[4] == "console" || s[4] == "vnc")));
+}
 
 /// The event stream of one client: server-sent events until the client goes away.
 template<typename Socket>
@@ -221,6 +231,78 @@ private:
     bool m_detached { false };
 };
 
+/// The graphical console: a WebSocket (binary frames; noVNC speaks RFB over it) spliced to the VM's VNC unix
+/// socket. Each direction is one read then one write at a time, so a slow side holds the other back (no queue).
+template<typename Socket>
+class VncProxy final : public std::enable_shared_from_this<VncProxy<Socket>> {
+public:
+    VncProxy(Socket socket, HttpServer::Impl& server, std::string path)
+        : m_ws(std::move(socket)), m_vnc(server.ioc), m_path(std::move(path))
+    {
+    }
+
+    void start(Request request)
+    {
+        m_ws.binary(true);
+        m_ws.read_message_max(1024 * 1024);
+        m_ws.async_accept(request, [self = this->shared_from_this()](beast::error_code ec) {
+            if (ec)
+                return;
+            self->m_vnc.async_connect(Local::endpoint(self->m_path), [self](beast::error_code ec2) {
+                if (ec2) {
+                    self->m_ws.async_close(websocket::close_reason(websocket::close_code::try_again_later,
+                                               "The VM's VNC server does not answer"),
+                        [self](beast::error_code) { self->close(); });
+                    return;
+                }
+                self->from_browser();
+                self->from_vnc();
+            });
+        });
+    }
+
+private:
+    void from_browser()
+    {
+        m_ws.async_read(m_in, [self = this->shared_from_this()](beast::error_code ec, size_t) {
+            if (ec)
+                return self->close();
+            asio::async_write(self->m_vnc, self->m_in.data(), [self](beast::error_code ec2, size_t) {
+                if (ec2)
+                    return self->close();
+                self->m_in.consume(self->m_in.size());
+                self->from_browser();
+            });
+        });
+    }
+
+    void from_vnc()
+    {
+        m_vnc.async_read_some(asio::buffer(m_out), [self = this->shared_from_this()](beast::error_code ec, size_t n) {
+            if (ec)
+                return self->close();
+            self->m_ws.async_write(asio::buffer(self->m_out.data(), n), [self](beast::error_code ec2, size_t) {
+                if (ec2)
+                    return self->close();
+                self->from_vnc();
+            });
+        });
+    }
+
+    void close()
+    {
+        beast::error_code ignored;
+        m_vnc.close(ignored);
+        beast::get_lowest_layer(m_ws).close(ignored);
+    }
+
+    websocket::stream<Socket> m_ws;
+    Local::socket m_vnc;
+    std::string m_path;
+    beast::flat_buffer m_in;
+    std::array<char, 64 * 1024> m_out {};
+};
+
 template<typename Socket>
 class Session final : public std::enable_shared_from_this<Session<Socket>> {
 public:
@@ -254,10 +336,17 @@ private:
         auto target = parse_target(target_text);
         if (!target)
             return write(Reply::error(400, "The request target is not a valid path"), version);
+        // The web UI's files are public (the page asks for the token and sends it with each API request).
+        if (target->segments.empty() || target->segments[0] != "api") {
+            if (req.method() != http::verb::get)
+                return write(Reply::error(405, "The web UI's files are read with GET"), version);
+            return write(web_file(m_server.web_dir, target->segments), version);
+        }
         if (m_needs_token) {
             std::string_view auth(req[http::field::authorization].data(), req[http::field::authorization].size());
             bool const header_ok = auth.starts_with("Bearer ") && equal_constant_time(auth.substr(7), m_server.token);
-            bool const query_ok = equal_constant_time(target->param("access_token"), m_server.token);
+            bool const query_ok = takes_query_token(target->segments)
+                && equal_constant_time(target->param("access_token"), m_server.token);
             if (!header_ok && !query_ok) {
                 Reply r = Reply::error(401, "This endpoint needs a bearer token (Authorization: Bearer TOKEN)");
                 return write(std::move(r), version, true);
@@ -336,6 +425,17 @@ private:
             std::make_shared<ConsoleSession<Socket>>(std::move(m_socket), m_server, name, backlog)->start(std::move(req));
             return;
         }
+        if (what == "vnc") {
+            if (method != "GET")
+                return wrong_method("GET");
+            if (!websocket::is_upgrade(req))
+                return reply(Reply::error(400, "The graphical console is a WebSocket: send an Upgrade: websocket request"));
+            auto path = sv.vnc_socket(name);
+            if (!path)
+                return reply(Reply::error(path.error().kind() == ErrorKind::NotFound ? 404 : 409, path.error().message()));
+            std::make_shared<VncProxy<Socket>>(std::move(m_socket), m_server, std::move(*path))->start(std::move(req));
+            return;
+        }
         if (what == "console-log")
             return method == "GET" ? reply(sv.console_log(name)) : wrong_method("GET");
         if (method != "POST") {
@@ -373,6 +473,13 @@ private:
             res->set(http::field::www_authenticate, "Bearer");
         if (reply.status != 204 && !reply.content_type.empty()) {
             res->set(http::field::content_type, reply.content_type);
+            res->set("X-Content-Type-Options", "nosniff");
+            if (reply.content_type.starts_with("text/html")) {
+                res->set(http::field::cache_control, "no-cache");
+                // xterm.js adds <style> elements and style attributes, hence 'unsafe-inline' for styles only.
+                res->set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+                                                    "img-src 'self' data:; frame-ancestors 'none'");
+            }
             res->body() = std::move(reply.raw);
         } else if (reply.status != 204) {
             res->set(http::field::content_type, "application/json");
@@ -450,7 +557,7 @@ HttpServer::~HttpServer()
 
 Result<std::unique_ptr<HttpServer>> HttpServer::start(asio::io_context& ioc, Supervisor& supervisor, HttpOptions const& options)
 {
-    auto impl = std::make_unique<Impl>(Impl { ioc, supervisor, Local::acceptor(ioc), std::nullopt, options.socket_path, options.token, false });
+    auto impl = std::make_unique<Impl>(Impl { ioc, supervisor, Local::acceptor(ioc), std::nullopt, options.socket_path, options.token, options.web_dir, false });
     if (options.socket_path.empty() || options.socket_path.size() >= sizeof(sockaddr_un {}.sun_path))
         return Error(ErrorKind::InvalidArgument, fmt::format("Socket path '{}' is empty or too long", options.socket_path));
     TRY(claim_path(options.socket_path));

@@ -4,6 +4,7 @@
 #pragma GCC diagnostic ignored "-Wzero-as-null-pointer-constant"
 
 #include <boost/asio.hpp>
+#include <chrono>
 #include <csignal>
 #include <ctime>
 #include <deque>
@@ -19,6 +20,7 @@
 
 #include "base/log.h"
 #include "block/qcow2.h"
+#include "serve/proc_usage.h"
 #include "serve/vm_client.h"
 
 extern char** environ;
@@ -242,6 +244,13 @@ json Supervisor::vm_json(Vm const& vm) const
         exit = { { "status", vm.run.exit_status ? json(*vm.run.exit_status) : json(nullptr) },
             { "signal", vm.run.exit_signal ? json(*vm.run.exit_signal) : json(nullptr) }, { "at", vm.run.exit_at } };
     }
+    json usage = nullptr;
+    if (vm.active() && vm.pid > 0) {
+        if (auto u = read_proc_usage(vm.pid)) {
+            auto const now = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now().time_since_epoch());
+            usage = { { "cpu_seconds", u->cpu_seconds }, { "rss_bytes", u->rss_bytes }, { "sampled_at_ms", now.count() } };
+        }
+    }
     return {
         { "name", vm.name },
         { "state", vm.run.state },
@@ -251,6 +260,7 @@ json Supervisor::vm_json(Vm const& vm) const
         { "restarts", vm.run.restarts },
         { "error", vm.error },
         { "created_at", vm.run.created_at },
+        { "usage", usage },
     };
 }
 
@@ -700,6 +710,18 @@ Result<int> Supervisor::attach_console(std::string const& name, std::function<vo
         output(vm->backlog.substr(vm->backlog.size() - std::min(backlog, vm->backlog.size())));
     vm->consoles.emplace(id, std::move(output));
     return id;
+}
+
+Result<std::string> Supervisor::vnc_socket(std::string const& name)
+{
+    Vm* vm = find(name);
+    if (!vm)
+        return Error(ErrorKind::NotFound, fmt::format("No VM named '{}'", name));
+    if (!vm->config.vnc)
+        return Error(ErrorKind::Busy, fmt::format("VM {} has no VNC server (vnc: true, vga: std)", name));
+    if (vm->run.state != "running" && vm->run.state != "paused")
+        return Error(ErrorKind::Busy, fmt::format("VM {} is {}", name, vm->run.state));
+    return vm_dir(name) + "/vnc.sock";
 }
 
 void Supervisor::detach_console(std::string const& name, int id)

@@ -68,6 +68,8 @@ public:
     /// Console clients: `output` gets guest output (first the backlog); returns the id or 404/409 as a Reply.
     Result<int> attach_console(std::string const& name, std::function<void(std::string const&)> output, size_t backlog);
     void detach_console(std::string const& name, int id);
+    /// The VNC socket of a VM that has one (vnc on) and is running or paused: NotFound without the VM, Busy otherwise.
+    Result<std::string> vnc_socket(std::string const& name);
     /// Bytes typed into the console (dropped when the VM is not running or its input is full).
     void console_input(std::string const& name, std::string const& bytes);
 

@@ -1,19 +1,26 @@
-// What a client of hako serve controls: the request target (parsed by hand) and the VM definition (JSON through
-// nlohmann, validated by hand). Neither may crash, and a definition that validates must survive its round trip
-// and produce a hako run argv without option-changing characters in paths.
+// What a client of hako serve controls: the request target (parsed by hand; a static file name accepted for the web
+// UI never leaves its directory) and the VM definition (JSON through nlohmann, validated by hand). Neither may crash,
+// and a definition that validates must survive its round trip and produce a hako run argv without option-changing
+// characters in paths.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
 #include "serve/http_target.h"
 #include "serve/vm_config.h"
+#include "serve/web_files.h"
 
 extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
 {
     std::string const input(static_cast<char const*>(static_cast<void const*>(data)), size);
     auto const split = input.find('\n');
     std::string const target = input.substr(0, split);
-    (void)hako::serve::parse_target(target);
+    if (auto t = hako::serve::parse_target(target)) {
+        for (auto const& segment : t->segments)
+            if (hako::serve::web_content_type(segment)
+                && (segment.find('/') != std::string::npos || segment[0] == '.' || segment.find('\0') != std::string::npos))
+                __builtin_trap();
+    }
     if (split == std::string::npos)
         return 0;
     auto j = nlohmann::json::parse(input.substr(split + 1), nullptr, false);

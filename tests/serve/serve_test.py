@@ -5,7 +5,13 @@ The daemon runs with a unix socket and a TCP listener (bearer token). VMs: the p
 (prints READY, powers off on the ACPI power button) and the uart guest (prints READY, answers the line "ping" with
 "pong", then exits through isa-debug-exit with status 1). The test covers:
   - every reply's status is one the contract lists for the path and method, and its JSON matches the schema;
-  - the socket's mode (0600); TCP without the token or with a wrong one is 401, with it 200;
+  - the socket's mode (0600); TCP without the token or with a wrong one is 401, with it 200; the token as
+    ?access_token= only on the event stream, the console and the vnc WebSocket (elsewhere 401);
+  - the vnc WebSocket (the graphical console): 400 without an Upgrade, 409 for a VM without VNC, 404 for none
+    (tests/web/web_test.mjs shows a real one in noVNC);
+  - the web UI's files (--web-dir, a stand-in made here): / and its assets without the token, with their content
+    types and a CSP; hidden files, subdirectories, symlinks, unknown extensions and traversal refused (404);
+  - a running VM's usage figures (CPU time, resident memory) from procfs, null once stopped;
   - validation: VM names, disk paths (traversal, relative, ',' injection), unknown keys, bad values, not JSON: 400;
     unknown VM 404; unknown endpoint 404; wrong method 405;
   - the lifecycle: create, start, console output (console-log and the WebSocket), pause/resume and their 409s,
@@ -291,8 +297,8 @@ class WebSocket:
 
 
 class Daemon:
-    def __init__(self, hako, tmp, port, token_file):
-        self.hako, self.tmp, self.port, self.token_file = hako, tmp, port, token_file
+    def __init__(self, hako, tmp, port, token_file, web_dir):
+        self.hako, self.tmp, self.port, self.token_file, self.web_dir = hako, tmp, port, token_file, web_dir
         self.sock = os.path.join(tmp, "hako.sock")
         self.state = os.path.join(tmp, "state")
         self.log = os.path.join(tmp, "serve.log")
@@ -300,7 +306,8 @@ class Daemon:
 
     def start(self):
         self.proc = subprocess.Popen([self.hako, "serve", "--socket", self.sock, "--state-dir", self.state, "--listen",
-                                      f"127.0.0.1:{self.port}", "--token-file", self.token_file],
+                                      f"127.0.0.1:{self.port}", "--token-file", self.token_file,
+                                      "--web-dir", self.web_dir],
                                      stdin=subprocess.DEVNULL, stdout=open(self.log, "a"), stderr=subprocess.STDOUT)
 
         def up():
@@ -355,6 +362,33 @@ def free_port():
     return port
 
 
+def sse_status(where, path):
+    """The status of a GET of the event stream (which does not end): the first line only."""
+    sock = connect(where)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode())
+    head = b""
+    while b"\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    sock.close()
+    return int(head.split(b" ")[1]) if head.startswith(b"HTTP/") else 0
+
+
+def make_web_dir(tmp):
+    """A stand-in for the built UI with the things a static file server must not hand out."""
+    web = os.path.join(tmp, "web")
+    os.makedirs(os.path.join(web, "sub"))
+    for name, text in [("index.html", "<!doctype html><title>hako-test-page</title>\n"), ("app.js", "console.log(1);\n"),
+                       ("app.css", "body{}\n"), (".hidden.js", "secret\n"), ("sub/x.js", "nested\n"),
+                       ("notes.txt", "unknown type\n")]:
+        with open(os.path.join(web, name), "w") as f:
+            f.write(text)
+    os.symlink(os.path.join(tmp, "token"), os.path.join(web, "link.js"))
+    return web
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit(__doc__)
@@ -366,7 +400,7 @@ def main():
     with open(token_file, "w") as f:
         f.write(token + "\n")
     os.chmod(token_file, 0o600)
-    d = Daemon(hako, tmp, free_port(), token_file)
+    d = Daemon(hako, tmp, free_port(), token_file, make_web_dir(tmp))
     d.start()
     s = d.sock
     tcp = ("127.0.0.1", d.port)
@@ -399,8 +433,36 @@ def run(d, s, tcp, token, hako, poweroff, uart, pids):
     check(status == 401, "TCP with a wrong token is 401")
     status, body, _, _ = http(tcp, "GET", BASE + "/version", headers={"Authorization": "Bearer " + token})
     check(status == 200 and body.get("version"), "TCP with the token is served")
+    # access_token in the query only where browsers cannot send a header: the event stream and the console.
     status, _, _, _ = http(tcp, "GET", f"{BASE}/version?access_token={token}")
-    check(status == 200, "TCP with access_token in the query is served (for EventSource/WebSocket)")
+    check(status == 401, f"TCP with access_token in the query of a plain endpoint is 401 ({status})")
+    status, _, _, _ = http(tcp, "GET", f"{BASE}/vms?access_token={token}")
+    check(status == 401, f"GET /vms with access_token in the query is 401 ({status})")
+    status, _, _, _ = http(tcp, "GET", f"{BASE}/vms/x/console?access_token={'x' * len(token)}")
+    check(status == 401, f"the console with a wrong access_token is 401 ({status})")
+    status, _, _, _ = http(tcp, "GET", f"{BASE}/vms/x/console?access_token={token}")
+    check(status == 400, f"the console with access_token passes the token check (400: not an upgrade; got {status})")
+    check(sse_status(tcp, f"{BASE}/events") == 401, "the event stream over TCP without a token is 401")
+    check(sse_status(tcp, f"{BASE}/events?access_token={token}") == 200,
+          "the event stream over TCP with access_token in the query is served (for EventSource)")
+
+    # The web UI's static files (--web-dir, a directory made by main()): public, one level, no traversal.
+    status, _, raw, head = http(tcp, "GET", "/")
+    check(status == 200 and b"hako-test-page" in raw and "content-type: text/html" in head.lower(),
+          f"GET / over TCP without a token is the UI's index.html ({status})")
+    check("content-security-policy:" in head.lower() and "x-content-type-options: nosniff" in head.lower(),
+          "the page has a Content-Security-Policy and nosniff")
+    status, _, raw, head = http(tcp, "GET", "/app.js")
+    check(status == 200 and raw == b"console.log(1);\n" and "content-type: text/javascript" in head.lower(),
+          f"GET /app.js is the script with its type ({status})")
+    status, _, _, head = http(tcp, "GET", "/app.css")
+    check(status == 200 and "content-type: text/css" in head.lower(), f"GET /app.css is a stylesheet ({status})")
+    for bad in ["/link.js", "/.hidden.js", "/sub/x.js", "/..", "/../token", "/%2e%2e/token", "/token", "/notes.txt",
+                "/nothing.js", "/sub"]:
+        status, body, _, _ = http(tcp, "GET", bad)
+        check(status in (400, 404) and body and "error" in body, f"GET {bad} is refused ({status})")
+    status, _, _, _ = http(tcp, "POST", "/index.html")
+    check(status == 405, f"POST to a static file is 405 ({status})")
 
     api(s, "GET", BASE + "/version", expect=200)
     api(s, "GET", BASE + "/vms", expect=200)
@@ -443,7 +505,14 @@ def run(d, s, tcp, token, hako, poweroff, uart, pids):
     check(vm and vm["state"] == "running" and isinstance(vm["pid"], int), "start answers running with a pid")
     pid = vm["pid"]
     pids.append(pid)
+    check(vm["usage"] is not None and vm["usage"]["rss_bytes"] > 0 and vm["usage"]["cpu_seconds"] >= 0,
+          f"a running VM has usage figures ({vm['usage']})")
     wait_until(lambda: b"READY" in http(s, "GET", BASE + "/vms/pw/console-log")[2], "console-log shows the guest's READY")
+    u1 = api(s, "GET", BASE + "/vms/pw", expect=200)[1]["usage"]
+    u2 = wait_until(lambda: (lambda u: u if u and u["sampled_at_ms"] > u1["sampled_at_ms"] else None)(
+        api(s, "GET", BASE + "/vms/pw", expect=200)[1]["usage"]), "a later usage sample")
+    check(u2 and u2["cpu_seconds"] >= u1["cpu_seconds"], f"CPU time does not go back ({u1} then {u2})")
+    check(u1["rss_bytes"] >= 1024 * 1024, f"the VM's resident memory is at least 1 MiB ({u1['rss_bytes']})")
     api(s, "GET", BASE + "/vms/pw/console-log", expect=200)
     api(s, "POST", BASE + "/vms/pw/start", expect=409, what="start a running VM")
     api(s, "PATCH", BASE + "/vms/pw", {"memory_mib": 128}, expect=409, what="edit a running VM")
@@ -461,6 +530,7 @@ def run(d, s, tcp, token, hako, poweroff, uart, pids):
     vm = wait_state(d, "pw", ("stopped", "crashed"), "pw stops after the power button")
     check(vm and vm["state"] == "stopped" and vm["last_exit"]["status"] == 0,
           f"the guest powered off on the button: stopped, exit status 0 ({vm and vm['last_exit']})")
+    check(vm and vm["usage"] is None, "a stopped VM has no usage figures")
     check(not pid_alive(pid), "the VM's process is gone")
     check("poweroff: power button pressed" in http(s, "GET", BASE + "/vms/pw/console-log")[2].decode(),
           "the console log shows the guest saw the button")
@@ -509,6 +579,13 @@ def run(d, s, tcp, token, hako, poweroff, uart, pids):
     ws.close()
     status, _, raw, _ = http(s, "GET", BASE + "/vms/uart/console")
     check(status == 400, "the console endpoint without an Upgrade is 400")
+    api(s, "GET", BASE + "/vms/uart/vnc", expect=400, what="the vnc endpoint without an Upgrade")
+    ws = WebSocket(s, BASE + "/vms/uart/vnc")
+    check(ws.status == 409, f"the vnc WebSocket of a VM without VNC is 409 ({ws.status})")
+    ws.close()
+    ws = WebSocket(s, BASE + "/vms/nosuchvm/vnc")
+    check(ws.status == 404, f"the vnc WebSocket of an unknown VM is 404 ({ws.status})")
+    ws.close()
 
     # Reboot: the power button, the guest powers off, the daemon starts it again.
     status, vm, _ = api(s, "POST", BASE + "/vms/pw/start", expect=200, what="start pw again")
