@@ -58,7 +58,7 @@ if [ -z "${HAKO_TEST_QUICK:-}" ]; then
   note "build with clang, ASan+UBSan and libFuzzer (unit tests and fuzz targets)"
   if CC=clang CXX=clang++ cmake -S . -B build-san -G Ninja -DCMAKE_BUILD_TYPE=Debug \
       -DCMAKE_C_FLAGS_DEBUG="-O1 -gline-tables-only" -DCMAKE_CXX_FLAGS_DEBUG="-O1 -gline-tables-only" \
-      -DHAKO_SANITIZE=ON -DHAKO_FUZZ=ON -DHAKO_TESTS=ON -DHAKO_GUESTS=OFF >/dev/null \
+      -DHAKO_SANITIZE=ON -DHAKO_FUZZ=ON -DHAKO_TESTS=ON -DHAKO_GUESTS=OFF -DHAKO_WEB=OFF >/dev/null \
       && ninja -C build-san -j "$JOBS" hako_unit_tests hako_fuzz_targets; then
     export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
     note "unit tests under ASan+UBSan"
