@@ -3,7 +3,8 @@
 # It must print "Linux version" and its e820 map on COM1 (earlyprintk). Then one of two endings is accepted:
 #  - the kernel reaches the initramfs ("HAKO-READY") and powers off: exit status 0 (hosts with VT-x/AMD-V);
 #  - on hosts without VT-x/AMD-V (PVM), KVM's instruction emulator gives up on instructions of the running kernel;
-#    hako finishes those it can in userspace (src/emu/: the kernel's `lock cmpxchg16b`s must not stop it) and stops
+#    hako finishes those it can in userspace (src/emu/: the kernel's `lock cmpxchg16b`s and the `xrstor64` of its FPU
+#    init must not stop it) and stops
 #    with status 8 and one message naming the instruction bytes and RIP on the first it cannot, never hangs.
 # usage: run-debian-kernel.sh <kernel file> [--cpus N] [--memory SIZE]
 set -u
@@ -26,6 +27,8 @@ if [ "$status" -eq 8 ] && ! grep -qE 'vmx|svm' /proc/cpuinfo; then
     || fail "status 8 without the emulation-failure message"
   grep -E "Guest stopped" "$log" | grep -qE "cmpxchg16b|bytes \[f0 48 0f c7" \
     && fail "stopped at lock cmpxchg16b, which hako emulates in userspace"
+  grep -E "Guest stopped" "$log" | grep -qE '`(xsave|xrstor)[a-z0-9]*`' \
+    && fail "stopped at an XSAVE-family instruction, which hako emulates in userspace"
   echo "PASS: printed its boot log, then stopped cleanly on a KVM emulation failure (no VT-x/AMD-V on this host):"
   grep "Guest stopped" "$log"
   exit 0
