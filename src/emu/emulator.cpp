@@ -4,6 +4,7 @@
 #include <Zydis/Zydis.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <variant>
 
@@ -458,6 +459,41 @@ Outcome& op_invpcid(Context& c)
     return complete(c, DIRTY_TLB);
 }
 
+// --- POPCNT (SDM vol. 2 "POPCNT"): the destination gets the number of set bits of the source; ZF = (source == 0),
+// OF SF AF CF PF cleared ---
+
+Outcome& op_popcnt(Context& c)
+{
+    auto const& dst = c.ops[0];
+    auto const& src = c.ops[1];
+    auto g = gpr_ref(dst.reg.value);
+    size_t const size = dst.size / 8u;
+    if (dst.type != ZYDIS_OPERAND_TYPE_REGISTER || !g || (size != 2 && size != 4 && size != 8))
+        return unsupported(c, "operand forms");
+    uint64_t value = 0;
+    if (src.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+        auto sg = gpr_ref(src.reg.value);
+        if (!sg)
+            return unsupported(c, "unexpected register operand");
+        value = read_gpr(c.s, *sg);
+    } else if (src.type == ZYDIS_OPERAND_TYPE_MEMORY) {
+        auto m = memory_operand(c, src, size, Access::Read);
+        if (auto* o = std::get_if<Outcome*>(&m))
+            return **o;
+        std::array<uint8_t, 8> b {};
+        if (auto* o = access_failed(c, c.mem.read(std::get<MemOperand>(m).linear, std::span(b).first(size))))
+            return *o;
+        value = load_le(std::span(b).first(size));
+    } else {
+        return unsupported(c, "operand forms");
+    }
+    write_gpr(c.s, *g, static_cast<uint64_t>(std::popcount(value)));
+    c.s.rflags &= ~(RFLAGS_OF | RFLAGS_SF | RFLAGS_ZF | RFLAGS_AF | RFLAGS_CF | RFLAGS_PF);
+    if (value == 0)
+        c.s.rflags |= RFLAGS_ZF;
+    return complete(c, 0);
+}
+
 // --- XSAVE family (emu/xsave.cpp) ---
 
 Outcome& op_xsave(Context& c, XsaveOp op, bool rex_w)
@@ -597,6 +633,7 @@ Outcome emulate(CpuState& state, PhysicalMemory& memory)
     case ZYDIS_MNEMONIC_CMPXCHG8B: return op_cmpxchg_wide(c, false);
     case ZYDIS_MNEMONIC_CMPXCHG16B: return op_cmpxchg_wide(c, true);
     case ZYDIS_MNEMONIC_INVPCID: return op_invpcid(c);
+    case ZYDIS_MNEMONIC_POPCNT: return op_popcnt(c);
     case ZYDIS_MNEMONIC_XGETBV: return op_xgetbv(c);
     case ZYDIS_MNEMONIC_XSAVE: return op_xsave(c, XsaveOp::Xsave, false);
     case ZYDIS_MNEMONIC_XSAVE64: return op_xsave(c, XsaveOp::Xsave, true);
