@@ -494,6 +494,19 @@ Outcome& op_popcnt(Context& c)
     return complete(c, 0);
 }
 
+// --- CLAC, STAC (SDM vol. 2): clear or set EFLAGS.AC; #UD at CPL > 0 (virtual-8086 mode included) ---
+
+Outcome& op_clac_stac(Context& c, bool set)
+{
+    if (cpu_cpl(c.s) != 0)
+        return fault(c, ud());
+    if (set)
+        c.s.rflags |= RFLAGS_AC;
+    else
+        c.s.rflags &= ~RFLAGS_AC;
+    return complete(c, 0);
+}
+
 // --- XSAVE family (emu/xsave.cpp) ---
 
 Outcome& op_xsave(Context& c, XsaveOp op, bool rex_w)
@@ -634,6 +647,8 @@ Outcome emulate(CpuState& state, PhysicalMemory& memory)
     case ZYDIS_MNEMONIC_CMPXCHG16B: return op_cmpxchg_wide(c, true);
     case ZYDIS_MNEMONIC_INVPCID: return op_invpcid(c);
     case ZYDIS_MNEMONIC_POPCNT: return op_popcnt(c);
+    case ZYDIS_MNEMONIC_CLAC: return op_clac_stac(c, false);
+    case ZYDIS_MNEMONIC_STAC: return op_clac_stac(c, true);
     case ZYDIS_MNEMONIC_XGETBV: return op_xgetbv(c);
     case ZYDIS_MNEMONIC_XSAVE: return op_xsave(c, XsaveOp::Xsave, false);
     case ZYDIS_MNEMONIC_XSAVE64: return op_xsave(c, XsaveOp::Xsave, true);

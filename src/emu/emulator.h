@@ -12,6 +12,7 @@
 //   INT3 (and INTO, INT1): the trap is raised with RIP after the instruction;
 //   MOVBE r, m and m, r (16/32/64-bit);
 //   POPCNT r, r/m (16/32/64-bit);
+//   CLAC, STAC (#UD at CPL > 0);
 //   CMPXCHG8B and CMPXCHG16B (with or without LOCK; atomic through PhysicalMemory::compare_exchange; #GP(0) for an
 //     unaligned CMPXCHG16B operand);
 //   INVPCID (descriptor and type checks; every type flushes the whole TLB: Dirty DIRTY_TLB);

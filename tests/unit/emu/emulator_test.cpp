@@ -733,3 +733,32 @@ TEST(Emulator, PopcntCountsBitsAndSetsOnlyZf)
     EXPECT_EQ(o.exception->vector, VEC_PF);
     EXPECT_EQ(s.reg(Gpr::Rax), 0x1234567800000003u);
 }
+
+TEST(Emulator, ClacStacChangeOnlyAcAndAreUndefinedAtCpl3)
+{
+    FakePhysicalMemory m(4 << 20);
+    CpuState s = long_mode(m);
+    s.rflags = 2 | RFLAGS_AC | RFLAGS_CF;
+    auto o = run(s, m, { 0x0f, 0x01, 0xca }); // clac, as the Debian kernel's exception entry
+    ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
+    EXPECT_STREQ(o.mnemonic, "clac");
+    EXPECT_EQ(s.rflags, 2u | RFLAGS_CF);
+    EXPECT_EQ(s.rip, CODE + 3);
+    s.rip = CODE;
+    o = run(s, m, { 0x0f, 0x01, 0xcb }); // stac
+    ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
+    EXPECT_EQ(s.rflags, 2u | RFLAGS_CF | RFLAGS_AC);
+
+    // CPL 3 (code page user-accessible): #UD, flags unchanged.
+    m.put64(0x1000, 0x2000 | 7);
+    m.put64(0x2000, 0x3000 | 7);
+    m.put64(0x3000, PT | 7);
+    m.put64(PT + (CODE >> 12) * 8, CODE | 7);
+    s.rip = CODE;
+    s.segment(Seg::Cs).dpl = 3;
+    s.segment(Seg::Ss).dpl = 3;
+    o = run(s, m, { 0x0f, 0x01, 0xca });
+    ASSERT_EQ(o.kind, Outcome::Kind::Faulted) << o.detail;
+    EXPECT_EQ(o.exception->vector, VEC_UD);
+    EXPECT_EQ(s.rflags, 2u | RFLAGS_CF | RFLAGS_AC);
+}
