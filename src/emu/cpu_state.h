@@ -108,7 +108,25 @@ enum Dirty : uint32_t {
     DIRTY_SREGS = 1u << 1,   // segments, descriptor tables, control registers, efer
     DIRTY_FPU = 1u << 2,     // x87/SSE state
     DIRTY_TLB = 1u << 3,     // the guest's TLB must be flushed (INVPCID, INVLPG)
+    DIRTY_XSTATE = 1u << 4,  // the XSAVE-managed state in `xsave` (with `fpu` on top of its legacy region)
 };
+
+/// Where the XSAVE feature set keeps each state component, from CPUID leaf 0xD as the guest sees it
+/// (SDM vol. 1 13.2, 13.4.3). Components 0 (x87) and 1 (SSE) live in the legacy region and are not listed.
+struct XsaveLayout {
+    struct Component {
+        uint32_t offset { 0 };     // standard-format offset (CPUID.(0xD,i).EBX)
+        uint32_t size { 0 };       // bytes (CPUID.(0xD,i).EAX); 0 = the component is not described
+        bool align64 { false };    // compacted format: starts on a 64-byte boundary (CPUID.(0xD,i).ECX bit 1)
+        bool supervisor { false }; // managed through IA32_XSS (CPUID.(0xD,i).ECX bit 0)
+    };
+    std::array<Component, 63> component {};
+    /// CPUID.(0xD,1).EAX: bit 0 XSAVEOPT, bit 1 XSAVEC, bit 2 XGETBV with ECX=1, bit 3 XSAVES/XRSTORS.
+    uint32_t features { 0 };
+};
+
+/// Size of the XSAVE image the emulator works on: KVM_GET_XSAVE's 4 KiB standard-format area.
+inline constexpr size_t XSAVE_IMAGE_SIZE = 4096;
 
 struct DescriptorTable {
     uint64_t base { 0 };
@@ -126,6 +144,13 @@ struct CpuState {
     uint64_t efer { 0 };
     X87State fpu {};
     uint64_t xcr0 { 1 };
+    uint64_t xss { 0 }; // IA32_XSS
+    /// The XSAVE-managed state in the standard format (SDM vol. 1 13.4): legacy region (its x87 fields and MXCSR
+    /// are superseded by `fpu`; the XMM registers are at byte 160), header (XSTATE_BV at byte 512 = which
+    /// components are in use, XINUSE), extended components at their `xsave_layout` offsets. Components not in use
+    /// hold their initial values.
+    std::array<uint8_t, XSAVE_IMAGE_SIZE> xsave {};
+    XsaveLayout xsave_layout {};
 
     uint64_t& reg(Gpr r) { return gpr[static_cast<size_t>(r)]; }
     uint64_t reg(Gpr r) const { return gpr[static_cast<size_t>(r)]; }

@@ -4,8 +4,11 @@
 #include <Zydis/Zydis.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <variant>
+
+#include "emu/xsave.h"
 
 namespace hako::emu {
 
@@ -456,6 +459,98 @@ Outcome& op_invpcid(Context& c)
     return complete(c, DIRTY_TLB);
 }
 
+// --- POPCNT (SDM vol. 2 "POPCNT"): the destination gets the number of set bits of the source; ZF = (source == 0),
+// OF SF AF CF PF cleared ---
+
+Outcome& op_popcnt(Context& c)
+{
+    auto const& dst = c.ops[0];
+    auto const& src = c.ops[1];
+    auto g = gpr_ref(dst.reg.value);
+    size_t const size = dst.size / 8u;
+    if (dst.type != ZYDIS_OPERAND_TYPE_REGISTER || !g || (size != 2 && size != 4 && size != 8))
+        return unsupported(c, "operand forms");
+    uint64_t value = 0;
+    if (src.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+        auto sg = gpr_ref(src.reg.value);
+        if (!sg)
+            return unsupported(c, "unexpected register operand");
+        value = read_gpr(c.s, *sg);
+    } else if (src.type == ZYDIS_OPERAND_TYPE_MEMORY) {
+        auto m = memory_operand(c, src, size, Access::Read);
+        if (auto* o = std::get_if<Outcome*>(&m))
+            return **o;
+        std::array<uint8_t, 8> b {};
+        if (auto* o = access_failed(c, c.mem.read(std::get<MemOperand>(m).linear, std::span(b).first(size))))
+            return *o;
+        value = load_le(std::span(b).first(size));
+    } else {
+        return unsupported(c, "operand forms");
+    }
+    write_gpr(c.s, *g, static_cast<uint64_t>(std::popcount(value)));
+    c.s.rflags &= ~(RFLAGS_OF | RFLAGS_SF | RFLAGS_ZF | RFLAGS_AF | RFLAGS_CF | RFLAGS_PF);
+    if (value == 0)
+        c.s.rflags |= RFLAGS_ZF;
+    return complete(c, 0);
+}
+
+// --- CLAC, STAC (SDM vol. 2): clear or set EFLAGS.AC; #UD at CPL > 0 (virtual-8086 mode included) ---
+
+Outcome& op_clac_stac(Context& c, bool set)
+{
+    if (cpu_cpl(c.s) != 0)
+        return fault(c, ud());
+    if (set)
+        c.s.rflags |= RFLAGS_AC;
+    else
+        c.s.rflags &= ~RFLAGS_AC;
+    return complete(c, 0);
+}
+
+// --- XSAVE family (emu/xsave.cpp) ---
+
+Outcome& op_xsave(Context& c, XsaveOp op, bool rex_w)
+{
+    auto const& mop = c.ops[0];
+    if (mop.type != ZYDIS_OPERAND_TYPE_MEMORY)
+        return fault(c, ud());
+    auto ea = effective_address(c, mop);
+    if (!ea)
+        return unsupported(c, "memory operand with an unexpected register");
+    Seg const sr = seg_of(mop.mem.segment);
+    SegmentLinear segment = [&c, sr, offset = *ea](size_t size, Access access) {
+        return segment_linear(c.s, c.mode, sr, offset, size, access);
+    };
+    auto r = xsave_family(c.s, c.mem, op, rex_w, segment);
+    if (auto* e = std::get_if<Exception>(&r))
+        return fault(c, *e);
+    if (auto* u = std::get_if<Unsupported>(&r))
+        return unsupported(c, u->what);
+    return complete(c, std::get<uint32_t>(r));
+}
+
+// --- XGETBV (SDM vol. 2 "XGETBV"): #UD without CR4.OSXSAVE, #GP(0) for an XCR that does not exist; ECX = 1 reads
+// XCR0 AND XINUSE where CPUID.(0xD,1):EAX[2] offers it ---
+
+Outcome& op_xgetbv(Context& c)
+{
+    if (!(c.s.cr4 & CR4_OSXSAVE))
+        return fault(c, ud());
+    uint64_t value = 0;
+    switch (c.s.reg(Gpr::Rcx) & 0xffffffffu) {
+    case 0: value = c.s.xcr0; break;
+    case 1:
+        if (!(c.s.xsave_layout.features & 4))
+            return fault(c, gp0());
+        value = c.s.xcr0 & xsave_in_use(c.s);
+        break;
+    default: return fault(c, gp0());
+    }
+    c.s.reg(Gpr::Rax) = value & 0xffffffffu; // 32-bit results zero-extend in 64-bit mode
+    c.s.reg(Gpr::Rdx) = value >> 32;
+    return complete(c, 0);
+}
+
 ZydisMachineMode zydis_mode(CpuMode m)
 {
     switch (m) {
@@ -551,6 +646,22 @@ Outcome emulate(CpuState& state, PhysicalMemory& memory)
     case ZYDIS_MNEMONIC_CMPXCHG8B: return op_cmpxchg_wide(c, false);
     case ZYDIS_MNEMONIC_CMPXCHG16B: return op_cmpxchg_wide(c, true);
     case ZYDIS_MNEMONIC_INVPCID: return op_invpcid(c);
+    case ZYDIS_MNEMONIC_POPCNT: return op_popcnt(c);
+    case ZYDIS_MNEMONIC_CLAC: return op_clac_stac(c, false);
+    case ZYDIS_MNEMONIC_STAC: return op_clac_stac(c, true);
+    case ZYDIS_MNEMONIC_XGETBV: return op_xgetbv(c);
+    case ZYDIS_MNEMONIC_XSAVE: return op_xsave(c, XsaveOp::Xsave, false);
+    case ZYDIS_MNEMONIC_XSAVE64: return op_xsave(c, XsaveOp::Xsave, true);
+    case ZYDIS_MNEMONIC_XSAVEOPT: return op_xsave(c, XsaveOp::Xsaveopt, false);
+    case ZYDIS_MNEMONIC_XSAVEOPT64: return op_xsave(c, XsaveOp::Xsaveopt, true);
+    case ZYDIS_MNEMONIC_XSAVEC: return op_xsave(c, XsaveOp::Xsavec, false);
+    case ZYDIS_MNEMONIC_XSAVEC64: return op_xsave(c, XsaveOp::Xsavec, true);
+    case ZYDIS_MNEMONIC_XSAVES: return op_xsave(c, XsaveOp::Xsaves, false);
+    case ZYDIS_MNEMONIC_XSAVES64: return op_xsave(c, XsaveOp::Xsaves, true);
+    case ZYDIS_MNEMONIC_XRSTOR: return op_xsave(c, XsaveOp::Xrstor, false);
+    case ZYDIS_MNEMONIC_XRSTOR64: return op_xsave(c, XsaveOp::Xrstor, true);
+    case ZYDIS_MNEMONIC_XRSTORS: return op_xsave(c, XsaveOp::Xrstors, false);
+    case ZYDIS_MNEMONIC_XRSTORS64: return op_xsave(c, XsaveOp::Xrstors, true);
     default: return unsupported(c, "instruction not emulated");
     }
 }

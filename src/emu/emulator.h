@@ -11,9 +11,14 @@
 //   LDMXCSR, STMXCSR (#UD without CR4.OSFXSR, #NM, #GP(0) for reserved MXCSR bits);
 //   INT3 (and INTO, INT1): the trap is raised with RIP after the instruction;
 //   MOVBE r, m and m, r (16/32/64-bit);
+//   POPCNT r, r/m (16/32/64-bit);
+//   CLAC, STAC (#UD at CPL > 0);
 //   CMPXCHG8B and CMPXCHG16B (with or without LOCK; atomic through PhysicalMemory::compare_exchange; #GP(0) for an
 //     unaligned CMPXCHG16B operand);
-//   INVPCID (descriptor and type checks; every type flushes the whole TLB: Dirty DIRTY_TLB).
+//   INVPCID (descriptor and type checks; every type flushes the whole TLB: Dirty DIRTY_TLB);
+//   XSAVE, XSAVEOPT, XSAVEC, XSAVES, XRSTOR, XRSTORS and their 64-bit forms (emu/xsave.h); XGETBV (XCR0, and
+//     XCR0 AND XINUSE with ECX = 1 where CPUID offers it). XSETBV, FXSAVE and FXRSTOR are left to KVM, which
+//     emulates them.
 // Everything else is reported as unsupported, with its mnemonic, for the caller's clear error. Undecodable bytes
 // (and LOCK on an instruction that does not take it) raise #UD, as the processor does.
 // Not modelled: CPUID feature checks (the guest only runs what CPUID offers it), single-step (#DB after an

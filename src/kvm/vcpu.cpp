@@ -40,6 +40,20 @@ Result<void> Vcpu::set_cpuid(std::vector<arch::x86::CpuidEntry> const& entries)
     }
     if (::ioctl(m_fd.get(), abi::SET_CPUID2, buf.data()) < 0)
         return Error::from_errno(ErrorKind::Kvm, "KVM_SET_CPUID2");
+    // Leaf 0xD as the guest sees it: where XSAVE puts each state component.
+    m_xsave_layout = {};
+    if (auto const* sub1 = arch::x86::find_cpuid(entries, 0xd, 1))
+        m_xsave_layout.features = sub1->eax;
+    for (uint32_t i = 2; i < m_xsave_layout.component.size(); ++i) {
+        auto const* e = arch::x86::find_cpuid(entries, 0xd, i);
+        if (!e || e->index != i)
+            continue;
+        auto& c = m_xsave_layout.component[i];
+        c.size = e->eax;
+        c.offset = e->ebx;
+        c.supervisor = (e->ecx & 1) != 0;
+        c.align64 = (e->ecx & 2) != 0;
+    }
     return ok();
 }
 

@@ -69,7 +69,8 @@ public:
     /// Translates a guest-linear address through the vCPU's current paging mode.
     [[nodiscard]] Result<uint64_t> translate(uint64_t linear) const;
 
-    /// The state the userspace instruction emulator works on (KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_FPU).
+    /// The state the userspace instruction emulator works on (KVM_GET_REGS, KVM_GET_SREGS, KVM_GET_XSAVE,
+    /// KVM_GET_XCRS, IA32_XSS through KVM_GET_MSRS, the XSAVE layout of the vCPU's CPUID).
     [[nodiscard]] Result<emu::CpuState> emu_state() const;
     /// Writes back the parts of `state` that `dirty` (emu::Dirty bits) names.
     [[nodiscard]] Result<void> set_emu_state(emu::CpuState const& state, uint32_t dirty);
@@ -93,6 +94,7 @@ private:
     kvm_run* m_run;
     size_t m_mmap_size;
     std::vector<uint8_t> m_reset_regs, m_reset_sregs, m_reset_lapic;
+    emu::XsaveLayout m_xsave_layout; // from the CPUID given to set_cpuid(): for the emulator's XSAVE family
 };
 
 } // namespace hako::kvm

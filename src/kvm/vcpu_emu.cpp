@@ -118,6 +118,36 @@ Result<void> get_fpu_image(int fd, FpuImage& image)
     return ok();
 }
 
+static_assert(sizeof(abi::Xsave) == emu::XSAVE_IMAGE_SIZE);
+
+constexpr uint32_t MSR_IA32_XSS = 0xda0;
+
+/// XCR0 through KVM_GET_XCRS (1, x87 only, where KVM has no XCRs).
+Result<uint64_t> get_xcr0(int fd)
+{
+    kvm_xcrs xcrs {};
+    if (::ioctl(fd, KVM_GET_XCRS, &xcrs) < 0)
+        return Error::from_errno(ErrorKind::Kvm, "KVM_GET_XCRS");
+    for (uint32_t i = 0; i < xcrs.nr_xcrs && i < KVM_MAX_XCRS; ++i)
+        if (xcrs.xcrs[i].xcr == 0)
+            return xcrs.xcrs[i].value;
+    return uint64_t { 1 };
+}
+
+/// IA32_XSS, or 0 where KVM does not offer the MSR (KVM_GET_MSRS then reads no entry).
+uint64_t get_xss(int fd)
+{
+    struct {
+        abi::MsrsHeader header;
+        kvm_msr_entry entry;
+    } msrs {};
+    msrs.header.nmsrs = 1;
+    msrs.entry.index = MSR_IA32_XSS;
+    if (::ioctl(fd, abi::GET_MSRS, &msrs) != 1)
+        return 0;
+    return msrs.entry.data;
+}
+
 } // namespace
 
 Result<emu::CpuState> Vcpu::emu_state() const
@@ -153,6 +183,10 @@ Result<emu::CpuState> Vcpu::emu_state() const
     s.cr8 = sregs.cr8;
     s.efer = sregs.efer;
     fpu.to_state(s.fpu);
+    std::memcpy(s.xsave.data(), fpu.bytes(), s.xsave.size());
+    s.xcr0 = TRY(get_xcr0(m_fd.get()));
+    s.xss = get_xss(m_fd.get());
+    s.xsave_layout = m_xsave_layout;
     return s;
 }
 
@@ -202,9 +236,12 @@ Result<void> Vcpu::set_emu_state(emu::CpuState const& s, uint32_t dirty)
         if (::ioctl(m_fd.get(), KVM_SET_SREGS, &sregs) < 0)
             return Error::from_errno(ErrorKind::Kvm, "KVM_SET_SREGS");
     }
-    if (dirty & emu::DIRTY_FPU) {
+    if (dirty & (emu::DIRTY_FPU | emu::DIRTY_XSTATE)) {
         FpuImage fpu {};
-        TRY(get_fpu_image(m_fd.get(), fpu));
+        if (dirty & emu::DIRTY_XSTATE)
+            std::memcpy(fpu.bytes(), s.xsave.data(), s.xsave.size()); // XSTATE_BV in it says what is in use
+        else
+            TRY(get_fpu_image(m_fd.get(), fpu));
         fpu.from_state(s.fpu);
         if (::ioctl(m_fd.get(), abi::SET_XSAVE, &fpu.xsave) < 0)
             return Error::from_errno(ErrorKind::Kvm, "KVM_SET_XSAVE");

@@ -1,5 +1,5 @@
 // Fuzzes the userspace instruction emulator: the input chooses the CPU mode, control registers, flags, general
-// registers and x87 state, the first bytes are the instruction at CS:RIP, and the rest fills a small guest-physical
+// registers, x87 state and XSAVE state (XCR0, IA32_XSS, the CPUID leaf 0xD layout, the XSAVE image), the first bytes are the instruction at CS:RIP, and the rest fills a small guest-physical
 // memory (with page tables where the mode pages). The emulator must never crash, and must never reach memory except
 // through PhysicalMemory (ASan checks the fake's buffer; accesses outside it are counted, not performed).
 #include <array>
@@ -44,7 +44,8 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
     if (paging)
         s.cr0 |= CR0_PG;
     s.cr4 = ((ctl & 0x400) ? CR4_PSE : 0) | ((long_mode || (ctl & 0x800)) ? CR4_PAE : 0) | ((ctl & 0x1000) ? CR4_SMEP : 0)
-        | ((ctl & 0x2000) ? CR4_SMAP : 0) | ((ctl & 0x4000) ? CR4_LA57 : 0);
+        | ((ctl & 0x2000) ? CR4_SMAP : 0) | ((ctl & 0x4000) ? CR4_LA57 : 0) | ((ctl & 0x10) ? CR4_OSXSAVE : 0)
+        | ((ctl & 0x40) ? CR4_OSFXSR : 0);
     s.efer = (long_mode ? (EFER_LME | EFER_LMA) : 0) | ((ctl & 0x8000) ? EFER_NXE : 0);
     s.cr3 = in.take(2) & (MEM - 1) & ~0xfffull;
     s.rflags = 2 | (in.take(4) & 0x3f7fd5);
@@ -64,6 +65,23 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
     s.fpu.fcw = static_cast<uint16_t>(in.take(2));
     s.fpu.fsw = static_cast<uint16_t>(in.take(2));
     s.rip = in.take(2);
+    // XSAVE state: XCR0, IA32_XSS and a layout for components 2-9 (offsets and sizes anywhere, even outside the
+    // image), XSTATE_BV and some bytes of the image.
+    s.xcr0 = in.take(2) | 1;
+    s.xss = (in.take(1) & 1) ? (in.take(2) << 8) : 0;
+    s.xsave_layout.features = static_cast<uint32_t>(in.take(1) & 0xf);
+    for (size_t i = 2; i < 10; ++i) {
+        auto& comp = s.xsave_layout.component[i];
+        comp.offset = static_cast<uint32_t>(in.take(2));
+        comp.size = static_cast<uint32_t>(in.take(2) & 0x1fff);
+        uint64_t f = in.take(1);
+        comp.align64 = (f & 1) != 0;
+        comp.supervisor = (f & 2) != 0;
+    }
+    for (size_t i = 0; i < 8; ++i)
+        s.xsave[512 + i] = static_cast<uint8_t>(in.take(1));
+    for (size_t i = 160; i < 176; ++i)
+        s.xsave[i] = static_cast<uint8_t>(in.take(1));
     // The rest: guest memory, mirrored at CS:RIP's linear address so the instruction is usually found there.
     std::vector<uint8_t> rest(data + in.pos, data + size);
     for (size_t i = 0; i < rest.size() && i < MEM; ++i)
@@ -71,9 +89,14 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
     uint64_t const at = (s.segment(Seg::Cs).base + s.rip) & (MEM - 1);
     for (size_t i = 0; i < 15 && i < rest.size() && at + i < MEM; ++i)
         mem.ram[at + i] = rest[i];
+    CpuState const before = s;
     Outcome o = emulate(s, mem);
     if (o.kind == Outcome::Kind::Faulted && (!o.exception || o.dirty != 0))
         __builtin_trap(); // a fault changes nothing
+    if (o.kind != Outcome::Kind::Completed
+        && (s.xsave != before.xsave || s.fpu.st != before.fpu.st || s.fpu.fcw != before.fpu.fcw
+            || s.fpu.mxcsr != before.fpu.mxcsr || s.gpr != before.gpr || s.rip != before.rip))
+        __builtin_trap(); // nor does an instruction the emulator refuses
     if (o.length > 15)
         __builtin_trap();
     return 0;

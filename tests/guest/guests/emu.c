@@ -6,8 +6,11 @@
  * handler clears TS and the instruction is retried), INT3 (#BP trap: the handler sees EIP after the int3), INTO with
  * OF set, MOVBE load and store (16 and 32 bits; skipped when CPUID lacks MOVBE or with movbe=0: on the PVM
  * hosts KVM's emulator itself raises #UD for MOVBE although CPUID offers it, without an exit hako could act on), LOCK CMPXCHG8B success and failure (ZF, EDX:EAX).
+ * XSAVE/XRSTOR (when CPUID offers XSAVE): CR4.OSXSAVE and XCR0 = x87|SSE through XSETBV, XSAVE's bytes (FCW, MXCSR,
+ * XMM0, XSTATE_BV), an XMM0 value through XRSTOR, XRSTOR's init optimization (XSTATE_BV[1] clear zeroes XMM0), and
+ * #GP for a reserved header field and for an area not 64-byte aligned (state unchanged).
  *
- * Exit codes: 2 x87 state, 3 #NM, 4 INT3, 5 INTO, 6 MOVBE, 7 CMPXCHG8B.
+ * Exit codes: 2 x87 state, 3 #NM, 4 INT3, 5 INTO, 6 MOVBE, 7 CMPXCHG8B, 8 XSAVE/XRSTOR.
  */
 #include "guest.h"
 
@@ -23,6 +26,98 @@ static void on_of(struct int_frame* f)
 {
     (void)f;
     g_of_count++;
+}
+
+static volatile uint32_t g_gp_count;
+static uint16_t fnstcw(void);
+
+/* #GP from the XRSTOR tests: skip the faulting `xrstor (%ebx)` (0f ae 2b, 3 bytes). */
+static void on_gp(struct int_frame* f)
+{
+    g_gp_count++;
+    f->eip += 3;
+}
+
+static uint8_t g_xarea[1024] __attribute__((aligned(64)));
+static const uint8_t g_pattern[16] = { 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0xfe, 0xdc, 0xba, 0x98, 0x76,
+    0x54, 0x32, 0x10 };
+
+static void xmm0_load(const uint8_t* p) { __asm__ volatile("movdqu (%0), %%xmm0" : : "r"(p) : "memory"); }
+static void xmm0_store(uint8_t* p) { __asm__ volatile("movdqu %%xmm0, (%0)" : : "r"(p) : "memory"); }
+static void xsave(void* area, uint32_t mask)
+{
+    __asm__ volatile("xsave (%0)" : : "r"(area), "a"(mask), "d"(0) : "memory");
+}
+static void xrstor(void* area, uint32_t mask)
+{
+    __asm__ volatile("xrstor (%0)" : : "b"(area), "a"(mask), "d"(0) : "memory");
+}
+static bool bytes_equal(const uint8_t* a, const uint8_t* b, uint32_t n)
+{
+    for (uint32_t i = 0; i < n; ++i)
+        if (a[i] != b[i])
+            return false;
+    return true;
+}
+static uint32_t get32(const uint8_t* p) { return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+
+static void xsave_tests(void)
+{
+    if (!((cpuid(1, 0).ecx >> 26) & 1)) {
+        printf("emu: xsave skipped (no CPUID.1:ECX[26])\n");
+        return;
+    }
+    idt_set_handler(13, on_gp);
+    uint32_t cr4;
+    __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
+    cr4 |= (1u << 9) | (1u << 18); /* OSFXSR, OSXSAVE */
+    __asm__ volatile("mov %0, %%cr4" : : "r"(cr4));
+    __asm__ volatile("xsetbv" : : "c"(0), "a"(3), "d"(0));
+    uint32_t xcr0_lo, xcr0_hi;
+    __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+    printf("emu: xcr0 %x:%x\n", xcr0_hi, xcr0_lo);
+    check(xcr0_lo == 3 && xcr0_hi == 0, 8, "XSETBV/XGETBV: XCR0 = x87|SSE");
+
+    uint8_t out[16];
+    xmm0_load(g_pattern);
+    for (uint32_t i = 0; i < sizeof g_xarea; ++i)
+        g_xarea[i] = 0;
+    xsave(g_xarea, 3);
+    printf("emu: xsave: fcw %x mxcsr %x xstate_bv %x xmm0[0] %x\n", g_xarea[0] | g_xarea[1] << 8, get32(g_xarea + 24),
+        get32(g_xarea + 512), g_xarea[160]);
+    check((g_xarea[0] | g_xarea[1] << 8) == fnstcw(), 8, "XSAVE: FCW at byte 0");
+    check(get32(g_xarea + 24) == 0x1f80, 8, "XSAVE: MXCSR at byte 24");
+    check(bytes_equal(g_xarea + 160, g_pattern, 16), 8, "XSAVE: XMM0 at byte 160");
+    check((get32(g_xarea + 512) & 2) && get32(g_xarea + 516) == 0, 8, "XSAVE: XSTATE_BV has SSE in use");
+
+    /* XRSTOR loads XMM0 from the area. */
+    for (uint32_t i = 0; i < 16; ++i)
+        g_xarea[160 + i] = (uint8_t)(0xa0 + i);
+    g_xarea[512] |= 2;
+    xrstor(g_xarea, 3);
+    xmm0_store(out);
+    check(bytes_equal(out, g_xarea + 160, 16), 8, "XRSTOR: XMM0 from the area");
+    printf("emu: xrstor: xmm0[0] %x\n", out[0]);
+
+    /* #GP: XCOMP_BV without bit 63 must be zero; a misaligned area. XMM0 stays. */
+    g_xarea[520] = 1;
+    for (uint32_t i = 0; i < 16; ++i)
+        g_xarea[160 + i] = 0x55;
+    xrstor(g_xarea, 3);
+    check(g_gp_count == 1, 8, "XRSTOR: #GP for XCOMP_BV bits in the standard form");
+    g_xarea[520] = 0;
+    xrstor(g_xarea + 16, 3);
+    check(g_gp_count == 2, 8, "XRSTOR: #GP for an area not 64-byte aligned");
+    xmm0_store(out);
+    check(out[0] == 0xa0 && out[15] == 0xaf, 8, "XRSTOR: a faulting XRSTOR changes nothing");
+
+    /* Init optimization: XSTATE_BV[1] clear puts XMM0 in its initial state (zero). */
+    g_xarea[512] = 1;
+    xrstor(g_xarea, 3);
+    xmm0_store(out);
+    static const uint8_t zero[16];
+    check(bytes_equal(out, zero, 16), 8, "XRSTOR: XSTATE_BV[1] = 0 initialises XMM0");
+    printf("emu: xsave ok\n");
 }
 
 static void on_nm(struct int_frame* f)
@@ -125,5 +220,7 @@ cmpxchg:;
     check(!z && a == 5 && d == 6 && q == 0x0000000600000005ull, 7,
         "CMPXCHG8B loads EDX:EAX and clears ZF on a mismatch");
     printf("emu: cmpxchg8b ok\n");
+
+    xsave_tests();
     return 0;
 }

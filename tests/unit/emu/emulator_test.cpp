@@ -691,3 +691,74 @@ TEST(Emulator, LdmxcsrStmxcsrAsOvmfPei)
     o = emulate(s, m);
     EXPECT_EQ(o.exception->vector, VEC_UD);
 }
+
+TEST(Emulator, PopcntCountsBitsAndSetsOnlyZf)
+{
+    FakePhysicalMemory m(4 << 20);
+    CpuState s = long_mode(m);
+    // popcnt rax, rdi (the Debian kernel's hweight64)
+    s.reg(Gpr::Rdi) = 0xf0f0000000000001;
+    s.reg(Gpr::Rax) = ~0ull;
+    s.rflags = 2 | RFLAGS_CF | RFLAGS_OF | RFLAGS_SF | RFLAGS_AF | RFLAGS_PF | RFLAGS_ZF;
+    auto o = run(s, m, { 0xf3, 0x48, 0x0f, 0xb8, 0xc7 });
+    ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
+    EXPECT_STREQ(o.mnemonic, "popcnt");
+    EXPECT_EQ(s.reg(Gpr::Rax), 9u);
+    EXPECT_EQ(s.rflags, 2u);
+    EXPECT_EQ(s.rip, CODE + 5);
+
+    // popcnt eax, [rbx]: zero source sets ZF, the 32-bit result zero-extends.
+    s.rip = CODE;
+    m.put32(DATA, 0);
+    s.reg(Gpr::Rbx) = DATA;
+    s.reg(Gpr::Rax) = ~0ull;
+    o = run(s, m, { 0xf3, 0x0f, 0xb8, 0x03 });
+    ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
+    EXPECT_EQ(s.reg(Gpr::Rax), 0u);
+    EXPECT_EQ(s.rflags, 2u | RFLAGS_ZF);
+
+    // popcnt ax, [rbx] keeps the upper bits of RAX.
+    s.rip = CODE;
+    m.put32(DATA, 0xffff0007);
+    s.reg(Gpr::Rax) = 0x1234567800000000;
+    o = run(s, m, { 0x66, 0xf3, 0x0f, 0xb8, 0x03 });
+    ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
+    EXPECT_EQ(s.reg(Gpr::Rax), 0x1234567800000003u);
+
+    // A not-present page: #PF, nothing changed.
+    s.rip = CODE;
+    m.put64(PT + (DATA >> 12) * 8, 0);
+    o = run(s, m, { 0xf3, 0x0f, 0xb8, 0x03 });
+    ASSERT_EQ(o.kind, Outcome::Kind::Faulted);
+    EXPECT_EQ(o.exception->vector, VEC_PF);
+    EXPECT_EQ(s.reg(Gpr::Rax), 0x1234567800000003u);
+}
+
+TEST(Emulator, ClacStacChangeOnlyAcAndAreUndefinedAtCpl3)
+{
+    FakePhysicalMemory m(4 << 20);
+    CpuState s = long_mode(m);
+    s.rflags = 2 | RFLAGS_AC | RFLAGS_CF;
+    auto o = run(s, m, { 0x0f, 0x01, 0xca }); // clac, as the Debian kernel's exception entry
+    ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
+    EXPECT_STREQ(o.mnemonic, "clac");
+    EXPECT_EQ(s.rflags, 2u | RFLAGS_CF);
+    EXPECT_EQ(s.rip, CODE + 3);
+    s.rip = CODE;
+    o = run(s, m, { 0x0f, 0x01, 0xcb }); // stac
+    ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
+    EXPECT_EQ(s.rflags, 2u | RFLAGS_CF | RFLAGS_AC);
+
+    // CPL 3 (code page user-accessible): #UD, flags unchanged.
+    m.put64(0x1000, 0x2000 | 7);
+    m.put64(0x2000, 0x3000 | 7);
+    m.put64(0x3000, PT | 7);
+    m.put64(PT + (CODE >> 12) * 8, CODE | 7);
+    s.rip = CODE;
+    s.segment(Seg::Cs).dpl = 3;
+    s.segment(Seg::Ss).dpl = 3;
+    o = run(s, m, { 0x0f, 0x01, 0xca });
+    ASSERT_EQ(o.kind, Outcome::Kind::Faulted) << o.detail;
+    EXPECT_EQ(o.exception->vector, VEC_UD);
+    EXPECT_EQ(s.rflags, 2u | RFLAGS_CF | RFLAGS_AC);
+}
