@@ -152,6 +152,22 @@ static void stop(unsigned port, bool fis_too)
     fail(32, "port %u: the engine does not stop", port);
 }
 
+/* After a task file error: clears PxSERR and PxIS and starts the engine again (AHCI 1.3 6.2.2.1, the part after
+ * PxCMD.ST has been cleared). */
+static void restart(unsigned port)
+{
+    prd_write(port, P_SERR, 0xffffffff);
+    prd_write(port, P_IS, 0xffffffff);
+    prd_write(port, P_CMD, prd_read(port, P_CMD) | CMD_ST);
+}
+
+/* The whole recovery from a task file error: stop the engine (ST, then CR), then restart(). */
+static void recover(unsigned port)
+{
+    stop(port, false);
+    restart(port);
+}
+
 static void start_port(unsigned port, uint32_t expected_sig)
 {
     stop(port, true);
@@ -261,10 +277,7 @@ static void disk_tests(void)
     uint32_t const tfd = prd_read(0, P_TFD);
     printf("ahci: read past the end refused (TFD 0x%x)\n", tfd);
     check((tfd & ST_ERR) && (tfd >> 8) != 0, 44, "PxTFD shows ERR and an error code");
-    stop(0, false);
-    prd_write(0, P_SERR, 0xffffffff);
-    prd_write(0, P_IS, 0xffffffff);
-    prd_write(0, P_CMD, prd_read(0, P_CMD) | CMD_ST);
+    recover(0);
     prepare(0, 0, 0x25, 0, 1, 0, g_buf[0], 512, NULL, 0, false, NULL);
     must_run(0, 1, false, "READ DMA EXT after recovery");
     expect(g_buf[0], 0, 1, false, "READ DMA EXT after error recovery");
@@ -289,9 +302,7 @@ static void disk_tests(void)
     check((sact & (1u << 3)) && (ntfd & ST_ERR), 47, "the failed tag stays in PxSACT, PxTFD shows ERR");
     stop(0, false);
     check(prd_read(0, P_SACT) == 0, 48, "clearing PxCMD.ST clears PxSACT");
-    prd_write(0, P_SERR, 0xffffffff);
-    prd_write(0, P_IS, 0xffffffff);
-    prd_write(0, P_CMD, prd_read(0, P_CMD) | CMD_ST);
+    restart(0);
     memset(g_buf[0], 0xee, 512);
     prepare(0, 0, 0x2f, 0x10, 1, 0, g_buf[0], 512, NULL, 0, false, NULL); /* READ LOG EXT, log 10h, 1 page */
     if (run(0, 1, false)) {
@@ -306,10 +317,7 @@ static void disk_tests(void)
         /* A device without the log aborts the command (QEMU's ide-hd): a driver then resets and retries, as here
          * (the harness requires the log where the device has it: hako). */
         printf("ahci: READ LOG EXT page 10h refused (TFD 0x%x): no NCQ error log\n", prd_read(0, P_TFD));
-        stop(0, false);
-        prd_write(0, P_SERR, 0xffffffff);
-        prd_write(0, P_IS, 0xffffffff);
-        prd_write(0, P_CMD, prd_read(0, P_CMD) | CMD_ST);
+        recover(0);
     }
     /* A non-queued command first, then a queued one: both work again. (QEMU keeps the aborted READ LOG EXT's error
      * register until the next non-queued command and would flag the next NCQ completion with PxIS.TFES.) */
