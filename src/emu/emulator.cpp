@@ -8,6 +8,7 @@
 #include <cstring>
 #include <variant>
 
+#include "emu/sse.h"
 #include "emu/xsave.h"
 
 namespace hako::emu {
@@ -551,6 +552,271 @@ Outcome& op_xgetbv(Context& c)
     return complete(c, 0);
 }
 
+// --- SSE-family instructions (emu/sse.h computes; this part reaches the operands) ---
+// Legacy (non-VEX) 128-bit forms only. Exceptions (SDM vol. 2 2.4, exception types 4 and 5): #UD with CR0.EM set or
+// CR4.OSFXSR clear, #NM with CR0.TS set, segment #GP(0)/#SS(0), #GP(0) for a 16-byte memory operand not 16-byte
+// aligned (except the unaligned moves MOVDQU, MOVUPS, MOVUPD, LDDQU), #PF. The XMM registers live in the XSAVE image;
+// writing one marks the SSE component in use (XSTATE_BV bit 1), the others already hold their initial zeros.
+
+constexpr size_t XMM_AREA = 160;
+constexpr size_t XSTATE_BV_BYTE = 512;
+
+bool is_xmm(ZydisDecodedOperand const& op)
+{
+    return op.type == ZYDIS_OPERAND_TYPE_REGISTER && ZydisRegisterGetClass(op.reg.value) == ZYDIS_REGCLASS_XMM;
+}
+
+size_t xmm_index(ZydisDecodedOperand const& op) { return static_cast<size_t>(op.reg.value - ZYDIS_REGISTER_XMM0); }
+
+Xmm read_xmm(CpuState const& s, size_t n)
+{
+    Xmm v {};
+    std::memcpy(v.data(), s.xsave.data() + XMM_AREA + 16 * n, 16);
+    return v;
+}
+
+void write_xmm(CpuState& s, size_t n, Xmm const& v)
+{
+    std::memcpy(s.xsave.data() + XMM_AREA + 16 * n, v.data(), 16);
+    s.xsave[XSTATE_BV_BYTE] |= 2;
+}
+
+bool unaligned_form(ZydisMnemonic m)
+{
+    return m == ZYDIS_MNEMONIC_MOVDQU || m == ZYDIS_MNEMONIC_MOVUPS || m == ZYDIS_MNEMONIC_MOVUPD
+        || m == ZYDIS_MNEMONIC_LDDQU;
+}
+
+/// An SSE instruction's operand as an XMM value: an XMM register, a general register or an immediate (zero-extended),
+/// or memory of the operand's size.
+std::variant<Xmm, Outcome*> sse_read(Context& c, ZydisDecodedOperand const& op)
+{
+    if (is_xmm(op))
+        return read_xmm(c.s, xmm_index(op));
+    if (op.type == ZYDIS_OPERAND_TYPE_IMMEDIATE)
+        return xmm_from_low(op.imm.value.u, 8);
+    if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+        auto g = gpr_ref(op.reg.value);
+        if (!g)
+            return &unsupported(c, "unexpected register operand");
+        return xmm_from_low(read_gpr(c.s, *g), g->bits / 8);
+    }
+    if (op.type != ZYDIS_OPERAND_TYPE_MEMORY)
+        return &unsupported(c, "operand forms");
+    size_t const size = op.size / 8u;
+    if (size == 0 || size > 16)
+        return &unsupported(c, "operand size");
+    auto m = memory_operand(c, op, size, Access::Read);
+    if (auto* o = std::get_if<Outcome*>(&m))
+        return *o;
+    uint64_t const lin = std::get<MemOperand>(m).linear;
+    if (size == 16 && (lin & 15) && !unaligned_form(c.insn.mnemonic))
+        return &fault(c, gp0());
+    Xmm v {};
+    if (auto* o = access_failed(c, c.mem.read(lin, std::span(v).first(size))))
+        return o;
+    return v;
+}
+
+/// Writes the low bytes of `v` to an SSE instruction's destination: a whole XMM register, a general register
+/// (32-bit writes zero-extend) or memory of the operand's size. nullptr when done.
+Outcome* sse_write(Context& c, ZydisDecodedOperand const& op, Xmm const& v, uint32_t& dirty)
+{
+    if (is_xmm(op)) {
+        write_xmm(c.s, xmm_index(op), v);
+        dirty |= DIRTY_XSTATE;
+        return nullptr;
+    }
+    if (op.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+        auto g = gpr_ref(op.reg.value);
+        if (!g)
+            return &unsupported(c, "unexpected register operand");
+        write_gpr(c.s, *g, xmm_low64(v));
+        return nullptr;
+    }
+    if (op.type != ZYDIS_OPERAND_TYPE_MEMORY)
+        return &unsupported(c, "operand forms");
+    size_t const size = op.size / 8u;
+    if (size == 0 || size > 16)
+        return &unsupported(c, "operand size");
+    auto m = memory_operand(c, op, size, Access::Write);
+    if (auto* o = std::get_if<Outcome*>(&m))
+        return *o;
+    uint64_t const lin = std::get<MemOperand>(m).linear;
+    if (size == 16 && (lin & 15) && !unaligned_form(c.insn.mnemonic))
+        return &fault(c, gp0());
+    return access_failed(c, c.mem.write(lin, std::span(v).first(size)));
+}
+
+/// The checks every SSE instruction makes first, and the forms this emulator leaves alone. nullptr to go on.
+Outcome* sse_prologue(Context& c)
+{
+    if (c.insn.encoding != ZYDIS_INSTRUCTION_ENCODING_LEGACY)
+        return &unsupported(c, "VEX/EVEX-encoded forms");
+    for (size_t i = 0; i < c.insn.operand_count_visible; ++i) {
+        auto const& op = c.ops[i];
+        if (op.type == ZYDIS_OPERAND_TYPE_REGISTER && ZydisRegisterGetClass(op.reg.value) == ZYDIS_REGCLASS_MMX)
+            return &unsupported(c, "MMX forms");
+        if (is_xmm(op) && xmm_index(op) >= 16)
+            return &unsupported(c, "operand forms");
+    }
+    if ((c.s.cr0 & CR0_EM) || !(c.s.cr4 & CR4_OSFXSR))
+        return &fault(c, ud());
+    if (c.s.cr0 & CR0_TS)
+        return &fault(c, nm());
+    return nullptr;
+}
+
+uint8_t imm8_operand(Context const& c)
+{
+    for (size_t i = 0; i < c.insn.operand_count_visible; ++i)
+        if (c.ops[i].type == ZYDIS_OPERAND_TYPE_IMMEDIATE)
+            return static_cast<uint8_t>(c.ops[i].imm.value.u);
+    return 0;
+}
+
+/// MOVD, MOVQ and the 128-bit moves: `width` bytes of the source go to the destination; an XMM destination's
+/// other bytes are zeroed.
+Outcome& op_sse_move(Context& c, unsigned width)
+{
+    if (auto* o = sse_prologue(c))
+        return *o;
+    auto src = sse_read(c, c.ops[1]);
+    if (auto* o = std::get_if<Outcome*>(&src))
+        return **o;
+    Xmm v = std::get<Xmm>(src);
+    if (width < 16)
+        v = xmm_from_low(xmm_low64(v), width);
+    uint32_t dirty = 0;
+    if (auto* o = sse_write(c, c.ops[0], v, dirty))
+        return *o;
+    return complete(c, dirty);
+}
+
+/// dst = dst OP src (emu/sse.h).
+Outcome& op_sse_compute(Context& c)
+{
+    if (auto* o = sse_prologue(c))
+        return *o;
+    if (!is_xmm(c.ops[0]))
+        return unsupported(c, "operand forms");
+    auto src = sse_read(c, c.ops[1]);
+    if (auto* o = std::get_if<Outcome*>(&src))
+        return **o;
+    auto r = sse_compute(c.insn.mnemonic, read_xmm(c.s, xmm_index(c.ops[0])), std::get<Xmm>(src), imm8_operand(c));
+    if (!r)
+        return unsupported(c, "instruction not emulated");
+    write_xmm(c.s, xmm_index(c.ops[0]), *r);
+    return complete(c, DIRTY_XSTATE);
+}
+
+/// PTEST: ZF = ((dst AND src) == 0), CF = ((NOT dst AND src) == 0); AF OF PF SF cleared.
+Outcome& op_ptest(Context& c)
+{
+    if (auto* o = sse_prologue(c))
+        return *o;
+    auto src = sse_read(c, c.ops[1]);
+    if (auto* o = std::get_if<Outcome*>(&src))
+        return **o;
+    Xmm const d = read_xmm(c.s, xmm_index(c.ops[0]));
+    Xmm const& s = std::get<Xmm>(src);
+    bool zf = true, cf = true;
+    for (size_t i = 0; i < 16; ++i) {
+        zf = zf && (d[i] & s[i]) == 0;
+        cf = cf && (~d[i] & s[i]) == 0;
+    }
+    c.s.rflags &= ~(RFLAGS_OF | RFLAGS_SF | RFLAGS_ZF | RFLAGS_AF | RFLAGS_CF | RFLAGS_PF);
+    c.s.rflags |= (zf ? RFLAGS_ZF : 0) | (cf ? RFLAGS_CF : 0);
+    return complete(c, 0);
+}
+
+/// PEXTRB/W/D/Q: lane imm8 of the XMM source to a general register (zero-extended) or memory.
+Outcome& op_pextr(Context& c, unsigned lane_bytes)
+{
+    if (auto* o = sse_prologue(c))
+        return *o;
+    if (!is_xmm(c.ops[1]))
+        return unsupported(c, "operand forms");
+    Xmm const s = read_xmm(c.s, xmm_index(c.ops[1]));
+    size_t const index = imm8_operand(c) & (16 / lane_bytes - 1);
+    uint64_t value = 0;
+    for (size_t i = 0; i < lane_bytes; ++i)
+        value |= uint64_t(s[index * lane_bytes + i]) << (8 * i);
+    uint32_t dirty = 0;
+    if (auto* o = sse_write(c, c.ops[0], xmm_from_low(value, lane_bytes), dirty))
+        return *o;
+    return complete(c, dirty);
+}
+
+/// PINSRB/W/D/Q: the low lane of a general register or memory into lane imm8 of the XMM destination.
+Outcome& op_pinsr(Context& c, unsigned lane_bytes)
+{
+    if (auto* o = sse_prologue(c))
+        return *o;
+    if (!is_xmm(c.ops[0]))
+        return unsupported(c, "operand forms");
+    auto src = sse_read(c, c.ops[1]);
+    if (auto* o = std::get_if<Outcome*>(&src))
+        return **o;
+    Xmm d = read_xmm(c.s, xmm_index(c.ops[0]));
+    size_t const index = imm8_operand(c) & (16 / lane_bytes - 1);
+    for (size_t i = 0; i < lane_bytes; ++i)
+        d[index * lane_bytes + i] = std::get<Xmm>(src)[i];
+    write_xmm(c.s, xmm_index(c.ops[0]), d);
+    return complete(c, DIRTY_XSTATE);
+}
+
+/// PMOVMSKB, MOVMSKPS, MOVMSKPD: the sign bit of each lane to a general register (zero-extended).
+Outcome& op_movmsk(Context& c, unsigned lane_bytes)
+{
+    if (auto* o = sse_prologue(c))
+        return *o;
+    auto g = c.ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER ? gpr_ref(c.ops[0].reg.value) : std::nullopt;
+    if (!g || !is_xmm(c.ops[1]))
+        return unsupported(c, "operand forms");
+    Xmm const s = read_xmm(c.s, xmm_index(c.ops[1]));
+    uint64_t mask = 0;
+    for (size_t i = 0; i < 16 / lane_bytes; ++i)
+        mask |= uint64_t(s[i * lane_bytes + lane_bytes - 1] >> 7) << i;
+    write_gpr(c.s, *g, mask);
+    return complete(c, 0);
+}
+
+/// CRC32 r32/r64, r/m8/16/32/64 (SSE4.2): CRC-32C of the source bytes continued from the destination's low 32 bits.
+/// Flags unchanged.
+Outcome& op_crc32(Context& c)
+{
+    auto g = c.ops[0].type == ZYDIS_OPERAND_TYPE_REGISTER ? gpr_ref(c.ops[0].reg.value) : std::nullopt;
+    if (!g)
+        return unsupported(c, "operand forms");
+    uint64_t data = 0;
+    unsigned size = 0;
+    auto const& src = c.ops[1];
+    if (src.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+        auto sg = gpr_ref(src.reg.value);
+        if (!sg)
+            return unsupported(c, "unexpected register operand");
+        data = read_gpr(c.s, *sg);
+        size = sg->bits / 8;
+    } else if (src.type == ZYDIS_OPERAND_TYPE_MEMORY) {
+        size = src.size / 8u;
+        if (size == 0 || size > 8)
+            return unsupported(c, "operand size");
+        auto m = memory_operand(c, src, size, Access::Read);
+        if (auto* o = std::get_if<Outcome*>(&m))
+            return **o;
+        std::array<uint8_t, 8> b {};
+        if (auto* o = access_failed(c, c.mem.read(std::get<MemOperand>(m).linear, std::span(b).first(size))))
+            return *o;
+        data = load_le(std::span(b).first(size));
+    } else {
+        return unsupported(c, "operand forms");
+    }
+    uint32_t const crc = crc32c_update(static_cast<uint32_t>(c.s.gpr[g->index]), data, size);
+    c.s.gpr[g->index] = crc; // both forms zero-extend the 32-bit result
+    return complete(c, 0);
+}
+
 ZydisMachineMode zydis_mode(CpuMode m)
 {
     switch (m) {
@@ -662,7 +928,37 @@ Outcome emulate(CpuState& state, PhysicalMemory& memory)
     case ZYDIS_MNEMONIC_XRSTOR64: return op_xsave(c, XsaveOp::Xrstor, true);
     case ZYDIS_MNEMONIC_XRSTORS: return op_xsave(c, XsaveOp::Xrstors, false);
     case ZYDIS_MNEMONIC_XRSTORS64: return op_xsave(c, XsaveOp::Xrstors, true);
-    default: return unsupported(c, "instruction not emulated");
+    case ZYDIS_MNEMONIC_MOVD: return op_sse_move(c, 4);
+    case ZYDIS_MNEMONIC_MOVQ: return op_sse_move(c, 8);
+    case ZYDIS_MNEMONIC_MOVDQA:
+    case ZYDIS_MNEMONIC_MOVDQU:
+    case ZYDIS_MNEMONIC_MOVAPS:
+    case ZYDIS_MNEMONIC_MOVUPS:
+    case ZYDIS_MNEMONIC_MOVAPD:
+    case ZYDIS_MNEMONIC_MOVUPD:
+    case ZYDIS_MNEMONIC_LDDQU:
+    case ZYDIS_MNEMONIC_MOVNTDQ:
+    case ZYDIS_MNEMONIC_MOVNTDQA:
+    case ZYDIS_MNEMONIC_MOVNTPS:
+    case ZYDIS_MNEMONIC_MOVNTPD: return op_sse_move(c, 16);
+    case ZYDIS_MNEMONIC_PTEST: return op_ptest(c);
+    case ZYDIS_MNEMONIC_PEXTRB: return op_pextr(c, 1);
+    case ZYDIS_MNEMONIC_PEXTRW: return op_pextr(c, 2);
+    case ZYDIS_MNEMONIC_PEXTRD: return op_pextr(c, 4);
+    case ZYDIS_MNEMONIC_PEXTRQ: return op_pextr(c, 8);
+    case ZYDIS_MNEMONIC_PINSRB: return op_pinsr(c, 1);
+    case ZYDIS_MNEMONIC_PINSRW: return op_pinsr(c, 2);
+    case ZYDIS_MNEMONIC_PINSRD: return op_pinsr(c, 4);
+    case ZYDIS_MNEMONIC_PINSRQ: return op_pinsr(c, 8);
+    case ZYDIS_MNEMONIC_PMOVMSKB: return op_movmsk(c, 1);
+    case ZYDIS_MNEMONIC_MOVMSKPS: return op_movmsk(c, 4);
+    case ZYDIS_MNEMONIC_MOVMSKPD: return op_movmsk(c, 8);
+    case ZYDIS_MNEMONIC_CRC32: return op_crc32(c);
+    default: {
+        if (sse_computes(c.insn.mnemonic))
+            return op_sse_compute(c);
+        return unsupported(c, "instruction not emulated");
+    }
     }
 }
 

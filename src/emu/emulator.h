@@ -19,6 +19,14 @@
 //   XSAVE, XSAVEOPT, XSAVEC, XSAVES, XRSTOR, XRSTORS and their 64-bit forms (emu/xsave.h); XGETBV (XCR0, and
 //     XCR0 AND XINUSE with ECX = 1 where CPUID offers it). XSETBV, FXSAVE and FXRSTOR are left to KVM, which
 //     emulates them.
+//   SSE-family integer and bitwise instructions, legacy (non-VEX) 128-bit forms (emu/sse.h): MOVD, MOVQ, MOVDQA,
+//     MOVDQU, MOVAPS/UPS/APD/UPD, LDDQU, MOVNTDQ(A), MOVNTPS/PD; PADD/PSUB (B/W/D/Q, saturating B/W), PMULLW/LD,
+//     PMULHW/HUW, PMULUDQ, PMADDWD, PAVGB/W, PSADBW, PCMPEQ/PCMPGT (B/W/D/Q), PMIN/PMAX (signed and unsigned
+//     B/W/D), PAND/PANDN/POR/PXOR and the PS/PD logic, PSLL/PSRL/PSRA (W/D/Q) and PSLLDQ/PSRLDQ, PSHUFD/LW/HW,
+//     PSHUFB, PALIGNR, SHUFPS, PUNPCKL/H and UNPCKL/HPS/PD, PACKSSWB/SSDW/USWB/USDW, PEXTRB/W/D/Q, PINSRB/W/D/Q,
+//     PTEST, PMOVMSKB, MOVMSKPS/PD, PCLMULQDQ, and CRC32 (general registers). #UD with CR0.EM or without
+//     CR4.OSFXSR, #NM with CR0.TS, #GP(0) for a misaligned 16-byte operand (except the unaligned moves). MMX forms
+//     and VEX/EVEX encodings are reported as unsupported; floating-point arithmetic is not emulated.
 // Everything else is reported as unsupported, with its mnemonic, for the caller's clear error. Undecodable bytes
 // (and LOCK on an instruction that does not take it) raise #UD, as the processor does.
 // Not modelled: CPUID feature checks (the guest only runs what CPUID offers it), single-step (#DB after an

@@ -10,7 +10,12 @@
  * XMM0, XSTATE_BV), an XMM0 value through XRSTOR, XRSTOR's init optimization (XSTATE_BV[1] clear zeroes XMM0), and
  * #GP for a reserved header field and for an area not 64-byte aligned (state unchanged).
  *
- * Exit codes: 2 x87 state, 3 #NM, 4 INT3, 5 INTO, 6 MOVBE, 7 CMPXCHG8B, 8 XSAVE/XRSTOR.
+ * SSE (the kernel's blake2s_compress_ssse3 is made of these): MOVD from a register and from memory, PADDD, PADDQ,
+ * PXOR, POR, PSHUFB, PSRLD/PSLLD by an immediate, PSHUFD, PUNPCKLDQ, PUNPCKLQDQ, MOVD to a register, PMOVMSKB, PTEST
+ * and PEXTRD/PINSRD (SSE4.1, when CPUID offers it), each result checked against the same arithmetic in C; #GP for a
+ * misaligned 16-byte operand (the register unchanged).
+ *
+ * Exit codes: 2 x87 state, 3 #NM, 4 INT3, 5 INTO, 6 MOVBE, 7 CMPXCHG8B, 8 XSAVE/XRSTOR, 9 SSE.
  */
 #include "guest.h"
 
@@ -31,11 +36,12 @@ static void on_of(struct int_frame* f)
 static volatile uint32_t g_gp_count;
 static uint16_t fnstcw(void);
 
-/* #GP from the XRSTOR tests: skip the faulting `xrstor (%ebx)` (0f ae 2b, 3 bytes). */
+/* #GP from the XRSTOR tests (skip the faulting `xrstor (%ebx)`: 0f ae 2b, 3 bytes) and the SSE tests (4 bytes). */
+static volatile uint32_t g_gp_skip = 3;
 static void on_gp(struct int_frame* f)
 {
     g_gp_count++;
-    f->eip += 3;
+    f->eip += g_gp_skip;
 }
 
 static uint8_t g_xarea[1024] __attribute__((aligned(64)));
@@ -118,6 +124,118 @@ static void xsave_tests(void)
     static const uint8_t zero[16];
     check(bytes_equal(out, zero, 16), 8, "XRSTOR: XSTATE_BV[1] = 0 initialises XMM0");
     printf("emu: xsave ok\n");
+}
+
+/* --- SSE: one quarter-round of BLAKE2s as the kernel's SSSE3 code does it, then the SSE4.1 extras. --- */
+static uint32_t ror32(uint32_t v, unsigned n) { return (v >> n) | (v << (32 - n)); }
+
+static void sse_tests(void)
+{
+    /* One block, so that the asm needs one address register: a, b, m, the PSHUFB control, then the results. */
+    static struct {
+        uint32_t a[4], b[4], m[4];
+        uint8_t rot16[16];
+        uint32_t out_a[4], out_d[4], out_q[4];
+    } blk __attribute__((aligned(16))) = {
+        { 0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a },
+        { 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19 },
+        { 0x03020100, 0x07060504, 0x0b0a0908, 0x0f0e0d0c },
+        { 2, 3, 0, 1, 6, 7, 4, 5, 10, 11, 8, 9, 14, 15, 12, 13 },
+        { 0 }, { 0 }, { 0 },
+    };
+    uint32_t* a = blk.a, *b = blk.b, *m = blk.m, *out_a = blk.out_a, *out_d = blk.out_d, *out_q = blk.out_q;
+    uint32_t low = 0, mask = 0;
+
+    if (!((cpuid(1, 0).ecx >> 9) & 1)) {
+        printf("emu: sse skipped (no SSSE3: CPUID.1:ECX[9])\n");
+        return;
+    }
+    idt_set_handler(13, on_gp);
+    uint32_t cr4;
+    __asm__ volatile("mov %%cr4, %0" : "=r"(cr4));
+    __asm__ volatile("mov %0, %%cr4" : : "r"(cr4 | (1u << 9))); /* OSFXSR */
+
+    /* The message words come in one dword at a time (movd m32), as blake2s gathers them, and are interleaved. */
+    __asm__ volatile(
+        "movdqu 0(%[p]), %%xmm0\n\t"
+        "movdqu 16(%[p]), %%xmm1\n\t"
+        "movd 32(%[p]), %%xmm4\n\t"
+        "movd 36(%[p]), %%xmm5\n\t"
+        "movd 40(%[p]), %%xmm6\n\t"
+        "movd 44(%[p]), %%xmm7\n\t"
+        "punpckldq %%xmm5, %%xmm4\n\t"
+        "punpckldq %%xmm7, %%xmm6\n\t"
+        "punpcklqdq %%xmm6, %%xmm4\n\t"
+        "paddd %%xmm4, %%xmm0\n\t"   /* a += m */
+        "paddd %%xmm1, %%xmm0\n\t"   /* a += b */
+        "movdqa %%xmm1, %%xmm3\n\t"
+        "pxor %%xmm0, %%xmm3\n\t"    /* d = b ^ a */
+        "pshufb 48(%[p]), %%xmm3\n\t" /* d = ror(d, 16) */
+        "movdqa %%xmm3, %%xmm2\n\t"
+        "psrld $12, %%xmm3\n\t"
+        "pslld $20, %%xmm2\n\t"
+        "por %%xmm2, %%xmm3\n\t"     /* d = ror(d, 12) */
+        "pshufd $0x93, %%xmm3, %%xmm3\n\t"
+        "movdqu %%xmm0, 64(%[p])\n\t"
+        "movdqu %%xmm3, 80(%[p])\n\t"
+        "movd %[ecx], %%xmm5\n\t"
+        "paddq %%xmm5, %%xmm4\n\t"   /* a 64-bit add carrying into the second dword */
+        "movdqu %%xmm4, 96(%[p])\n\t"
+        "movd %%xmm4, %[low]\n\t"
+        "pmovmskb %%xmm3, %[mask]\n\t"
+        : [low] "=&r"(low), [mask] "=&r"(mask)
+        : [p] "r"(&blk), [ecx] "r"(0xfcfdff01u)
+        : "memory");
+    uint32_t want_a[4], want_d[4];
+    for (int i = 0; i < 4; ++i) {
+        want_a[i] = a[i] + m[i] + b[i];
+        want_d[(i + 1) & 3] = ror32(ror32(b[i] ^ want_a[i], 16), 12);
+    }
+    uint32_t want_mask = 0;
+    for (int i = 0; i < 16; ++i)
+        want_mask |= (uint32_t)((((const uint8_t*)want_d)[i] >> 7) & 1) << i;
+    printf("emu: sse a %x %x %x %x d %x %x %x %x mask %x\n", out_a[0], out_a[1], out_a[2], out_a[3], out_d[0],
+        out_d[1], out_d[2], out_d[3], mask);
+    check(bytes_equal((const uint8_t*)out_a, (const uint8_t*)want_a, 16), 9, "SSE: movd, punpck, paddd");
+    check(bytes_equal((const uint8_t*)out_d, (const uint8_t*)want_d, 16), 9, "SSE: pxor, pshufb, psrld/pslld/por, pshufd");
+    check(out_q[0] == 1 && out_q[1] == 0x07060505u && out_q[2] == m[2] && out_q[3] == m[3], 9,
+        "SSE: paddq carries into the upper dword");
+    check(low == 1, 9, "SSE: movd xmm to r32");
+    check(mask == want_mask, 9, "SSE: pmovmskb");
+
+    /* #GP: a 16-byte operand that is not 16-byte aligned (pxor (%ebx), %xmm3 is 66 0f ef 1b). */
+    uint32_t before = g_gp_count;
+    g_gp_skip = 4;
+    static uint32_t after_gp[4] __attribute__((aligned(16)));
+    __asm__ volatile("pxor (%%ebx), %%xmm3\n\tmovdqu %%xmm3, (%0)" : : "r"(after_gp), "b"((const uint8_t*)b + 4)
+        : "memory");
+    g_gp_skip = 3;
+    check(g_gp_count == before + 1, 9, "SSE: #GP for a misaligned 16-byte operand");
+    check(bytes_equal((const uint8_t*)after_gp, (const uint8_t*)want_d, 16), 9, "SSE: the faulting PXOR changed nothing");
+
+    if (!((cpuid(1, 0).ecx >> 19) & 1)) {
+        printf("emu: sse4.1 skipped (no CPUID.1:ECX[19])\n");
+        printf("emu: sse ok\n");
+        return;
+    }
+    uint32_t third = 0, zf = 0, cf = 0;
+    static uint32_t ins[4] __attribute__((aligned(16)));
+    __asm__ volatile(
+        "movdqu (%[m]), %%xmm1\n\t"
+        "pextrd $2, %%xmm1, %[third]\n\t"
+        "pinsrd $1, %[val], %%xmm1\n\t"
+        "movdqu %%xmm1, (%[ins])\n\t"
+        "pxor %%xmm2, %%xmm2\n\t"
+        "ptest %%xmm1, %%xmm2\n\t"  /* xmm2 = 0: ZF = 1; CF = (xmm1 & ~0) == 0 = 0 */
+        "setz %b[zf]\n\t"
+        "setc %b[cf]\n\t"
+        : [third] "=&r"(third), [zf] "+q"(zf), [cf] "+q"(cf)
+        : [m] "r"(m), [val] "r"(0xabcdef01u), [ins] "r"(ins)
+        : "memory", "cc");
+    check(third == m[2], 9, "SSE4.1: pextrd");
+    check(ins[0] == m[0] && ins[1] == 0xabcdef01u && ins[2] == m[2] && ins[3] == m[3], 9, "SSE4.1: pinsrd");
+    check(zf == 1 && cf == 0, 9, "SSE4.1: ptest flags");
+    printf("emu: sse ok\n");
 }
 
 static void on_nm(struct int_frame* f)
@@ -222,5 +340,6 @@ cmpxchg:;
     printf("emu: cmpxchg8b ok\n");
 
     xsave_tests();
+    sse_tests();
     return 0;
 }

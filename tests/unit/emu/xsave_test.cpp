@@ -5,16 +5,16 @@
 
 #include "emu/emulator.h"
 #include "emu/xsave.h"
+#include "emu_fixture.h"
 #include "fake_physical_memory.h"
 
 using namespace hako::emu;
 using hako::emu::test::FakePhysicalMemory;
+using namespace hako::emu::test;
 
 namespace {
 
-constexpr uint64_t CODE = 0x10000;
-constexpr uint64_t AREA = 0x20000; // 64-byte aligned
-constexpr uint64_t PT = 0x4000;
+constexpr uint64_t AREA = DATA; // 64-byte aligned
 
 // Instruction bytes, all with [rdi] as the operand.
 const std::vector<uint8_t> XSAVE64 { 0x48, 0x0f, 0xae, 0x27 };
@@ -52,26 +52,13 @@ uint64_t image64(CpuState const& s, size_t off)
     return v;
 }
 
-// 64-bit kernel mode with CR4.OSXSAVE, XCR0 = x87|SSE|AVX, identity-mapped first 2 MiB, RDI = AREA,
+// 64-bit kernel mode with CR4.OSXSAVE and CR0.MP, XCR0 = x87|SSE|AVX, identity-mapped first 2 MiB, RDI = AREA,
 // EDX:EAX = all ones.
-CpuState long_mode(FakePhysicalMemory& m)
+CpuState xsave_mode(FakePhysicalMemory& m)
 {
-    m.put64(0x1000, 0x2000 | 3);
-    m.put64(0x2000, 0x3000 | 3);
-    m.put64(0x3000, PT | 3);
-    for (uint64_t i = 0; i < 512; ++i)
-        m.put64(PT + i * 8, (i * 4096) | 3);
-    CpuState s;
-    s.cr0 = CR0_PE | CR0_PG | CR0_WP | CR0_NE | CR0_MP | (1u << 4);
-    s.cr3 = 0x1000;
-    s.cr4 = CR4_PAE | CR4_OSFXSR | CR4_OSXSAVE;
-    s.efer = EFER_LME | EFER_LMA | EFER_NXE;
-    for (auto& seg : s.seg) {
-        seg.base = 0, seg.limit = 0xffffffff, seg.type = 3, seg.db = true, seg.g = true;
-    }
-    auto& cs = s.segment(Seg::Cs);
-    cs.type = 0xb, cs.l = true, cs.db = false;
-    s.rip = CODE;
+    CpuState s = long_mode(m);
+    s.cr0 |= CR0_MP;
+    s.cr4 |= CR4_OSFXSR | CR4_OSXSAVE;
     s.xcr0 = 7;
     s.xsave_layout = test_layout();
     s.reg(Gpr::Rdi) = AREA;
@@ -104,12 +91,6 @@ void fill_state(CpuState& s)
     put_image64(s, 512, s.xcr0);
 }
 
-Outcome run(CpuState& s, FakePhysicalMemory& m, std::vector<uint8_t> const& code)
-{
-    m.put(CODE, code);
-    s.rip = CODE;
-    return emulate(s, m);
-}
 
 void expect_fault(Outcome const& o, uint8_t vector, std::optional<uint32_t> code = 0u)
 {
@@ -127,17 +108,24 @@ bool same_xstate(CpuState const& a, CpuState const& b)
         && a.xsave == b.xsave;
 }
 
+/// Places `code` at CODE and emulates it from there (RIP reset, so one state can run several instructions in turn).
+Outcome run_from_code(CpuState& s, FakePhysicalMemory& m, std::vector<uint8_t> const& code)
+{
+    s.rip = CODE;
+    return run(s, m, code);
+}
+
 } // namespace
 
 TEST(Xsave, StandardFormatLayoutAndRoundTrip)
 {
     FakePhysicalMemory m(4 << 20);
-    CpuState s = long_mode(m);
+    CpuState s = xsave_mode(m);
     fill_state(s);
     m.put64(AREA + 520, 0);
     m.put64(AREA + 528, 0x5555); // header bytes XSAVE does not write
     m.put64(AREA + 512, 0x80);   // XSTATE_BV bit outside RFBM: kept
-    auto o = run(s, m, XSAVE64);
+    auto o = run_from_code(s, m, XSAVE64);
     ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
     EXPECT_STREQ(o.mnemonic, "xsave64");
     EXPECT_EQ(s.rip, CODE + 4);
@@ -160,8 +148,8 @@ TEST(Xsave, StandardFormatLayoutAndRoundTrip)
     CpuState saved = s;
     m.put64(AREA + 512, 7);
     m.put64(AREA + 528, 0);
-    CpuState t = long_mode(m); // everything in its initial configuration
-    o = run(t, m, XRSTOR64);
+    CpuState t = xsave_mode(m); // everything in its initial configuration
+    o = run_from_code(t, m, XRSTOR64);
     ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
     EXPECT_EQ(o.dirty, DIRTY_REGS | DIRTY_FPU | DIRTY_XSTATE);
     t.rip = saved.rip;
@@ -173,14 +161,14 @@ TEST(Xsave, StandardFormatLayoutAndRoundTrip)
 TEST(Xsave, XrstorInitialisesComponentsWithXstateBvClear)
 {
     FakePhysicalMemory m(4 << 20);
-    CpuState s = long_mode(m);
+    CpuState s = xsave_mode(m);
     fill_state(s);
-    ASSERT_EQ(run(s, m, XSAVE64).kind, Outcome::Kind::Completed);
-    CpuState t = long_mode(m);
+    ASSERT_EQ(run_from_code(s, m, XSAVE64).kind, Outcome::Kind::Completed);
+    CpuState t = xsave_mode(m);
     fill_state(t);
     t.fpu.mxcsr = 0x1f80;
     m.put64(AREA + 512, 0); // nothing saved: every requested component gets its initial value
-    auto o = run(t, m, XRSTOR64);
+    auto o = run_from_code(t, m, XRSTOR64);
     ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
     EXPECT_EQ(t.fpu.fcw, 0x037f);
     EXPECT_EQ(t.fpu.fsw, 0);
@@ -198,13 +186,13 @@ TEST(Xsave, XrstorInitialisesComponentsWithXstateBvClear)
 TEST(Xsave, RfbmLimitsWhatXrstorTouches)
 {
     FakePhysicalMemory m(4 << 20);
-    CpuState s = long_mode(m);
+    CpuState s = xsave_mode(m);
     fill_state(s);
-    ASSERT_EQ(run(s, m, XSAVE64).kind, Outcome::Kind::Completed);
-    CpuState t = long_mode(m);
+    ASSERT_EQ(run_from_code(s, m, XSAVE64).kind, Outcome::Kind::Completed);
+    CpuState t = xsave_mode(m);
     t.reg(Gpr::Rax) = 1; // x87 only
     t.reg(Gpr::Rdx) = 0;
-    auto o = run(t, m, XRSTOR64);
+    auto o = run_from_code(t, m, XRSTOR64);
     ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
     EXPECT_EQ(t.fpu.fcw, 0x027f);
     EXPECT_EQ(t.fpu.mxcsr, 0x1f80u); // neither SSE nor AVX requested
@@ -213,9 +201,9 @@ TEST(Xsave, RfbmLimitsWhatXrstorTouches)
     EXPECT_EQ(image64(t, 512), 1u);
 
     // AVX alone: the standard form still loads MXCSR.
-    CpuState u = long_mode(m);
+    CpuState u = xsave_mode(m);
     u.reg(Gpr::Rax) = 4;
-    ASSERT_EQ(run(u, m, XRSTOR64).kind, Outcome::Kind::Completed);
+    ASSERT_EQ(run_from_code(u, m, XRSTOR64).kind, Outcome::Kind::Completed);
     EXPECT_EQ(u.fpu.mxcsr, 0x9fc0u);
     EXPECT_EQ(u.xsave[160], 0);
     EXPECT_EQ(u.xsave[577], 1 ^ 0x3c);
@@ -232,34 +220,34 @@ TEST(Xsave, XrstorHeaderAndMxcsrChecksRaiseGpAndChangeNothing)
     for (Case c : { Case { "XSTATE_BV bit outside XCR0", 512, 0xf }, Case { "XCOMP_BV without bit 63", 520, 4 },
              Case { "header bytes 16-23", 528, 1 }, Case { "MXCSR reserved bits", 24, 0x11f80 } }) {
         FakePhysicalMemory m(4 << 20);
-        CpuState s = long_mode(m);
+        CpuState s = xsave_mode(m);
         fill_state(s);
-        ASSERT_EQ(run(s, m, XSAVE64).kind, Outcome::Kind::Completed);
+        ASSERT_EQ(run_from_code(s, m, XSAVE64).kind, Outcome::Kind::Completed);
         m.put64(AREA + c.offset, c.value);
-        CpuState t = long_mode(m);
+        CpuState t = xsave_mode(m);
         CpuState const before = t;
         SCOPED_TRACE(c.what);
-        expect_fault(run(t, m, XRSTOR64), VEC_GP);
+        expect_fault(run_from_code(t, m, XRSTOR64), VEC_GP);
         EXPECT_TRUE(same_xstate(before, t));
         EXPECT_EQ(t.rip, CODE);
     }
     // Bytes 24-63 of the header are not checked by the standard form.
     FakePhysicalMemory m(4 << 20);
-    CpuState s = long_mode(m);
-    ASSERT_EQ(run(s, m, XSAVE64).kind, Outcome::Kind::Completed);
+    CpuState s = xsave_mode(m);
+    ASSERT_EQ(run_from_code(s, m, XSAVE64).kind, Outcome::Kind::Completed);
     m.put64(AREA + 512 + 40, ~0ull);
-    EXPECT_EQ(run(s, m, XRSTOR64).kind, Outcome::Kind::Completed);
+    EXPECT_EQ(run_from_code(s, m, XRSTOR64).kind, Outcome::Kind::Completed);
 }
 
 TEST(Xsave, CompactedFormatLayoutAndRoundTrip)
 {
     FakePhysicalMemory m(4 << 20);
-    CpuState s = long_mode(m);
+    CpuState s = xsave_mode(m);
     s.xcr0 = 0x1f;
     fill_state(s);
     s.reg(Gpr::Rax) = 0x1b; // x87, SSE, 3, 4: component 3 at 576, component 4 aligned up to 640
     m.put64(AREA + 560, 0x7777);
-    auto o = run(s, m, XSAVEC64);
+    auto o = run_from_code(s, m, XSAVEC64);
     ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
     EXPECT_EQ(m.get64(AREA + 512), 0x1bu);
     EXPECT_EQ(m.get64(AREA + 520), 0x800000000000001bu);
@@ -270,9 +258,9 @@ TEST(Xsave, CompactedFormatLayoutAndRoundTrip)
     EXPECT_EQ(m.ram[AREA + 703], 0x7f);
     EXPECT_EQ(m.get32(AREA + 24), 0x9fc0u);
 
-    CpuState t = long_mode(m);
+    CpuState t = xsave_mode(m);
     t.xcr0 = 0x1f;
-    o = run(t, m, XRSTOR64);
+    o = run_from_code(t, m, XRSTOR64);
     ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
     EXPECT_EQ(t.fpu.fcw, 0x027f);
     EXPECT_EQ(t.fpu.mxcsr, 0x9fc0u);
@@ -286,7 +274,7 @@ TEST(Xsave, CompactedFormatLayoutAndRoundTrip)
 TEST(Xsave, XsavecSkipsComponentsInTheirInitialConfiguration)
 {
     FakePhysicalMemory m(4 << 20);
-    CpuState s = long_mode(m);
+    CpuState s = xsave_mode(m);
     s.xcr0 = 0x1f;
     fill_state(s);
     put_image64(s, 512, 0x17); // component 3 not in use
@@ -298,7 +286,7 @@ TEST(Xsave, XsavecSkipsComponentsInTheirInitialConfiguration)
     put_image64(s, 512, 0x14);
     for (size_t i = 0; i < 1024; ++i)
         m.ram[AREA + i] = 0xee;
-    auto o = run(s, m, XSAVEC64);
+    auto o = run_from_code(s, m, XSAVEC64);
     ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
     EXPECT_EQ(m.get64(AREA + 512), 0x14u);
     EXPECT_EQ(m.get64(AREA + 520), 0x800000000000001fu);
@@ -310,11 +298,11 @@ TEST(Xsave, XsavecSkipsComponentsInTheirInitialConfiguration)
     EXPECT_EQ(m.ram[AREA + 896], 0x40); // component 4 at 896 (840 aligned up)
 
     // XRSTOR of that area: SSE initialised, MXCSR set to 1F80H by the compacted form.
-    CpuState t = long_mode(m);
+    CpuState t = xsave_mode(m);
     t.xcr0 = 0x1f;
     t.fpu.mxcsr = 0x1f00;
     t.xsave[160] = 9;
-    ASSERT_EQ(run(t, m, XRSTOR64).kind, Outcome::Kind::Completed);
+    ASSERT_EQ(run_from_code(t, m, XRSTOR64).kind, Outcome::Kind::Completed);
     EXPECT_EQ(t.fpu.mxcsr, 0x1f80u);
     EXPECT_EQ(t.xsave[160], 0);
     EXPECT_EQ(t.xsave[576], 0x3c);
@@ -324,7 +312,7 @@ TEST(Xsave, XsavecSkipsComponentsInTheirInitialConfiguration)
 TEST(Xsave, XsaveoptSkipsComponentsNotInUse)
 {
     FakePhysicalMemory m(4 << 20);
-    CpuState s = long_mode(m);
+    CpuState s = xsave_mode(m);
     fill_state(s);
     put_image64(s, 512, 3); // AVX not in use
     for (size_t i = 576; i < 832; ++i)
@@ -332,7 +320,7 @@ TEST(Xsave, XsaveoptSkipsComponentsNotInUse)
     for (size_t i = 0; i < 1024; ++i)
         m.ram[AREA + i] = 0xee;
     m.put64(AREA + 512, 0xff);
-    auto o = run(s, m, XSAVEOPT64);
+    auto o = run_from_code(s, m, XSAVEOPT64);
     ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
     EXPECT_EQ(m.get64(AREA + 512), 0xfbu); // bits 0-2 from XINUSE, the others kept
     EXPECT_EQ(m.ram[AREA + 576], 0xee);
@@ -349,14 +337,14 @@ TEST(Xsave, CompactedXrstorChecks)
              Case { "XCOMP_BV outside XCR0", 3, (1ull << 63) | 0x23, 0 },
              Case { "header bytes 16-63", 3, (1ull << 63) | 3, 1 } }) {
         FakePhysicalMemory m(4 << 20);
-        CpuState s = long_mode(m);
+        CpuState s = xsave_mode(m);
         m.put64(AREA + 512, c.xstate_bv);
         m.put64(AREA + 520, c.xcomp_bv);
         m.put64(AREA + 568, c.reserved);
         m.put32(AREA + 24, 0x1f80);
         CpuState const before = s;
         SCOPED_TRACE(c.what);
-        expect_fault(run(s, m, XRSTOR64), VEC_GP);
+        expect_fault(run_from_code(s, m, XRSTOR64), VEC_GP);
         EXPECT_TRUE(same_xstate(before, s));
     }
 }
@@ -364,38 +352,38 @@ TEST(Xsave, CompactedXrstorChecks)
 TEST(Xsave, XsavesAndXrstorsAreSupervisorOnlyAndCompacted)
 {
     FakePhysicalMemory m(4 << 20);
-    CpuState s = long_mode(m);
+    CpuState s = xsave_mode(m);
     fill_state(s);
-    auto o = run(s, m, XSAVES64);
+    auto o = run_from_code(s, m, XSAVES64);
     ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
     EXPECT_EQ(m.get64(AREA + 520), 0x8000000000000007u);
-    CpuState t = long_mode(m);
-    o = run(t, m, XRSTORS64);
+    CpuState t = xsave_mode(m);
+    o = run_from_code(t, m, XRSTORS64);
     ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
     EXPECT_EQ(t.fpu.fdp, 0xffff888000005678u);
     EXPECT_EQ(t.xsave[576 + 255], 255 ^ 0x3c);
 
     // XRSTORS needs the compacted format.
     m.put64(AREA + 520, 0);
-    ASSERT_EQ(run(s, m, XSAVE64).kind, Outcome::Kind::Completed);
-    CpuState u = long_mode(m);
-    expect_fault(run(u, m, XRSTORS64), VEC_GP);
+    ASSERT_EQ(run_from_code(s, m, XSAVE64).kind, Outcome::Kind::Completed);
+    CpuState u = xsave_mode(m);
+    expect_fault(run_from_code(u, m, XRSTORS64), VEC_GP);
 
     // CPL 3 (the code page and its tables user-accessible).
     for (auto const& code : { XSAVES64, XRSTORS64 }) {
-        CpuState v = long_mode(m);
+        CpuState v = xsave_mode(m);
         m.put64(0x1000, 0x2000 | 7);
         m.put64(0x2000, 0x3000 | 7);
         m.put64(0x3000, PT | 7);
         m.put64(PT + (CODE >> 12) * 8, CODE | 7);
         v.segment(Seg::Cs).dpl = 3;
         v.segment(Seg::Ss).dpl = 3;
-        expect_fault(run(v, m, code), VEC_GP);
+        expect_fault(run_from_code(v, m, code), VEC_GP);
     }
     // Supervisor components are not in KVM's image: reported, not guessed.
-    CpuState w = long_mode(m);
+    CpuState w = xsave_mode(m);
     w.xss = 1ull << 11;
-    o = run(w, m, XSAVES64);
+    o = run_from_code(w, m, XSAVES64);
     EXPECT_EQ(o.kind, Outcome::Kind::Unsupported);
 }
 
@@ -403,50 +391,50 @@ TEST(Xsave, UdWithoutOsxsaveNmWithTsGpWhenMisaligned)
 {
     for (auto const& code : { XSAVE64, XRSTOR64, XSAVEOPT64, XSAVEC64, XSAVES64, XRSTORS64 }) {
         FakePhysicalMemory m(4 << 20);
-        CpuState s = long_mode(m);
+        CpuState s = xsave_mode(m);
         s.cr4 &= ~CR4_OSXSAVE;
-        expect_fault(run(s, m, code), VEC_UD, std::nullopt);
-        s = long_mode(m);
+        expect_fault(run_from_code(s, m, code), VEC_UD, std::nullopt);
+        s = xsave_mode(m);
         s.cr0 |= CR0_TS;
-        expect_fault(run(s, m, code), VEC_NM, std::nullopt);
-        s = long_mode(m);
+        expect_fault(run_from_code(s, m, code), VEC_NM, std::nullopt);
+        s = xsave_mode(m);
         s.reg(Gpr::Rdi) = AREA + 16; // 16-byte aligned is not enough
-        expect_fault(run(s, m, code), VEC_GP);
-        s = long_mode(m);
+        expect_fault(run_from_code(s, m, code), VEC_GP);
+        s = xsave_mode(m);
         s.reg(Gpr::Rdi) = 0x0000800000000000; // non-canonical
-        expect_fault(run(s, m, code), VEC_GP);
+        expect_fault(run_from_code(s, m, code), VEC_GP);
     }
     // LOCK is undefined.
     FakePhysicalMemory m(4 << 20);
-    CpuState s = long_mode(m);
-    expect_fault(run(s, m, { 0xf0, 0x48, 0x0f, 0xae, 0x27 }), VEC_UD, std::nullopt);
+    CpuState s = xsave_mode(m);
+    expect_fault(run_from_code(s, m, { 0xf0, 0x48, 0x0f, 0xae, 0x27 }), VEC_UD, std::nullopt);
 }
 
 TEST(Xsave, PageFaultsLeaveMemoryAndStateUnchanged)
 {
     FakePhysicalMemory m(4 << 20);
-    CpuState s = long_mode(m);
+    CpuState s = xsave_mode(m);
     fill_state(s);
     uint64_t const area = 0x30000 - 512; // the area's header and AVX state lie on the next page
     m.put64(PT + 0x30 * 8, 0);           // not present
     s.reg(Gpr::Rdi) = area;
-    auto o = run(s, m, XSAVE64);
+    auto o = run_from_code(s, m, XSAVE64);
     expect_fault(o, VEC_PF, PF_W);
     EXPECT_EQ(o.exception->cr2, 0x30000u);
     EXPECT_EQ(m.get16(area), 0); // nothing written on the first page either
 
     // Read-only page: XSAVE needs write access.
     m.put64(PT + 0x30 * 8, 0x30000 | 1);
-    o = run(s, m, XSAVE64);
+    o = run_from_code(s, m, XSAVE64);
     expect_fault(o, VEC_PF, PF_P | PF_W);
     EXPECT_EQ(m.get16(area), 0);
 
     // XRSTOR reads: an area crossing into a not-present page faults before anything is loaded.
-    CpuState t = long_mode(m);
+    CpuState t = xsave_mode(m);
     m.put64(PT + 0x30 * 8, 0);
     t.reg(Gpr::Rdi) = area;
     CpuState const before = t;
-    o = run(t, m, XRSTOR64);
+    o = run_from_code(t, m, XRSTOR64);
     expect_fault(o, VEC_PF, 0u);
     EXPECT_TRUE(same_xstate(before, t));
 }
@@ -470,7 +458,7 @@ TEST(Xsave, ThirtyTwoBitModeSavesXmm0To7And32BitPointers)
         m.ram[AREA + i] = 0xee;
     for (size_t i = 512; i < 576; ++i)
         m.ram[AREA + i] = 0; // a header XRSTOR accepts
-    auto o = run(s, m, XSAVE);
+    auto o = run_from_code(s, m, XSAVE);
     ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail << " " << (o.exception ? int { o.exception->vector } : -1);
     EXPECT_EQ(m.get32(AREA + 8), 0x81001234u); // FIP[31:0]
     EXPECT_EQ(m.get16(AREA + 12), 0);          // FCS
@@ -482,7 +470,7 @@ TEST(Xsave, ThirtyTwoBitModeSavesXmm0To7And32BitPointers)
 
     CpuState t = s;
     t.fpu = X87State {};
-    o = run(t, m, XRSTOR);
+    o = run_from_code(t, m, XRSTOR);
     ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
     EXPECT_EQ(t.fpu.fip, 0x81001234u);
     EXPECT_EQ(t.fpu.fcw, 0x027f);
@@ -504,19 +492,19 @@ TEST(Xsave, SegmentLimitCoversTheWholeArea)
     s.xsave_layout = test_layout();
     s.reg(Gpr::Rdi) = AREA;
     s.reg(Gpr::Rax) = 7;
-    expect_fault(run(s, m, XSAVE), VEC_GP);
+    expect_fault(run_from_code(s, m, XSAVE), VEC_GP);
     EXPECT_EQ(m.get64(AREA + 512), 0u);
     s.reg(Gpr::Rax) = 3;
-    EXPECT_EQ(run(s, m, XSAVE).kind, Outcome::Kind::Completed);
+    EXPECT_EQ(run_from_code(s, m, XSAVE).kind, Outcome::Kind::Completed);
 }
 
 TEST(Xsave, XgetbvReadsXcr0AndXinuse)
 {
     FakePhysicalMemory m(4 << 20);
-    CpuState s = long_mode(m);
+    CpuState s = xsave_mode(m);
     s.reg(Gpr::Rcx) = 0;
     s.reg(Gpr::Rax) = s.reg(Gpr::Rdx) = ~0ull;
-    auto o = run(s, m, { 0x0f, 0x01, 0xd0 });
+    auto o = run_from_code(s, m, { 0x0f, 0x01, 0xd0 });
     ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
     EXPECT_STREQ(o.mnemonic, "xgetbv");
     EXPECT_EQ(s.reg(Gpr::Rax), 7u);
@@ -525,14 +513,14 @@ TEST(Xsave, XgetbvReadsXcr0AndXinuse)
 
     s.reg(Gpr::Rcx) = 1; // XINUSE: x87 in use (FCW changed), SSE and AVX not
     s.fpu.fcw = 0x027f;
-    ASSERT_EQ(run(s, m, { 0x0f, 0x01, 0xd0 }).kind, Outcome::Kind::Completed);
+    ASSERT_EQ(run_from_code(s, m, { 0x0f, 0x01, 0xd0 }).kind, Outcome::Kind::Completed);
     EXPECT_EQ(s.reg(Gpr::Rax), 1u);
     s.xsave_layout.features = 0; // without CPUID.(0xD,1):EAX[2], XCR 1 does not exist
-    expect_fault(run(s, m, { 0x0f, 0x01, 0xd0 }), VEC_GP);
+    expect_fault(run_from_code(s, m, { 0x0f, 0x01, 0xd0 }), VEC_GP);
     s.reg(Gpr::Rcx) = 2;
     s.xsave_layout.features = 0xf;
-    expect_fault(run(s, m, { 0x0f, 0x01, 0xd0 }), VEC_GP);
+    expect_fault(run_from_code(s, m, { 0x0f, 0x01, 0xd0 }), VEC_GP);
     s.cr4 &= ~CR4_OSXSAVE;
     s.reg(Gpr::Rcx) = 0;
-    expect_fault(run(s, m, { 0x0f, 0x01, 0xd0 }), VEC_UD, std::nullopt);
+    expect_fault(run_from_code(s, m, { 0x0f, 0x01, 0xd0 }), VEC_UD, std::nullopt);
 }
