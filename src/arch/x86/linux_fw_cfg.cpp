@@ -28,7 +28,7 @@ Result<LinuxFwCfgItems> linux_fw_cfg_items(std::span<uint8_t const> image, std::
     if (setup_size >= image.size())
         return Error(ErrorKind::Format, "bzImage is truncated: no protected-mode kernel after the setup code");
     uint64_t const syssize = static_cast<uint64_t>(get_le32(p + 0x1f4)) * 16;
-    if (syssize > image.size() - setup_size)
+    if (syssize > image.size() - setup_size + 15) // syssize rounds up to a 16-byte paragraph
         return Error(ErrorKind::Format, "bzImage is truncated: the header says more kernel than the file has");
     uint32_t const cmdline_size = version >= 0x0206 ? get_le32(p + 0x238) : 255;
     if (cmdline.size() > cmdline_size)

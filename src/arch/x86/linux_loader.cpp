@@ -98,9 +98,10 @@ Result<BootEntry> load_bzimage(memory::GuestMemory const& mem, KernelLoadRequest
     if (kernel_offset >= image.size())
         return format_error(fmt::format("bzImage is truncated: the setup code ({} sectors) leaves no kernel", setup_sects));
     auto kernel = image.subspan(static_cast<size_t>(kernel_offset));
-    // syssize (0x1f4) is the protected-mode kernel's size in 16-byte paragraphs: a shorter file was cut off.
+    // syssize (0x1f4) is the protected-mode kernel's size in 16-byte paragraphs, rounded up (memtest86+'s image
+    // ends 8 bytes into its last paragraph): a file shorter than that by a paragraph or more was cut off.
     uint64_t const syssize = *read_le(image, HDR_SYSSIZE, 4) * 16;
-    if (syssize > kernel.size())
+    if (syssize > kernel.size() + 15)
         return format_error(fmt::format("bzImage is truncated: the header says {} bytes of kernel, the file has {}",
             syssize, kernel.size()));
     uint64_t init_size = *read_le(image, HDR_INIT_SIZE, 4);
