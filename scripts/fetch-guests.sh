@@ -3,6 +3,8 @@
 #   $HAKO_CACHE/kernel/bzImage      Debian 12's current amd64 kernel (linux-image-*-amd64)
 #   $HAKO_CACHE/kernel/vmlinux      the ELF kernel inside it (PVH entry note), extracted from the bzImage payload
 #   $HAKO_CACHE/initramfs.cpio.gz   busybox-static + scripts/initramfs/init (prints HAKO-READY, powers off)
+#   $HAKO_CACHE/memtest/            memtest86+ (Debian's memtest86+): memtest86+x64.bin (a bzImage-style kernel) and
+#                                   memtest86+x64.iso (a bootable CD)
 # Idempotent: what exists is kept. HAKO_CACHE defaults to /var/tmp/hako.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -76,5 +78,15 @@ if [ ! -s "$CACHE/initramfs.cpio.gz" ] || [ "$here/initramfs/init" -nt "$CACHE/i
   (cd "$work/root" && find . | cpio -o -H newc --quiet | gzip -9) > "$CACHE/initramfs.cpio.gz.tmp"
   mv "$CACHE/initramfs.cpio.gz.tmp" "$CACHE/initramfs.cpio.gz"
   echo "fetch-guests: built $CACHE/initramfs.cpio.gz"
+fi
+# memtest86+: the 64-bit image (Linux boot protocol) and its CD image.
+if [ ! -s "$CACHE/memtest/memtest86+x64.bin" ] || [ ! -s "$CACHE/memtest/memtest86+x64.iso" ]; then
+  deb=$(apt_download memtest86+)
+  work_mt=$(mktemp -d)
+  dpkg-deb -x "$deb" "$work_mt"
+  mkdir -p "$CACHE/memtest"
+  cp "$work_mt/boot/memtest86+x64.bin" "$work_mt/usr/lib/memtest86+/memtest86+x64.iso" "$CACHE/memtest/"
+  rm -rf "$work_mt"
+  echo "fetch-guests: memtest86+ -> $CACHE/memtest"
 fi
 echo "fetch-guests: guest assets ready in $CACHE"
