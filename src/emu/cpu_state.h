@@ -109,6 +109,7 @@ enum Dirty : uint32_t {
     DIRTY_FPU = 1u << 2,     // x87/SSE state
     DIRTY_TLB = 1u << 3,     // the guest's TLB must be flushed (INVPCID, INVLPG)
     DIRTY_XSTATE = 1u << 4,  // the XSAVE-managed state in `xsave` (with `fpu` on top of its legacy region)
+    DIRTY_NMI_UNMASK = 1u << 5, // an IRET ran: NMIs are no longer blocked
 };
 
 /// Where the XSAVE feature set keeps each state component, from CPUID leaf 0xD as the guest sees it

@@ -8,6 +8,8 @@
 #include <cstring>
 #include <variant>
 
+#include "emu/iret.h"
+#include "emu/segmentation.h"
 #include "emu/sse.h"
 #include "emu/xsave.h"
 
@@ -31,48 +33,6 @@ Seg seg_of(ZydisRegister r)
     case ZYDIS_REGISTER_GS: return Seg::Gs;
     default: return Seg::Ds;
     }
-}
-
-bool is_canonical(uint64_t a)
-{
-    uint64_t top = a >> 47;
-    return top == 0 || top == 0x1ffff;
-}
-
-/// Segmentation (SDM vol. 3A 5.3 limit checking, 5.7 type checking; 3.3.7.1 canonical addresses in 64-bit mode):
-/// the linear address of [offset, offset+size) in segment `sr`, or the #GP(0)/#SS(0) it raises.
-std::variant<uint64_t, Exception> segment_linear(CpuState const& s, CpuMode mode, Seg sr, uint64_t offset, size_t size,
-    Access access)
-{
-    Segment const& seg = s.segment(sr);
-    Exception const fault = sr == Seg::Ss ? Exception { VEC_SS, 0u, 0 } : gp0();
-    if (mode == CpuMode::Long64) {
-        uint64_t base = (sr == Seg::Fs || sr == Seg::Gs) ? seg.base : 0;
-        uint64_t lin = base + offset;
-        if (!is_canonical(lin) || !is_canonical(lin + size - 1))
-            return fault;
-        return lin;
-    }
-    bool const protected_mode = mode != CpuMode::Real && mode != CpuMode::Virtual8086;
-    if (protected_mode) {
-        if (seg.unusable || !seg.present)
-            return fault;
-        bool const code = (seg.type & 8) != 0;
-        if (access == Access::Write && (code || !(seg.type & 2)))
-            return fault;
-        if (access == Access::Read && code && !(seg.type & 2))
-            return fault;
-    }
-    uint64_t const last = offset + size - 1;
-    bool const expand_down = !(seg.type & 8) && (seg.type & 4) && protected_mode;
-    if (expand_down) {
-        uint64_t upper = seg.db ? 0xffffffffu : 0xffffu;
-        if (offset <= seg.limit || last > upper)
-            return fault;
-    } else if (last > seg.limit) {
-        return fault;
-    }
-    return (seg.base + offset) & 0xffffffffu;
 }
 
 struct Context {
@@ -817,6 +777,21 @@ Outcome& op_crc32(Context& c)
     return complete(c, 0);
 }
 
+// --- IRET, IRETD, IRETQ outside real mode (emu/iret.h): RIP, RFLAGS (RF included) come from the stack, so this
+// does not go through complete() ---
+
+Outcome& op_iret(Context& c, unsigned operand_bits)
+{
+    auto r = iret_protected(c.s, c.mem, operand_bits);
+    if (auto* e = std::get_if<Exception>(&r))
+        return fault(c, *e);
+    if (auto* u = std::get_if<Unsupported>(&r))
+        return unsupported(c, u->what);
+    c.out.kind = Outcome::Kind::Completed;
+    c.out.dirty = std::get<uint32_t>(r);
+    return c.out;
+}
+
 ZydisMachineMode zydis_mode(CpuMode m)
 {
     switch (m) {
@@ -954,6 +929,9 @@ Outcome emulate(CpuState& state, PhysicalMemory& memory)
     case ZYDIS_MNEMONIC_MOVMSKPS: return op_movmsk(c, 4);
     case ZYDIS_MNEMONIC_MOVMSKPD: return op_movmsk(c, 8);
     case ZYDIS_MNEMONIC_CRC32: return op_crc32(c);
+    case ZYDIS_MNEMONIC_IRET: return op_iret(c, 16);
+    case ZYDIS_MNEMONIC_IRETD: return op_iret(c, 32);
+    case ZYDIS_MNEMONIC_IRETQ: return op_iret(c, 64);
     default: {
         if (sse_computes(c.insn.mnemonic))
             return op_sse_compute(c);

@@ -27,6 +27,9 @@
 //     PTEST, PMOVMSKB, MOVMSKPS/PD, PCLMULQDQ, and CRC32 (general registers). #UD with CR0.EM or without
 //     CR4.OSFXSR, #NM with CR0.TS, #GP(0) for a misaligned 16-byte operand (except the unaligned moves). MMX forms
 //     and VEX/EVEX encodings are reported as unsupported; floating-point arithmetic is not emulated.
+//   IRET, IRETD, IRETQ outside real mode (emu/iret.h: protected and IA-32e mode, same and outer privilege level;
+//     KVM's emulator returns from interrupts in real mode only). A task return (EFLAGS.NT) and a return to
+//     virtual-8086 mode are reported as unsupported.
 // Everything else is reported as unsupported, with its mnemonic, for the caller's clear error. Undecodable bytes
 // (and LOCK on an instruction that does not take it) raise #UD, as the processor does.
 // Not modelled: CPUID feature checks (the guest only runs what CPUID offers it), single-step (#DB after an

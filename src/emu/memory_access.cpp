@@ -204,11 +204,11 @@ Translation LinearMemory::translate(uint64_t linear, Access access, bool implici
 }
 
 LinearMemory::Fault LinearMemory::translate_range(uint64_t linear, size_t size, Access access, uint64_t* pa_first,
-    uint64_t* pa_second, size_t* first_len)
+    uint64_t* pa_second, size_t* first_len, bool implicit_supervisor)
 {
     size_t in_page = static_cast<size_t>(PAGE - (wrap(linear) & (PAGE - 1)));
     *first_len = size < in_page ? size : in_page;
-    auto t = translate(linear, access);
+    auto t = translate(linear, access, implicit_supervisor);
     if (auto* e = std::get_if<Exception>(&t))
         return *e;
     if (auto* u = std::get_if<Unsupported>(&t))
@@ -216,7 +216,7 @@ LinearMemory::Fault LinearMemory::translate_range(uint64_t linear, size_t size, 
     *pa_first = std::get<uint64_t>(t);
     *pa_second = 0;
     if (*first_len < size) {
-        auto t2 = translate(linear + *first_len, access);
+        auto t2 = translate(linear + *first_len, access, implicit_supervisor);
         if (auto* e = std::get_if<Exception>(&t2))
             return *e;
         if (auto* u = std::get_if<Unsupported>(&t2))
@@ -227,13 +227,13 @@ LinearMemory::Fault LinearMemory::translate_range(uint64_t linear, size_t size, 
 }
 
 std::variant<std::monostate, Exception, Unsupported> LinearMemory::read(uint64_t linear, std::span<uint8_t> out,
-    Access access)
+    Access access, bool implicit_supervisor)
 {
     if (out.size() > PAGE)
         return Unsupported { "access larger than a page" };
     uint64_t a = 0, b = 0;
     size_t first = 0;
-    auto f = translate_range(linear, out.size(), access, &a, &b, &first);
+    auto f = translate_range(linear, out.size(), access, &a, &b, &first, implicit_supervisor);
     if (!std::holds_alternative<std::monostate>(f))
         return f;
     m_phys.read(a, out.first(first));
@@ -258,13 +258,13 @@ std::variant<std::monostate, Exception, Unsupported> LinearMemory::write(uint64_
 }
 
 std::variant<bool, Exception, Unsupported> LinearMemory::compare_exchange(uint64_t linear, std::span<uint8_t> expected,
-    std::span<uint8_t const> desired)
+    std::span<uint8_t const> desired, bool implicit_supervisor)
 {
     if (expected.size() != desired.size() || expected.size() > 16)
         return Unsupported { "compare-exchange size" };
     uint64_t a = 0, b = 0;
     size_t first = 0;
-    auto f = translate_range(linear, expected.size(), Access::Write, &a, &b, &first);
+    auto f = translate_range(linear, expected.size(), Access::Write, &a, &b, &first, implicit_supervisor);
     if (auto* e = std::get_if<Exception>(&f))
         return *e;
     if (auto* u = std::get_if<Unsupported>(&f))

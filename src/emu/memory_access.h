@@ -56,8 +56,9 @@ public:
     [[nodiscard]] Translation translate(uint64_t linear, Access access, bool implicit_supervisor = false);
 
     /// Reads [linear, linear+out.size()), all pages checked before anything is read. Returns the fault, if any.
+    /// `implicit_supervisor`: an access to a system structure (a descriptor table), supervisor at any CPL.
     [[nodiscard]] std::variant<std::monostate, Exception, Unsupported> read(uint64_t linear, std::span<uint8_t> out,
-        Access access = Access::Read);
+        Access access = Access::Read, bool implicit_supervisor = false);
     /// Writes [linear, linear+in.size()), all pages checked before anything is written.
     [[nodiscard]] std::variant<std::monostate, Exception, Unsupported> write(uint64_t linear,
         std::span<uint8_t const> in);
@@ -65,7 +66,7 @@ public:
     /// operand does not cross a page; across pages (only an unaligned CMPXCHG8B can) it is a read, compare, write.
     /// Returns whether the exchange happened, or the fault.
     [[nodiscard]] std::variant<bool, Exception, Unsupported> compare_exchange(uint64_t linear,
-        std::span<uint8_t> expected, std::span<uint8_t const> desired);
+        std::span<uint8_t> expected, std::span<uint8_t const> desired, bool implicit_supervisor = false);
 
     /// Bytes read from instruction memory: as many as could be fetched from [linear, linear+out.size()) before a
     /// fault, and the fault that stopped it (if any).
@@ -79,7 +80,7 @@ private:
     using Fault = std::variant<std::monostate, Exception, Unsupported>;
     uint64_t wrap(uint64_t linear) const;
     Fault translate_range(uint64_t linear, size_t size, Access access, uint64_t* pa_first, uint64_t* pa_second,
-        size_t* first_len);
+        size_t* first_len, bool implicit_supervisor = false);
 
     CpuState const& m_state;
     PhysicalMemory& m_phys;

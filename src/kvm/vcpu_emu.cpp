@@ -246,6 +246,18 @@ Result<void> Vcpu::set_emu_state(emu::CpuState const& s, uint32_t dirty)
         if (::ioctl(m_fd.get(), abi::SET_XSAVE, &fpu.xsave) < 0)
             return Error::from_errno(ErrorKind::Kvm, "KVM_SET_XSAVE");
     }
+    if (dirty & emu::DIRTY_NMI_UNMASK) {
+        // IRET ends NMI blocking (SDM vol. 3A 6.7.1); the rest of the event state stays as KVM has it.
+        kvm_vcpu_events ev {};
+        if (::ioctl(m_fd.get(), KVM_GET_VCPU_EVENTS, &ev) < 0)
+            return Error::from_errno(ErrorKind::Kvm, "KVM_GET_VCPU_EVENTS");
+        if (ev.nmi.masked) {
+            ev.nmi.masked = 0;
+            ev.flags = 0;
+            if (::ioctl(m_fd.get(), KVM_SET_VCPU_EVENTS, &ev) < 0)
+                return Error::from_errno(ErrorKind::Kvm, "KVM_SET_VCPU_EVENTS");
+        }
+    }
     return ok();
 }
 

@@ -15,7 +15,10 @@
  * and PEXTRD/PINSRD (SSE4.1, when CPUID offers it), each result checked against the same arithmetic in C; #GP for a
  * misaligned 16-byte operand (the register unchanged).
  *
- * Exit codes: 2 x87 state, 3 #NM, 4 INT3, 5 INTO, 6 MOVBE, 7 CMPXCHG8B, 8 XSAVE/XRSTOR, 9 SSE.
+ * IRETD at CPL0 in 32-bit protected mode (KVM's emulator only returns from interrupts in real mode): to the next
+ * instruction with flags from the stack (CF set, IF kept clear), the stack pointer back where it was.
+ *
+ * Exit codes: 2 x87 state, 3 #NM, 4 INT3, 5 INTO, 6 MOVBE, 7 CMPXCHG8B, 8 XSAVE/XRSTOR, 9 SSE, 11 IRET.
  */
 #include "guest.h"
 
@@ -238,6 +241,31 @@ static void sse_tests(void)
     printf("emu: sse ok\n");
 }
 
+/* --- IRETD to the same privilege level: EIP, CS and EFLAGS from a frame built here. --- */
+static void iret_tests(void)
+{
+    uint32_t carry = 0, esp_before = 0, esp_after = 0, flags_after = 0;
+    __asm__ volatile(
+        "movl %%esp, %[before]\n\t"
+        "pushl $0x00000003\n\t" /* EFLAGS: CF and the reserved bit 1; IF clear */
+        "pushl %%cs\n\t"
+        "pushl $1f\n\t"
+        "iretl\n"
+        "1:\n\t"
+        "setc %b[carry]\n\t"
+        "movl %%esp, %[after]\n\t"
+        "pushfl\n\t"
+        "popl %[flags]\n\t"
+        : [carry] "+q"(carry), [before] "=&r"(esp_before), [after] "=&r"(esp_after), [flags] "=r"(flags_after)
+        :
+        : "memory", "cc");
+    printf("emu: iret: cf %u esp %x -> %x eflags %x\n", carry, esp_before, esp_after, flags_after);
+    check(carry == 1, 11, "IRETD: CF from the popped EFLAGS");
+    check(esp_after == esp_before, 11, "IRETD: ESP past the three dwords");
+    check(!(flags_after & (1u << 9)), 11, "IRETD: IF from the popped EFLAGS (clear)");
+    printf("emu: iret ok\n");
+}
+
 static void on_nm(struct int_frame* f)
 {
     (void)f;
@@ -341,5 +369,6 @@ cmpxchg:;
 
     xsave_tests();
     sse_tests();
+    iret_tests();
     return 0;
 }
