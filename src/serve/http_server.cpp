@@ -381,8 +381,11 @@ private:
             std::make_shared<EventStream<Socket>>(std::move(m_socket), m_server)->start();
             return;
         }
-        if (s.size() == 3 && s[2] == "images")
-            return method == "POST" ? reply(sv.create_image(body)) : wrong_method("POST");
+        if (s.size() == 3 && s[2] == "images") {
+            if (method == "GET")
+                return reply(sv.list_images());
+            return method == "POST" ? reply(sv.create_image(body)) : wrong_method("GET, POST");
+        }
         if (s[2] != "vms")
             return write(Reply::error(404, fmt::format("No such endpoint: {}", std::string(req.target()))), version);
         if (s.size() == 3) {
@@ -458,7 +461,7 @@ private:
         if (what == "resume")
             return sv.resume(name, reply);
         if (what == "clone")
-            return reply(sv.clone(name, body));
+            return sv.clone(name, body, reply);
         if (what == "disks")
             return reply(sv.create_disk(name, body));
         return write(Reply::error(404, fmt::format("No such endpoint: {}", std::string(req.target()))), version);

@@ -19,7 +19,9 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "block/image_format.h"
 #include "block/qcow2.h"
+#include "block/sparse_copy.h"
 #include "serve/proc_usage.h"
 #include "serve/vm_client.h"
 
@@ -62,7 +64,11 @@ struct Supervisor::Vm {
     std::vector<Done> start_waiters, exit_waiters;
     std::deque<std::chrono::steady_clock::time_point> restart_times;
 
-    bool active() const { return run.state != "stopped" && run.state != "crashed"; }
+    unsigned clone_readers { 0 }; // clones copying this VM's disks now (they must not change meanwhile)
+    std::string clone_source;     // while this VM is a clone in the making (state cloning): the VM it copies
+
+    /// Whether a `hako run` process is (or is about to be) behind the VM.
+    bool active() const { return run.state != "stopped" && run.state != "crashed" && run.state != "cloning"; }
     void close_console()
     {
         if (console_out) {
@@ -136,7 +142,7 @@ Result<uint64_t> image_size_mib(json const& body)
 } // namespace
 
 Supervisor::Supervisor(asio::io_context& ioc, SupervisorOptions options, std::unique_ptr<Store> store)
-    : m_ioc(ioc), m_options(std::move(options)), m_store(std::move(store))
+    : m_ioc(ioc), m_options(std::move(options)), m_store(std::move(store)), m_copier(std::make_unique<CopyWorker>(ioc))
 {
 }
 
@@ -358,6 +364,8 @@ Reply Supervisor::edit(std::string const& name, json const& patch)
         return from_error(config.error());
     if (vm->active())
         return Reply::error(409, fmt::format("VM '{}' is {}: stop it before editing", name, vm->run.state));
+    if (auto busy = busy_cloning(*vm, "edited"))
+        return std::move(*busy);
     if (auto r = m_store->update_config(name, config_to_json(*config).dump()); !r)
         return from_error(r.error());
     vm->config = *config;
@@ -365,39 +373,62 @@ Reply Supervisor::edit(std::string const& name, json const& patch)
     return Reply(200, vm_json(*vm));
 }
 
-Reply Supervisor::clone(std::string const& name, json const& body)
+std::optional<Reply> Supervisor::busy_cloning(Vm const& vm, std::string_view action) const
+{
+    if (vm.run.state == "cloning")
+        return Reply::error(409, fmt::format("VM '{}' is a clone of '{}' whose disks are still being copied: it cannot be {} "
+                                             "until the copy has ended", vm.name, vm.clone_source, action));
+    if (vm.clone_readers > 0)
+        return Reply::error(409, fmt::format("VM '{}' is being cloned (its disks are being copied): it cannot be {} until "
+                                             "the copy has ended", vm.name, action));
+    return std::nullopt;
+}
+
+void Supervisor::clone(std::string const& name, json const& body, Done done)
 {
     Vm* src = find(name);
     if (!src)
-        return no_vm(name);
+        return done(no_vm(name));
     if (!body.is_object() || !body.contains("name") || !body["name"].is_string() || !valid_vm_name(body["name"].get<std::string>()))
-        return Reply::error(400, "'name' (the new VM's) must match [A-Za-z0-9][A-Za-z0-9_.-]{0,62}");
+        return done(Reply::error(400, "'name' (the new VM's) must match [A-Za-z0-9][A-Za-z0-9_.-]{0,62}"));
     for (auto const& [key, value] : body.items())
         if (key != "name")
-            return Reply::error(400, fmt::format("Unknown key '{}'", key));
+            return done(Reply::error(400, fmt::format("Unknown key '{}'", key)));
     std::string const new_name = body["name"].get<std::string>();
     if (find(new_name))
-        return Reply::error(409, fmt::format("A VM named '{}' exists", new_name));
+        return done(Reply::error(409, fmt::format("A VM named '{}' exists", new_name)));
     if (src->active())
-        return Reply::error(409, fmt::format("VM '{}' is {}: stop it before cloning (its disks are copied)", name, src->run.state));
-    // Disks in images/ are copied (NEW-diskN.FORMAT); disks elsewhere are shared (hako's image lock keeps two
-    // running VMs from writing one image).
+        return done(Reply::error(409, fmt::format("VM '{}' is {}: stop it before cloning (its disks are copied)", name, src->run.state)));
+    if (src->run.state == "cloning")
+        return done(*busy_cloning(*src, "cloned"));
+    // Disks in images/ are copied (NEW-diskN.FORMAT) on the CopyWorker's thread; disks elsewhere are shared (hako's
+    // image lock keeps two running VMs from writing one image). The files are opened here, so the targets' names are
+    // taken (O_EXCL) and a missing source is reported before anything is queued.
     VmConfig config = src->config;
     std::string const prefix = images_dir() + "/";
+    std::vector<CopyFile> files;
     std::vector<std::string> created;
+    auto fail = [&](Reply r) {
+        files.clear();
+        for (auto const& f : created)
+            ::unlink(f.c_str());
+        done(std::move(r));
+    };
     for (size_t i = 0; i < config.disks.size(); i++) {
         auto& d = config.disks[i];
         if (d.path.rfind(prefix, 0) != 0)
             continue;
         std::string const target = fmt::format("{}{}-disk{}.{}", prefix, new_name, i, d.format);
-        std::error_code ec;
-        if (!std::filesystem::copy_file(d.path, target, std::filesystem::copy_options::none, ec)) {
-            for (auto const& f : created)
-                ::unlink(f.c_str());
-            return Reply::error(ec == std::errc::file_exists ? 409 : 500,
-                fmt::format("Cannot copy {} to {}: {}", d.path, target, ec.message()));
+        UniqueFd in(::open(d.path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!in.valid())
+            return fail(Reply::error(500, fmt::format("Cannot open the disk image {}: {}", d.path, std::strerror(errno))));
+        UniqueFd out(::open(target.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+        if (!out.valid()) {
+            int const err = errno;
+            return fail(Reply::error(err == EEXIST ? 409 : 500, fmt::format("Cannot create {}: {}", target, std::strerror(err))));
         }
         created.push_back(target);
+        files.push_back(CopyFile { std::move(in), std::move(out), d.path, target });
         d.path = target;
     }
     auto vm = std::make_unique<Vm>();
@@ -406,15 +437,62 @@ Reply Supervisor::clone(std::string const& name, json const& body)
     vm->run.name = new_name;
     vm->run.config = config_to_json(config).dump();
     vm->run.created_at = now_s();
+    if (files.empty())
+        return done(commit_clone(std::move(vm), created));
+    size_t const count = files.size();
+    CopyWorker::Finished finished = [this, new_name, name, created, done](Result<block::CopyMethod> result) {
+        clone_finished(new_name, name, created, std::move(result), done);
+    };
+    if (auto r = m_copier->submit(files, finished); !r)
+        return fail(Reply::error(503, r.error().message()));
+    vm->run.state = "cloning";
+    vm->clone_source = name;
+    src->clone_readers++;
+    Vm& v = *vm;
+    m_vms.emplace(new_name, std::move(vm));
+    HAKO_INFO("VM {}: cloning {} ({} disk(s) to copy)", new_name, name, count);
+    publish("vm", vm_json(v));
+}
+
+Reply Supervisor::commit_clone(std::unique_ptr<Vm> vm, std::vector<std::string> const& created)
+{
+    vm->run.state = "stopped";
+    vm->clone_source.clear();
     if (auto r = m_store->insert(vm->run); !r) {
         for (auto const& f : created)
             ::unlink(f.c_str());
         return from_error(r.error());
     }
     Vm& v = *vm;
-    m_vms.emplace(new_name, std::move(vm));
+    m_vms.emplace(v.name, std::move(vm));
     publish("vm", vm_json(v));
     return Reply(201, vm_json(v));
+}
+
+void Supervisor::clone_finished(std::string const& new_name, std::string const& source, std::vector<std::string> const& created,
+    Result<block::CopyMethod> result, Done done)
+{
+    if (Vm* s = find(source); s && s->clone_readers > 0)
+        s->clone_readers--;
+    auto it = m_vms.find(new_name);
+    if (it == m_vms.end() || it->second->run.state != "cloning") { // cannot happen: a VM that is cloning is not deleted
+        for (auto const& f : created)
+            ::unlink(f.c_str());
+        return done(Reply::error(500, fmt::format("VM '{}' went away while its disks were copied", new_name)));
+    }
+    std::unique_ptr<Vm> vm = std::move(it->second);
+    m_vms.erase(it);
+    Reply reply = result ? commit_clone(std::move(vm), created)
+                         : Reply::error(result.error().sys_errno() == ENOSPC || result.error().sys_errno() == EDQUOT ? 507 : 500,
+                             result.error().message());
+    if (reply.status == 201) {
+        HAKO_INFO("VM {}: the disks of {} are copied ({})", new_name, source, block::copy_method_name(*result));
+    } else {
+        // The worker removed the partial copies (commit_clone the whole ones when the store refused the VM).
+        HAKO_WARN("VM {}: the clone of {} failed: {}", new_name, source, reply.body.value("error", ""));
+        publish("vm-deleted", { { "name", new_name }, { "error", reply.body.value("error", "") } });
+    }
+    done(std::move(reply));
 }
 
 Reply Supervisor::remove(std::string const& name)
@@ -424,6 +502,8 @@ Reply Supervisor::remove(std::string const& name)
         return no_vm(name);
     if (vm->active())
         return Reply::error(409, fmt::format("VM '{}' is {}: stop it before deleting", name, vm->run.state));
+    if (auto busy = busy_cloning(*vm, "deleted"))
+        return std::move(*busy);
     if (auto r = m_store->remove(name); !r)
         return from_error(r.error());
     vm->close_console();
@@ -434,6 +514,60 @@ Reply Supervisor::remove(std::string const& name)
     m_vms.erase(name);
     publish("vm-deleted", { { "name", name } });
     return Reply::no_content();
+}
+
+Reply Supervisor::list_images()
+{
+    // Which VMs name each image, and which images are clones still being written.
+    std::map<std::string, std::vector<std::string>> users;
+    std::map<std::string, bool> copying;
+    for (auto const& [name, vm] : m_vms) {
+        for (auto const& d : vm->config.disks) {
+            users[d.path].push_back(name);
+            if (vm->run.state == "cloning")
+                copying[d.path] = true;
+        }
+    }
+    std::vector<std::string> names;
+    std::error_code ec;
+    for (auto const& entry : std::filesystem::directory_iterator(images_dir(), ec)) {
+        std::string const name = entry.path().filename().string();
+        if (valid_image_name(name))
+            names.push_back(name);
+    }
+    if (ec)
+        return Reply::error(500, fmt::format("Cannot list {}: {}", images_dir(), ec.message()));
+    std::sort(names.begin(), names.end());
+    json out = json::array();
+    for (auto const& name : names) {
+        std::string const path = images_dir() + "/" + name;
+        // Regular files only, never through a symlink; a FIFO is not opened for reading (O_NONBLOCK, then checked).
+        UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+        struct stat st {};
+        if (!fd.valid() || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode))
+            continue;
+        // qcow2: the magic, a known version, and the virtual size at offset 24 (big-endian); anything else is raw.
+        std::array<uint8_t, 32> header {};
+        ssize_t const n = ::pread(fd.get(), header.data(), header.size(), 0);
+        auto const format = block::detect_format(std::span<uint8_t const>(header.data(), n > 0 ? static_cast<size_t>(n) : 0));
+        uint64_t size = static_cast<uint64_t>(st.st_size);
+        if (format == block::ImageFormat::Qcow2 && n == static_cast<ssize_t>(header.size())) {
+            size = 0;
+            for (size_t i = 24; i < 32; i++)
+                size = size << 8 | header[i];
+        }
+        auto const u = users.find(path);
+        out.push_back({
+            { "name", name },
+            { "path", path },
+            { "format", std::string(block::to_string(format)) },
+            { "size_bytes", size },
+            { "allocated_bytes", static_cast<uint64_t>(st.st_blocks) * 512 },
+            { "used_by", u == users.end() ? json::array() : json(u->second) },
+            { "state", copying.contains(path) ? "copying" : "ready" },
+        });
+    }
+    return Reply(200, out);
 }
 
 Reply Supervisor::create_image(json const& body)
@@ -485,6 +619,8 @@ Reply Supervisor::create_disk(std::string const& name, json const& body)
         return Reply::error(400, "The body must be a JSON object");
     if (vm->active())
         return Reply::error(409, fmt::format("VM '{}' is {}: stop it before adding a disk", name, vm->run.state));
+    if (auto busy = busy_cloning(*vm, "given a disk"))
+        return std::move(*busy);
     // With size_mib: create the image in images/ first ({"name", "format", "size_mib"}); then attach
     // {"path"|"name", "format", "if", "readonly"}.
     json disk = json::object();
@@ -883,6 +1019,8 @@ void Supervisor::start(std::string const& name, Done done)
         return done(no_vm(name));
     if (vm->active())
         return done(Reply::error(409, fmt::format("VM '{}' is {}", name, vm->run.state)));
+    if (auto busy = busy_cloning(*vm, "started"))
+        return done(std::move(*busy));
     if (vm->timer)
         vm->timer->cancel();
     vm->stop_requested = false;

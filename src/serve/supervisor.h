@@ -3,12 +3,15 @@
 // VM's API socket, keeps its serial console (two FIFOs in the VM's directory, so a restarted daemon can take the
 // console back) and a bounded log of it, applies the restart policy, and publishes every state change as an event.
 //
-// Everything here runs on the daemon's one io_context thread; no locks. Operations that wait for a VM (pause,
-// resume: a reply from the VM's socket) complete through a callback on that thread.
+// Everything here runs on the daemon's io_context thread; no locks. Operations that wait for a VM (pause,
+// resume: a reply from the VM's socket) or for a disk copy (clone: the CopyWorker's thread) complete through a
+// callback on that thread.
 //
 // VM states: stopped, starting (process spawned, API socket not answering yet), running, paused, stopping
 // (power button pressed; power off after the timeout, then SIGKILL), crashed (the process ended with a non-zero
-// status or a signal nobody asked for).
+// status or a signal nobody asked for), cloning (a clone whose disks the CopyWorker is still copying: it exists only
+// in memory until the copy ends, then it is stored as stopped; its source can be neither started, edited nor
+// deleted meanwhile).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -16,10 +19,13 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
+#include <string_view>
 
 #include "api/api_server.h"
 #include "base/result.h"
+#include "serve/copy_worker.h"
 #include "serve/store.h"
 #include "serve/vm_config.h"
 
@@ -47,12 +53,15 @@ public:
     Reply get(std::string const& name);
     Reply create_vm(nlohmann::json const& body);
     Reply edit(std::string const& name, nlohmann::json const& patch);
-    Reply clone(std::string const& name, nlohmann::json const& body);
     Reply remove(std::string const& name);
+    Reply list_images();
     Reply create_image(nlohmann::json const& body);
     Reply create_disk(std::string const& name, nlohmann::json const& body);
     Reply console_log(std::string const& name);
 
+    /// Answers when the disks are copied (201), or at once when there is nothing to copy; meanwhile the new VM is
+    /// listed in state cloning.
+    void clone(std::string const& name, nlohmann::json const& body, Done done);
     void start(std::string const& name, Done done);
     void shutdown(std::string const& name, nlohmann::json const& body, Done done);
     void kill(std::string const& name, Done done);
@@ -96,6 +105,10 @@ private:
     void send_signal(Vm& vm, int sig);
     void vm_action(std::string const& name, std::string const& action, std::string const& from, std::string const& to, Done done);
     void persist(Vm const& vm);
+    std::optional<Reply> busy_cloning(Vm const& vm, std::string_view action) const;
+    Reply commit_clone(std::unique_ptr<Vm> vm, std::vector<std::string> const& created);
+    void clone_finished(std::string const& new_name, std::string const& source, std::vector<std::string> const& created,
+        Result<block::CopyMethod> result, Done done);
 
     boost::asio::io_context& m_ioc;
     SupervisorOptions m_options;
@@ -105,6 +118,7 @@ private:
     int m_next_id { 1 };
     uint64_t m_next_run { 1 };
     uint64_t m_event_seq { 0 };
+    std::unique_ptr<CopyWorker> m_copier; // last: its thread is joined before the rest goes
 };
 
 } // namespace hako::serve

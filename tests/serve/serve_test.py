@@ -17,6 +17,14 @@ The daemon runs with a unix socket and a TCP listener (bearer token). VMs: the p
   - the lifecycle: create, start, console output (console-log and the WebSocket), pause/resume and their 409s,
     edit and delete refused while running (409), shutdown through the power button (exit status 0), edit, clone,
     disk-create (a qcow2 image in images/), delete; the event stream shows each state change;
+  - clone without blocking the daemon: a VM with a 4 GiB sparse raw image (a few data blocks) is cloned while the
+    daemon's copy thread is held stopped (ptrace on that one thread), so the copy is in progress for certain: the
+    API, GET /images, a new event stream, another VM's start and its console WebSocket are served meanwhile, the
+    clone is listed as cloning, the clone request has no answer yet, and conflicting operations are 409 (start,
+    edit, delete of the source; the new name taken; anything on the clone); released, the request answers 201, the
+    copy has the source's size and data with its holes kept (st_blocks), and the clone boots. A clone whose source
+    image is gone is a clear 500 that leaves no files; a daemon stopped during a copy removes the partial file and
+    the clone does not exist afterwards;
   - console input through the WebSocket reaches the guest (uart: ping -> pong);
   - stop escalation: a guest that ignores the power button is powered off through its API after the timeout;
   - concurrent start/kill requests on one VM: every reply is 2xx or 409 with an error, and the VM ends consistent;
@@ -27,6 +35,7 @@ The daemon runs with a unix socket and a TCP listener (bearer token). VMs: the p
 usage: serve_test.py HAKO GUEST_DIR
 """
 import base64
+import ctypes
 import json
 import os
 import re
@@ -354,6 +363,39 @@ def pid_alive(pid):
         return False
 
 
+LIBC = ctypes.CDLL(None, use_errno=True)
+LIBC.ptrace.argtypes = [ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p]
+LIBC.ptrace.restype = ctypes.c_long
+PTRACE_DETACH, PTRACE_SEIZE, PTRACE_INTERRUPT, WALL = 17, 0x4206, 0x4207, 0x40000000
+
+
+def thread_of(pid, comm):
+    """The id of the thread of process `pid` named `comm`, or None."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            if open(f"/proc/{pid}/task/{tid}/comm").read().strip() == comm:
+                return int(tid)
+        except OSError:
+            pass
+    return None
+
+
+class FrozenThread:
+    """Holds one thread of a child process stopped (ptrace: seize, interrupt), the rest of the process running."""
+
+    def __init__(self, tid):
+        self.tid = tid
+        if LIBC.ptrace(PTRACE_SEIZE, tid, None, None) != 0 or LIBC.ptrace(PTRACE_INTERRUPT, tid, None, None) != 0:
+            raise OSError(ctypes.get_errno(), f"ptrace of thread {tid}: {os.strerror(ctypes.get_errno())}")
+        os.waitpid(tid, WALL)  # the thread is in its ptrace stop once this returns
+        self.frozen = True
+
+    def release(self):
+        if self.frozen:
+            self.frozen = False
+            check(LIBC.ptrace(PTRACE_DETACH, self.tid, None, None) == 0, f"the frozen thread {self.tid} is released")
+
+
 def free_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -387,6 +429,125 @@ def make_web_dir(tmp):
             f.write(text)
     os.symlink(os.path.join(tmp, "token"), os.path.join(web, "link.js"))
     return web
+
+
+class background_request(threading.Thread):
+    """Sends a request on a thread; .result is (status, JSON) once answered, None if the connection ended first."""
+
+    def __init__(self, where, method, path, body=None):
+        super().__init__(daemon=True)
+        self.args_ = (where, method, path, body)
+        self.result = None
+        self.start()
+
+    def run(self):
+        try:
+            st, parsed, _, _ = http(*self.args_)
+            self.result = (st, parsed)
+        except (OSError, IndexError, ValueError):
+            self.result = None
+
+
+def clone_while_live(d, s, events, good, uart, pids):
+    """Clone a VM with a big sparse image while the copy thread is held, and check the daemon serves meanwhile."""
+    size = 4 << 30
+    status, img, _ = api(s, "POST", BASE + "/images", {"name": "big.raw", "format": "raw", "size_mib": size >> 20},
+                         expect=201)
+    big = img["path"]
+    pieces = [(0, os.urandom(64 << 10)), ((1 << 30) + 4096, os.urandom(3 << 20)), (size - 4096, os.urandom(4096))]
+    with open(big, "r+b") as f:
+        for off, data in pieces:
+            f.seek(off)
+            f.write(data)
+    api(s, "POST", BASE + "/vms", dict(good, name="src", disks=[{"path": "big.raw", "format": "raw"}]), expect=201)
+    api(s, "GET", BASE + "/images", expect=200)
+
+    copier = wait_until(lambda: thread_of(d.proc.pid, "hako-copy"), "the daemon's copy thread exists")
+    frozen = FrozenThread(copier)
+    try:
+        pending = background_request(s, "POST", BASE + "/vms/src/clone", {"name": "dst"})
+        wait_until(lambda: "cloning" in events.states("dst"), "the event stream shows dst cloning")
+        status, vms, _ = api(s, "GET", BASE + "/vms", expect=200, what="GET /vms during the copy")
+        listed = {v["name"]: v for v in vms or []}
+        check("dst" in listed and listed["dst"]["state"] == "cloning" and listed["dst"]["pid"] is None,
+              f"GET /vms is answered during the copy and lists dst as cloning ({listed.get('dst', {}).get('state')})")
+        status, images, _ = api(s, "GET", BASE + "/images", expect=200, what="GET /images during the copy")
+        byname = {i["name"]: i for i in images or []}
+        check(byname.get("dst-disk0.raw", {}).get("state") == "copying" and byname.get("big.raw", {}).get("used_by") == ["src"],
+              f"GET /images shows the target copying and the source used by src ({byname})")
+        later = Events(s)
+        wait_until(lambda: later.states("dst") == ["cloning"], "a new event stream's first picture has dst cloning")
+        later.close()
+        # Another VM starts and its console streams while the copy waits.
+        api(s, "POST", BASE + "/vms", {"name": "side", "kernel": uart, "debug_exit": True, "memory_mib": 64}, expect=201)
+        ws = WebSocket(s, BASE + "/vms/side/console?backlog=0")
+        status, vm, _ = api(s, "POST", BASE + "/vms/side/start", expect=200, what="start another VM during the copy")
+        if vm:
+            pids.append(vm["pid"])
+        wait_until(lambda: "READY" in ws.text(), "its console WebSocket shows READY during the copy")
+        ws.close()
+        api(s, "POST", BASE + "/vms/side/kill", expect=200, what="kill the other VM during the copy")
+        check(pending.is_alive() and pending.result is None, "the clone request is not answered while the copy is held")
+        # Conflicts, each a 409 with a JSON error.
+        api(s, "POST", BASE + "/vms/src/start", expect=409, what="start the source during the copy")
+        api(s, "PATCH", BASE + "/vms/src", {"memory_mib": 80}, expect=409, what="edit the source during the copy")
+        api(s, "DELETE", BASE + "/vms/src", expect=409, what="delete the source during the copy")
+        api(s, "POST", BASE + "/vms/src/disks", {"name": "more.qcow2", "size_mib": 1}, expect=409,
+            what="add a disk to the source during the copy")
+        api(s, "POST", BASE + "/vms", dict(good, name="dst"), expect=409, what="create a VM with the name being cloned to")
+        api(s, "POST", BASE + "/vms/pw/clone", {"name": "dst"}, expect=409, what="clone to the name being cloned to")
+        for method, path, body in [("POST", "/vms/dst/start", None), ("PATCH", "/vms/dst", {"cpus": 2}),
+                                   ("DELETE", "/vms/dst", None), ("POST", "/vms/dst/clone", {"name": "dst3"}),
+                                   ("POST", "/vms/dst/kill", None)]:
+            status, body_, _ = api(s, method, BASE + path, body, expect=409, what=f"{method} {path} during the copy")
+        status, body_, _ = api(s, "POST", BASE + "/vms/src/start", expect=409, what="start the source (message)")
+        check(body_ and "being cloned" in body_["error"], f"the 409 says why ({body_ and body_['error']})")
+        check(pending.is_alive() and pending.result is None, "still no answer to the clone request before the release")
+    finally:
+        frozen.release()
+    pending.join(WAIT)
+    status, vm = pending.result or (None, None)
+    check(status == 201 and vm and vm["state"] == "stopped", f"the clone request answers 201 once the copy ran ({status})")
+    problems = validate(SPEC["components"]["schemas"]["Vm"], vm) if vm else ["no body"]
+    check(not problems, f"the clone's reply matches the Vm schema ({problems})")
+    seen_ops.add(("/vms/{name}/clone", "post"))
+    copy = vm and vm["config"]["disks"][0]["path"]
+    check(copy and copy.endswith("/images/dst-disk0.raw"), f"the clone's disk is images/dst-disk0.raw ({copy})")
+    if copy:
+        st_src, st_dst = os.stat(big), os.stat(copy)
+        check(st_dst.st_size == size, f"the copy has the source's size ({st_dst.st_size})")
+        check(st_dst.st_blocks <= st_src.st_blocks + 64 and st_dst.st_blocks * 512 < (64 << 20),
+              f"the copy keeps the holes (blocks: source {st_src.st_blocks}, copy {st_dst.st_blocks})")
+        with open(copy, "rb") as f:
+            same = True
+            for off, data in pieces:
+                f.seek(off)
+                same = same and f.read(len(data)) == data
+            f.seek(2 << 30)
+            same = same and f.read(4096) == bytes(4096)
+        check(same, "the copy has the source's data and zeros in its holes")
+    wait_until(lambda: events.states("dst")[-1:] == ["stopped"], "the event stream shows dst stopped")
+    check(events.states("dst") == ["cloning", "stopped"], f"the event stream shows dst cloning, then stopped ({events.states('dst')})")
+    # The source is free again, and the clone boots with its copied disk.
+    api(s, "PATCH", BASE + "/vms/src", {"memory_mib": 64}, expect=200, what="edit the source after the copy")
+    status, vm, _ = api(s, "POST", BASE + "/vms/dst/start", expect=200, what="start the clone")
+    if vm:
+        pids.append(vm["pid"])
+        wait_ready(s, "dst", vm["pid"])
+    api(s, "POST", BASE + "/vms/dst/kill", expect=200, what="kill the clone")
+
+    # A source image that is gone: a clear error, no partial file, the name stays free.
+    api(s, "POST", BASE + "/images", {"name": "gone.raw", "format": "raw", "size_mib": 1}, expect=201)
+    api(s, "POST", BASE + "/vms", dict(good, name="lost", disks=[{"path": "gone.raw"}]), expect=201)
+    os.unlink(os.path.join(d.state, "images", "gone.raw"))
+    status, body, _ = api(s, "POST", BASE + "/vms/lost/clone", {"name": "lost2"}, expect=500,
+                          what="clone a VM whose image is gone")
+    check(body and "gone.raw" in body["error"] and "No such file" in body["error"], f"the error names the image ({body})")
+    check(not os.path.exists(os.path.join(d.state, "images", "lost2-disk0.raw")), "no file is left by the failed clone")
+    api(s, "GET", BASE + "/vms/lost2", expect=404, what="the failed clone does not exist")
+    api(s, "DELETE", BASE + "/vms/lost", expect=204)
+    api(s, "DELETE", BASE + "/vms/side", expect=204)
+    api(s, "DELETE", BASE + "/vms/dst", expect=204)
 
 
 def main():
@@ -565,6 +726,8 @@ def run(d, s, tcp, token, hako, poweroff, uart, pids):
     api(s, "PATCH", BASE + "/vms/pw", {"disks": []}, expect=200, what="detach the disks")
     # The VM with its disk started once: the image is used (hako locks it).
 
+    clone_while_live(d, s, events, good, uart, pids)
+
     # Console input and output through the WebSocket (uart guest).
     api(s, "POST", BASE + "/vms", {"name": "uart", "kernel": uart, "debug_exit": True, "memory_mib": 64}, expect=201)
     ws = WebSocket(s, BASE + "/vms/uart/console?backlog=0")
@@ -661,13 +824,32 @@ def run(d, s, tcp, token, hako, poweroff, uart, pids):
     pids.append(pid)
     wait_ready(s, "pw", pid)
 
-    # The daemon restarted while the VM runs.
+    # The daemon restarted while the VM runs, and while a clone is being copied: the copy stops, its partial file
+    # is removed, the clone does not exist for the next daemon.
     events.close()
-    d.stop()
+    copier = wait_until(lambda: thread_of(d.proc.pid, "hako-copy"), "the daemon's copy thread exists")
+    frozen = FrozenThread(copier)
+    try:
+        pending = background_request(s, "POST", BASE + "/vms/src/clone", {"name": "half"})
+        wait_until(lambda: (vm_state(d, "half") or {}).get("state") == "cloning", "the clone 'half' is in progress")
+        check(os.path.exists(os.path.join(d.state, "images", "half-disk0.raw")), "the copy's target exists while it is copied")
+        d.proc.send_signal(signal.SIGTERM)
+        # Once the daemon logged its exit, its io_context runs nothing more: the copy cannot complete the clone.
+        wait_until(lambda: "exiting" in open(d.log, errors="replace").read().rpartition("listening on")[2],
+                   "the daemon took the SIGTERM")
+    finally:
+        frozen.release()
+    rc = d.proc.wait(timeout=60)
+    check(rc == 0, f"the daemon exits 0 on SIGTERM during a copy ({rc})")
+    pending.join(60)
+    check(not pending.is_alive() and pending.result is None,
+          f"the clone request got no answer from the daemon that exited ({pending.result})")
+    check(not os.path.exists(os.path.join(d.state, "images", "half-disk0.raw")), "the partial copy is removed on exit")
     check(pid_alive(pid), "the VM survives the daemon's exit")
     d.start()
     vm = vm_state(d, "pw")
     check(vm and vm["state"] == "running" and vm["pid"] == pid, f"the new daemon re-attaches to pw ({vm and (vm['state'], vm['pid'])})")
+    api(s, "GET", BASE + "/vms/half", expect=404, what="a clone the previous daemon did not finish does not exist")
     status, vm, _ = api(s, "POST", BASE + "/vms/pw/pause", expect=200, what="pause after re-attach")
     status, vm, _ = api(s, "POST", BASE + "/vms/pw/resume", expect=200, what="resume after re-attach")
     ws = WebSocket(s, BASE + "/vms/pw/console?backlog=65536")

@@ -5,8 +5,13 @@
 //   - the create form makes a VM, which appears in the list as stopped;
 //   - Start in the list: the row turns running (event stream) and shows CPU and RSS figures;
 //   - the VM page shows the guest's serial output (READY) in xterm.js over the console WebSocket;
+//   - Reboot: the guest powers off on the button, the daemon starts it again (a new process), the page says running
+//     and the terminal shows the guest's READY a second time;
 //   - Shutdown: the guest sees the power button (its output in the terminal), the VM stops, the list says stopped;
 //   - the edit form changes the memory size (checked through the API);
+//   - the Disk images page: the create form makes a qcow2 image, which is listed with its format and size;
+//   - Clone in the list (the name asked in a prompt) copies the VM with its disk: the clone is listed as stopped,
+//     its disk is listed on the images page as used by it;
 //   - a VM with std VGA and VNC (the vga guest drawing a 640x480 pattern): its page shows the pattern in noVNC
 //     through the daemon's vnc WebSocket (refused without the token); Kill ends it;
 //   - a screenshot of each page: a PNG of the viewport's size, decoded by the browser, with many distinct colours.
@@ -181,12 +186,29 @@ async function main() {
     check(!/null|undefined|NaN/.test(header), `the VM page's header has no placeholder values (${header})`);
     await checkScreenshot(page, await page.screenshot(), "5-vm-console", shots);
 
+    // Reboot: the power button, the guest powers off, the daemon starts it again; the same terminal shows it boot.
+    const before = await (await fetch(`${base}/api/v1/vms/web1`, { headers: auth })).json();
+    await page.click("#vm-header button[data-action=reboot]");
+    const rebooted = await waitFor(async () => {
+      const vm = await (await fetch(`${base}/api/v1/vms/web1`, { headers: auth })).json();
+      return vm.state === "running" && vm.pid !== before.pid ? vm : null;
+    }, "the reboot brings web1 back with a new process");
+    check(rebooted && rebooted.last_exit && rebooted.last_exit.status === 0 && rebooted.restarts === 0,
+      `Reboot: the guest powered off on the button and the daemon started it again (${JSON.stringify(rebooted && rebooted.last_exit)})`);
+    await page.waitForSelector("#vm-state.state-running");
+    const readyTwice = await waitFor(async () =>
+      ((await page.textContent("#console .xterm-rows")).match(/READY/g) || []).length >= 2,
+      "the terminal shows READY again after the reboot");
+    check(readyTwice, "Reboot: the VM page says running and the terminal shows the guest's READY a second time");
+
     // Shutdown: the power button; the guest says so and powers off.
     await page.click("#vm-header button[data-action=shutdown]");
     await page.waitForSelector("#vm-state.state-stopped");
     check(true, "Shutdown: the VM page says stopped");
-    const sawButton = await waitFor(async () => (await page.textContent("#console .xterm-rows")).includes("power button pressed"),
-      "the terminal shows the guest's power button message");
+    const sawButton = await waitFor(async () => {
+      const t = await page.textContent("#console .xterm-rows");
+      return t.slice(t.lastIndexOf("READY")).includes("power button pressed"); // this run's, not the reboot's
+    }, "the terminal shows the guest's power button message");
     check(sawButton, "the terminal shows the guest handling the power button");
     const stopped = await (await fetch(`${base}/api/v1/vms/web1`, { headers: auth })).json();
     check(stopped.state === "stopped" && stopped.last_exit && stopped.last_exit.status === 0,
@@ -209,6 +231,37 @@ async function main() {
     await page.waitForSelector(`${row} td.state-stopped`);
     check((await page.textContent(`${row} td:nth-child(4)`)).startsWith("96"), "the list shows stopped and the new memory");
     await checkScreenshot(page, await page.screenshot(), "7-list-stopped", shots);
+
+    // Disk images: the page lists the daemon's images/, its form creates one.
+    await page.click("#nav-images");
+    await page.waitForSelector("#image-form");
+    await page.fill("#image-form input[name=name]", "web-data.qcow2");
+    await page.fill("#image-form input[name=size_mib]", "16");
+    await page.selectOption("#image-form select[name=format]", "qcow2");
+    await page.click("#image-form button[type=submit]");
+    const imageRow = "#image-list tr[data-image='web-data.qcow2']";
+    await page.waitForSelector(imageRow);
+    const imageText = await page.textContent(imageRow);
+    check(/qcow2/.test(imageText) && /16\.0 MiB/.test(imageText) && /ready/.test(imageText),
+      `the form's image is listed: qcow2, 16 MiB, ready (${imageText})`);
+    await checkScreenshot(page, await page.screenshot(), "8-images", shots);
+
+    // Clone from the list: the prompt asks for the name; the clone copies web1's disk in images/.
+    const attach = await fetch(`${base}/api/v1/vms/web1`, { method: "PATCH", headers: { ...auth, "Content-Type": "application/json" },
+      body: JSON.stringify({ disks: [{ path: "web-data.qcow2", format: "qcow2" }] }) });
+    check(attach.status === 200, `web1 gets the image as its disk (${attach.status})`);
+    await page.click("nav a[href='#/']");
+    page.once("dialog", (d) => d.accept("web1-copy"));
+    await page.click(`${row} button[data-action=clone]`);
+    await page.waitForSelector("#vm-list tr[data-vm='web1-copy'] td.state-stopped");
+    const copy = await (await fetch(`${base}/api/v1/vms/web1-copy`, { headers: auth })).json();
+    check(copy.config.memory_mib === 96 && copy.config.disks.length === 1
+      && copy.config.disks[0].path.endsWith("/images/web1-copy-disk0.qcow2"),
+      `Clone: the clone is listed, stopped, with web1's definition and its own copy of the disk (${copy.config.disks.map((d) => d.path)})`);
+    await page.click("#nav-images");
+    const copyRow = "#image-list tr[data-image='web1-copy-disk0.qcow2']";
+    await page.waitForSelector(copyRow);
+    check((await page.textContent(copyRow)).includes("web1-copy"), "the images page lists the clone's disk as used by it");
 
     // The graphical console: the vga guest draws a 640x480 pattern on std VGA (vbe32); noVNC shows it through
     // the daemon's vnc WebSocket.
@@ -242,7 +295,7 @@ async function main() {
       return n >= 1000 ? n : null;
     }, "the display shows the guest's pattern");
     check(colours, `the noVNC canvas shows the guest's 640x480 pattern (${colours} distinct colours)`);
-    await checkScreenshot(page, await page.screenshot(), "8-vm-display", shots);
+    await checkScreenshot(page, await page.screenshot(), "9-vm-display", shots);
     await page.click("#vm-header button[data-action=kill]");
     await page.waitForSelector("#vm-state:is(.state-stopped, .state-crashed)");
     check(true, "Kill: the VM page says it ended");
@@ -252,7 +305,7 @@ async function main() {
     check(false, `the browser run: ${e && e.stack ? e.stack : e}`);
   } finally {
     if (browser) await browser.close();
-    for (const name of ["web1", "gfx"]) {
+    for (const name of ["web1", "web1-copy", "gfx"]) {
       try {
         const vm = await (await fetch(`${base}/api/v1/vms/${name}`, { headers: auth })).json();
         if (vm.pid) process.kill(vm.pid, "SIGKILL");

@@ -1,6 +1,7 @@
-// hako serve's web UI: one page, three views chosen by the URL's fragment:
+// hako serve's web UI: one page, four views chosen by the URL's fragment:
 //   #/            the VM list (live state from the event stream, CPU and memory figures polled every 2 s)
 //   #/create      the create form
+//   #/images      the disk images in the daemon's images/ (GET /images, polled with the list) and a create form
 //   #/vm/NAME     one VM: its buttons, its serial console (xterm.js over the console WebSocket), its edit form, and
 //                 with vnc on its graphical console (noVNC over the vnc WebSocket, which the daemon splices to the VM's
 //                 VNC socket)
@@ -30,12 +31,13 @@ type Config = {
 };
 type Usage = { cpu_seconds: number; rss_bytes: number; sampled_at_ms: number };
 type Vm = { name: string; state: string; pid: number | null; config: Config; error: string; usage: Usage | null };
+type Image = { name: string; path: string; format: string; size_bytes: number; allocated_bytes: number; used_by: string[]; state: string };
 
 const API = "/api/v1";
 const TOKEN_KEY = "hako-token";
 const vms = new Map<string, Vm>();
 const cpuPercent = new Map<string, number>(); // from the last two usage samples of each VM
-let view: { kind: "list" } | { kind: "create" } | { kind: "vm"; name: string } = { kind: "list" };
+let view: { kind: "list" } | { kind: "create" } | { kind: "images" } | { kind: "vm"; name: string } = { kind: "list" };
 let events: EventSource | null = null;
 let consoleSession: { ws: WebSocket; term: Terminal; name: string } | null = null;
 let vncSession: { rfb: any; name: string } | null = null;
@@ -150,6 +152,7 @@ async function pollUsage() {
     for (const name of [...vms.keys()]) if (!seen.has(name)) vms.delete(name);
     if (view.kind === "list") renderList();
     if (view.kind === "vm") renderVmHeader();
+    if (view.kind === "images") await refreshImages();
   } catch {
     /* shown by the connection indicator or the token form */
   }
@@ -158,12 +161,18 @@ async function pollUsage() {
 function onVmChanged(name: string) {
   if (view.kind === "list") renderList();
   else if (view.kind === "vm" && view.name === name) renderVmHeader();
+  else if (view.kind === "images") refreshImages().catch(() => undefined); // a clone's copy starts or ends
 }
 
 // ---- formatting
 function fmtMemory(bytes: number): string {
   if (bytes >= 1 << 30) return (bytes / (1 << 30)).toFixed(1) + " GiB";
   return (bytes / (1 << 20)).toFixed(1) + " MiB";
+}
+function fmtBytes(bytes: number): string {
+  if (bytes >= 1 << 20) return fmtMemory(bytes);
+  if (bytes >= 1 << 10) return (bytes / (1 << 10)).toFixed(1) + " KiB";
+  return bytes + " B";
 }
 function usageCells(vm: Vm): [string, string] {
   if (!vm.usage) return ["–", "–"];
@@ -179,6 +188,7 @@ function bootText(c: Config): string {
 const ACTIONS: { verb: string; label: string; states: string[] }[] = [
   { verb: "start", label: "Start", states: ["stopped", "crashed"] },
   { verb: "shutdown", label: "Shutdown", states: ["running"] },
+  { verb: "reboot", label: "Reboot", states: ["running", "paused"] },
   { verb: "kill", label: "Kill", states: ["running", "starting", "stopping", "paused"] },
   { verb: "pause", label: "Pause", states: ["running"] },
   { verb: "resume", label: "Resume", states: ["paused"] },
@@ -193,7 +203,8 @@ function actionButtons(vm: Vm, onError: (msg: string) => void): HTMLElement {
       onclick: async () => {
         b.disabled = true;
         try {
-          await api("POST", `/vms/${encodeURIComponent(vm.name)}/${a.verb}`, a.verb === "shutdown" ? { timeout_s: 30 } : undefined);
+          const stop = a.verb === "shutdown" || a.verb === "reboot";
+          await api("POST", `/vms/${encodeURIComponent(vm.name)}/${a.verb}`, stop ? { timeout_s: 30 } : undefined);
         } catch (e) {
           onError(`${a.label} ${vm.name}: ${(e as Error).message}`);
         }
@@ -201,7 +212,31 @@ function actionButtons(vm: Vm, onError: (msg: string) => void): HTMLElement {
     }, a.label);
     box.append(b);
   }
+  box.append(cloneButton(vm, onError));
   return box;
+}
+/// Clone: asks for the new name; the reply comes once the disks are copied (the new VM is listed as "cloning" from
+/// the event stream meanwhile).
+function cloneButton(vm: Vm, onError: (msg: string) => void): HTMLElement {
+  const b = h("button", {
+    type: "button",
+    "data-action": "clone",
+    disabled: vm.state !== "stopped" && vm.state !== "crashed",
+    onclick: async () => {
+      const name = prompt(`Clone ${vm.name} as (its disks in images/ are copied):`, `${vm.name}-clone`)?.trim();
+      if (!name) return;
+      b.disabled = true;
+      try {
+        const made = (await api("POST", `/vms/${encodeURIComponent(vm.name)}/clone`, { name })) as Vm;
+        vms.set(made.name, made);
+        onVmChanged(made.name);
+      } catch (e) {
+        onError(`Clone ${vm.name}: ${(e as Error).message}`);
+        b.disabled = false;
+      }
+    },
+  }, "Clone");
+  return b;
 }
 function errorLine(): [HTMLElement, (msg: string) => void] {
   const p = h("p", { class: "error", role: "alert" });
@@ -456,10 +491,61 @@ function renderVm(name: string) {
   openConsole(name, 64 * 1024);
 }
 
+async function refreshImages() {
+  const body = document.getElementById("image-rows");
+  if (!body) return;
+  const list = (await api("GET", "/images")) as Image[];
+  body.replaceChildren(...list.map((img) => h("tr", { "data-image": img.name },
+    h("td", {}, img.name),
+    h("td", {}, img.format),
+    h("td", { class: "num" }, fmtBytes(img.size_bytes)),
+    h("td", { class: "num" }, fmtBytes(img.allocated_bytes)),
+    h("td", {}, img.used_by.join(", ") || "–"),
+    h("td", { class: "state state-" + img.state }, img.state))));
+  const empty = document.getElementById("images-empty") as HTMLElement;
+  empty.hidden = list.length > 0;
+}
+
+function renderImages() {
+  const [err, showErr] = errorLine();
+  const name = h("input", { name: "name", required: true, pattern: "[A-Za-z0-9][A-Za-z0-9_.\\-]{0,62}", placeholder: "data.qcow2" });
+  const format = h("select", { name: "format" }, h("option", { value: "qcow2" }, "qcow2"), h("option", { value: "raw" }, "raw"));
+  const size = h("input", { name: "size_mib", type: "number", min: 1, value: 1024, required: true });
+  const field = (label: string, input: HTMLElement) => h("label", { class: "field" }, h("span", {}, label), input);
+  const form = h("form", { class: "card vm-form", id: "image-form" },
+    h("h2", {}, "Create image"),
+    field("Name", name), field("Format", format), field("Size (MiB)", size),
+    h("div", { class: "buttons" }, h("button", { type: "submit" }, "Create")),
+    err);
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    try {
+      await api("POST", "/images", {
+        name: (name as HTMLInputElement).value.trim(),
+        format: (format as HTMLSelectElement).value,
+        size_mib: Number((size as HTMLInputElement).value),
+      });
+      showErr("");
+      (name as HTMLInputElement).value = "";
+      await refreshImages();
+    } catch (e) {
+      showErr((e as Error).message);
+    }
+  });
+  const table = h("table", { id: "image-list" },
+    h("thead", {}, h("tr", {}, ...["Name", "Format", "Size", "On disk", "Used by", "State"].map((t) => h("th", {}, t)))),
+    h("tbody", { id: "image-rows" }));
+  main().replaceChildren(
+    h("section", { class: "card" }, h("h2", {}, "Disk images"), table, h("p", { class: "empty", id: "images-empty", hidden: true }, "No images yet.")),
+    form);
+  refreshImages().catch((e) => showErr((e as Error).message));
+}
+
 function render() {
   const hash = location.hash || "#/";
   const m = /^#\/vm\/(.+)$/.exec(hash);
-  const next: typeof view = m ? { kind: "vm", name: decodeURIComponent(m[1]) } : hash === "#/create" ? { kind: "create" } : { kind: "list" };
+  const next: typeof view = m ? { kind: "vm", name: decodeURIComponent(m[1]) }
+    : hash === "#/create" ? { kind: "create" } : hash === "#/images" ? { kind: "images" } : { kind: "list" };
   if (next.kind !== "vm" || view.kind !== "vm" || view.name !== next.name) {
     closeConsole();
     closeVnc();
@@ -467,6 +553,7 @@ function render() {
   view = next;
   if (view.kind === "list") renderList();
   else if (view.kind === "create") renderCreate();
+  else if (view.kind === "images") renderImages();
   else renderVm(view.name);
 }
 
