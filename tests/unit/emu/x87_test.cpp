@@ -412,4 +412,68 @@ TEST(X87, ProtectedModeLoadStoreRoundTrip)
     EXPECT_EQ(s.fpu.ftw, 0);
 }
 
+TEST(X87, RndintScalePremFollowTheSdm)
+{
+    FakePhysicalMemory m(1 << 21);
+    constexpr F80 TWO_AND_HALF { 0x4000, 0xa000000000000000ull };
+    struct Case {
+        unsigned rc;
+        F80 result;
+    } const cases[] = { { 0, TWO }, { 1, TWO }, { 2, THREE }, { 3, TWO } }; // 2.5: to even, down, up, toward zero
+    for (auto const& k : cases) {
+        CpuState s = x87_mode(m);
+        s.fpu.fcw = with_rc_pc(k.rc, 3);
+        set_stack(s, { TWO_AND_HALF });
+        expect_completed(run(s, m, { 0xd9, 0xfc }), s, 2); // frndint
+        EXPECT_EQ(st(s, 0), k.result) << "rc " << k.rc;
+    }
+    // fscale: 3 * 2^2 = 12; ST(1) stays.
+    CpuState s = x87_mode(m);
+    set_stack(s, { THREE, TWO });
+    expect_completed(run(s, m, { 0xd9, 0xfd }), s, 2);
+    EXPECT_EQ(st(s, 0), (F80 { 0x4002, 0xc000000000000000ull }));
+    EXPECT_EQ(st(s, 1), TWO);
+    // fprem: 7 rem 2 = 1, quotient 3 (Q2 Q1 Q0 = 0 1 1 -> C0 = 0, C3 = 1, C1 = 1), complete (C2 = 0).
+    s = x87_mode(m);
+    set_stack(s, { { 0x4001, 0xe000000000000000ull }, TWO });
+    expect_completed(run(s, m, { 0xd9, 0xf8 }), s, 2);
+    EXPECT_EQ(st(s, 0), ONE);
+    EXPECT_EQ(s.fpu.fsw & (C0 | C1 | C2 | C3), C3 | C1);
+}
+
+TEST(X87, FcmovReadsEflags)
+{
+    FakePhysicalMemory m(1 << 21);
+    CpuState s = x87_mode(m);
+    set_stack(s, { ONE, TWO });
+    s.rflags = 2;
+    expect_completed(run(s, m, { 0xda, 0xc1 }), s, 2); // fcmovb %st(1): CF clear, no move
+    EXPECT_EQ(st(s, 0), ONE);
+    s.rip = CODE;
+    s.rflags = 2 | RFLAGS_CF;
+    expect_completed(run(s, m, { 0xda, 0xc1 }), s, 2); // CF set: ST(0) = ST(1)
+    EXPECT_EQ(st(s, 0), TWO);
+}
+
+TEST(X87, Int64RoundTripAndEnvironmentFormsReported)
+{
+    FakePhysicalMemory m(1 << 21);
+    CpuState s = x87_mode(m);
+    m.put64(DATA, 0x8000000000000000ull); // INT64_MIN: exactly -2^63
+    expect_completed(run(s, m, { 0xdf, 0x2f }), s, 2); // fildll (%rdi)
+    EXPECT_EQ(st(s, 0), (F80 { 0xc03e, 0x8000000000000000ull }));
+    s.rip = CODE;
+    s.reg(Gpr::Rdi) = DATA + 8;
+    expect_completed(run(s, m, { 0xdf, 0x3f }), s, 2); // fistpll 8(%rdi)
+    EXPECT_EQ(m.get64(DATA + 8), 0x8000000000000000ull);
+    EXPECT_EQ(s.fpu.fsw & IE, 0);
+    // FNSTENV and FNSAVE are not emulated: reported, nothing changed.
+    s = x87_mode(m);
+    auto o = run(s, m, { 0xd9, 0x37 }); // fnstenv (%rdi)
+    EXPECT_EQ(o.kind, Outcome::Kind::Unsupported);
+    EXPECT_EQ(s.rip, CODE);
+    o = run(s, m, { 0xdd, 0x37 }); // fnsave (%rdi)
+    EXPECT_EQ(o.kind, Outcome::Kind::Unsupported);
+}
+
 } // namespace
