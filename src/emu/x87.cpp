@@ -12,7 +12,7 @@ namespace hako::emu {
 namespace {
 
 // Status word (SDM vol. 1 8.1.3).
-constexpr uint16_t IE = 1u << 0, DE = 1u << 1, ZE = 1u << 2, OE = 1u << 3, UE = 1u << 4, PE = 1u << 5;
+constexpr uint16_t IE = 1u << 0, DE = 1u << 1, ZE = 1u << 2, OE = 1u << 3, UE = 1u << 4;
 constexpr uint16_t SF = 1u << 6, ES = 1u << 7, B = 1u << 15;
 constexpr uint16_t C0 = 1u << 8, C1 = 1u << 9, C2 = 1u << 10, C3 = 1u << 14;
 constexpr uint16_t FLAGS = 0x3f;
