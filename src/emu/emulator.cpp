@@ -273,14 +273,15 @@ Outcome& op_fnstore(Context& c, uint16_t value)
     return complete(c, 0);
 }
 
-/// The x87 data, arithmetic and comparison instructions (emu/x87.h): all waiting instructions (#NM, then #MF).
+/// The x87 data, arithmetic, comparison and environment instructions (emu/x87.h): #NM, then #MF for the waiting ones.
 Outcome& op_x87(Context& c)
 {
-    if (auto e = x87_check(c.s, true))
-        return fault(c, *e);
     uint8_t const modrm = static_cast<uint8_t>((c.insn.raw.modrm.mod << 6) | (c.insn.raw.modrm.reg << 3)
         | c.insn.raw.modrm.rm);
-    X87Insn insn { c.insn.opcode, modrm, c.s.rip, 0 };
+    if (auto e = x87_check(c.s, x87_waits(c.insn.opcode, modrm)))
+        return fault(c, *e);
+    X87Insn insn { c.insn.opcode, modrm, c.s.rip, 0, c.insn.operand_width == 16,
+        c.mode == CpuMode::Real || c.mode == CpuMode::Virtual8086 };
     SegmentLinear segment = [](size_t, Access) -> std::variant<uint64_t, Exception> { return gp0(); };
     if ((modrm >> 6) != 3) {
         ZydisDecodedOperand const* mop = nullptr;

@@ -33,9 +33,10 @@
 //   The x87 data, arithmetic and comparison instructions (emu/x87.h): FLD/FST/FSTP (m32/m64/m80, ST(i)), FILD,
 //     FIST(P), FISTTP, FLDZ/FLD1/FLDPI/FLDL2E/FLDL2T/FLDLG2/FLDLN2, FADD/FSUB(R)/FMUL/FDIV(R) and their P and FI
 //     forms, FCOM(P)(P), FUCOM(P)(P), FCOMI(P), FUCOMI(P), FICOM(P), FTST, FXAM, FXCH, FCHS, FABS, FSQRT, FRNDINT,
-//     FSCALE, FPREM(1), FXTRACT, the transcendentals, FCMOVcc, FFREE(P), FINCSTP, FDECSTP, FNOP: computed by the
-//     host's x87 unit (bit-exact under the guest's RC/PC), #NM per CR0.EM/TS, #MF for a pending unmasked exception.
-//     Not emulated: FNSAVE, FRSTOR, FNSTENV, FLDENV, FBLD, FBSTP, unmasked #O/#U with a register destination.
+//     FSCALE, FPREM(1), FXTRACT, the transcendentals, FCMOVcc, FFREE(P), FINCSTP, FDECSTP, FNOP, FNSTENV, FLDENV,
+//     FNSAVE, FRSTOR: computed by the host's x87 unit (bit-exact under the guest's RC/PC), #NM per CR0.EM/TS, #MF
+//     for a pending unmasked exception (not for FNSTENV/FNSAVE). Not emulated: FBLD, FBSTP, unmasked #O/#U with a
+//     register destination.
 // Everything else is reported as unsupported, with its mnemonic, for the caller's clear error. Undecodable bytes
 // (and LOCK on an instruction that does not take it) raise #UD, as the processor does.
 // Not modelled: CPUID feature checks (the guest only runs what CPUID offers it), single-step (#DB after an

@@ -451,6 +451,9 @@ private:
     Status fcmov(unsigned i, bool condition);
     Status register_form();
     Status memory_form();
+    uint16_t full_tag_word() const;
+    Status store_environment(bool with_registers);
+    Status load_environment(bool with_registers);
 
     LinearMemory& m_mem;
     X87Insn const& m_insn;
@@ -911,6 +914,114 @@ Status Exec::fcmov(unsigned i, bool condition)
     return {};
 }
 
+/// The full tag word (SDM vol. 1 8.1.7): two bits per physical register, 00 valid, 01 zero, 10 special, 11 empty.
+uint16_t Exec::full_tag_word() const
+{
+    uint16_t tw = 0;
+    for (unsigned p = 0; p < 8; ++p) {
+        unsigned tag = 3;
+        if ((f.ftw >> p) & 1u) {
+            F80 const v = get((p - top()) & 7u);
+            uint16_t const e = sign_exp(v) & 0x7fff;
+            uint64_t const m = mantissa(v);
+            if (e == 0)
+                tag = m == 0 ? 1 : 2;
+            else if (e == 0x7fff || !(m >> 63))
+                tag = 2;
+            else
+                tag = 0;
+        }
+        tw = static_cast<uint16_t>(tw | (tag << (2 * p)));
+    }
+    return tw;
+}
+
+/// FNSTENV and FNSAVE: the environment (and registers), then FNSTENV masks all exceptions, FNSAVE initialises.
+Status Exec::store_environment(bool with_registers)
+{
+    std::array<uint8_t, 108> b {};
+    bool const w16 = m_insn.operand16;
+    size_t const env = w16 ? 14 : 28;
+    size_t const slot = w16 ? 2 : 4;
+    auto put = [&b](size_t off, size_t n, uint64_t v) { store_le(std::span(b).subspan(off, n), v); };
+    put(0, 2, f.fcw);
+    put(slot, 2, f.fsw);
+    put(2 * slot, 2, full_tag_word());
+    uint64_t const fop = f.fop & 0x7ffu;
+    if (m_insn.real_format) {
+        put(3 * slot, 2, f.fip & 0xffff);
+        put(5 * slot, 2, f.fdp & 0xffff);
+        if (w16) {
+            put(8, 2, fop | (((f.fip >> 16) & 0xf) << 12));
+            put(12, 2, ((f.fdp >> 16) & 0xf) << 12);
+        } else {
+            put(16, 4, fop | (((f.fip >> 16) & 0xffff) << 12));
+            put(24, 4, ((f.fdp >> 16) & 0xffff) << 12);
+        }
+    } else {
+        put(3 * slot, slot, f.fip);
+        put(4 * slot, slot, w16 ? 0 : fop << 16); // FCS 0; the opcode in bits 26:16 of the 32-bit format
+        put(5 * slot, slot, f.fdp);               // FDS (6 * slot) 0
+    }
+    size_t const size = with_registers ? env + 80 : env;
+    if (with_registers)
+        for (unsigned i = 0; i < 8; ++i)
+            std::copy_n(f.st[i].begin(), 10, b.begin() + static_cast<ptrdiff_t>(env + 10 * i));
+    auto lin = m_segment(size, Access::Write);
+    if (auto* e = std::get_if<Exception>(&lin))
+        return *e;
+    if (auto st = m_mem.write(std::get<uint64_t>(lin), std::span(b).first(size)); !std::holds_alternative<std::monostate>(st))
+        return st;
+    if (with_registers) {
+        f.fcw = 0x037f;
+        f.fsw = 0;
+        f.ftw = 0;
+        f.fop = 0;
+        f.fip = 0;
+        f.fdp = 0;
+    } else {
+        f.fcw = static_cast<uint16_t>(f.fcw | FLAGS);
+    }
+    return {};
+}
+
+/// FLDENV and FRSTOR: a tag of 11 empties a register, anything else marks it valid (the processor reclassifies).
+Status Exec::load_environment(bool with_registers)
+{
+    std::array<uint8_t, 108> b {};
+    bool const w16 = m_insn.operand16;
+    size_t const env = w16 ? 14 : 28;
+    size_t const slot = w16 ? 2 : 4;
+    size_t const size = with_registers ? env + 80 : env;
+    auto lin = m_segment(size, Access::Read);
+    if (auto* e = std::get_if<Exception>(&lin))
+        return *e;
+    if (auto st = m_mem.read(std::get<uint64_t>(lin), std::span(b).first(size)); !std::holds_alternative<std::monostate>(st))
+        return st;
+    auto get_le = [&b](size_t off, size_t n) { return load_le(std::span<uint8_t const>(b).subspan(off, n)); };
+    f.fcw = static_cast<uint16_t>(get_le(0, 2));
+    f.fsw = static_cast<uint16_t>(get_le(slot, 2));
+    uint64_t const tw = get_le(2 * slot, 2);
+    f.ftw = 0;
+    for (unsigned p = 0; p < 8; ++p)
+        if (((tw >> (2 * p)) & 3u) != 3u)
+            f.ftw = static_cast<uint8_t>(f.ftw | (1u << p));
+    if (m_insn.real_format) {
+        uint64_t const w = get_le(w16 ? 8 : 16, slot);
+        f.fop = static_cast<uint16_t>(w & 0x7ff);
+        f.fip = get_le(3 * slot, 2) | (((w >> 12) & (w16 ? 0xfu : 0xffffu)) << 16);
+        f.fdp = get_le(5 * slot, 2) | (((get_le(w16 ? 12 : 24, slot) >> 12) & (w16 ? 0xfu : 0xffffu)) << 16);
+    } else {
+        f.fip = get_le(3 * slot, slot);
+        f.fop = w16 ? f.fop : static_cast<uint16_t>((get_le(16, 4) >> 16) & 0x7ff);
+        f.fdp = get_le(5 * slot, slot);
+    }
+    if (with_registers)
+        for (unsigned i = 0; i < 8; ++i)
+            std::copy_n(b.begin() + static_cast<ptrdiff_t>(env + 10 * i), 10, f.st[i].begin());
+    return {};
+}
+
 Status Exec::memory_form()
 {
     unsigned const reg = (m_insn.modrm >> 3) & 7u;
@@ -924,6 +1035,8 @@ Status Exec::memory_form()
         case 0: return fld_mem(Fmt::F32);
         case 2: return fst_mem(Fmt::F32, false, Round::ControlWord);
         case 3: return fst_mem(Fmt::F32, true, Round::ControlWord);
+        case 4: return load_environment(false);
+        case 6: return store_environment(false);
         default: break;
         }
         break;
@@ -944,6 +1057,8 @@ Status Exec::memory_form()
         case 1: return fst_mem(Fmt::I64, true, Round::Truncate);
         case 2: return fst_mem(Fmt::F64, false, Round::ControlWord);
         case 3: return fst_mem(Fmt::F64, true, Round::ControlWord);
+        case 4: return load_environment(true);
+        case 6: return store_environment(true);
         default: break;
         }
         break;
@@ -1129,6 +1244,9 @@ Status Exec::run()
         f.fsw = static_cast<uint16_t>(f.fsw | ES | B);
     else
         f.fsw = static_cast<uint16_t>(f.fsw & ~(ES | B));
+    unsigned const reg = (m_insn.modrm >> 3) & 7u;
+    if ((m_insn.modrm >> 6) != 3 && (m_insn.opcode == 0xd9 || m_insn.opcode == 0xdd) && (reg == 4 || reg == 6))
+        return st; // control instructions: the pointers are not this instruction's
     // The last non-control instruction (SDM vol. 1 8.1.8, 8.1.9): its offset, opcode bits and data operand.
     f.fip = m_insn.ip;
     f.fop = static_cast<uint16_t>(((m_insn.opcode & 7u) << 8) | m_insn.modrm);
@@ -1145,10 +1263,8 @@ bool x87_handles(uint8_t opcode, uint8_t modrm)
         return false;
     unsigned const reg = (modrm >> 3) & 7u;
     if ((modrm >> 6) != 3) {
-        // The environment and control instructions: FLDENV FLDCW FNSTENV FNSTCW, FRSTOR FNSAVE FNSTSW, FBLD FBSTP.
-        if (opcode == 0xd9 && reg >= 4)
-            return false;
-        if (opcode == 0xdd && reg >= 4)
+        // The control instructions emulator.cpp runs (FLDCW FNSTCW FNSTSW), FBLD, FBSTP.
+        if ((opcode == 0xd9 || opcode == 0xdd) && (reg == 5 || reg == 7))
             return false;
         if (opcode == 0xdf && (reg == 4 || reg == 6))
             return false;
@@ -1159,6 +1275,12 @@ bool x87_handles(uint8_t opcode, uint8_t modrm)
     if (opcode == 0xdf && reg == 4) // FNSTSW AX
         return false;
     return true;
+}
+
+bool x87_waits(uint8_t opcode, uint8_t modrm)
+{
+    bool const save = (modrm >> 6) != 3 && ((modrm >> 3) & 7u) == 6 && (opcode == 0xd9 || opcode == 0xdd);
+    return !save; // FNSTENV, FNSAVE
 }
 
 std::variant<uint32_t, Exception, Unsupported> x87_execute(CpuState& s, LinearMemory& mem, X87Insn const& insn,

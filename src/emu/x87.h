@@ -21,9 +21,12 @@
 // FLDL2E, FLDL2T, FLDLG2, FLDLN2, FADD/FSUB/FSUBR/FMUL/FDIV/FDIVR (m32, m64, ST(0),ST(i), ST(i),ST(0), the P forms),
 // FIADD/FISUB/FISUBR/FIMUL/FIDIV/FIDIVR (m16, m32), FXCH, FCHS, FABS, FSQRT, FRNDINT, FSCALE, FPREM, FPREM1,
 // FXTRACT, F2XM1, FYL2X, FYL2XP1, FPTAN, FPATAN, FSIN, FCOS, FSINCOS, FCOM/FCOMP/FCOMPP, FUCOM/FUCOMP/FUCOMPP,
-// FCOMI/FCOMIP/FUCOMI/FUCOMIP (EFLAGS), FICOM/FICOMP, FTST, FXAM, FCMOVcc, FFREE, FFREEP, FINCSTP, FDECSTP, FNOP.
-// Not here: FBLD/FBSTP, FNSAVE/FRSTOR/FNSTENV/FLDENV (reported as unsupported); the control instructions KVM or
-// emulator.cpp handle (FNINIT, FNCLEX, FLDCW, FNSTCW, FNSTSW, FWAIT).
+// FCOMI/FCOMIP/FUCOMI/FUCOMIP (EFLAGS), FICOM/FICOMP, FTST, FXAM, FCMOVcc, FFREE, FFREEP, FINCSTP, FDECSTP, FNOP,
+// FNSTENV, FLDENV, FNSAVE, FRSTOR in the four image formats (SDM vol. 1 8.1.10, figures 8-9 to 8-12: 16/32-bit operand
+// size, real/protected mode; 64-bit mode uses the 32-bit protected format); FCS and FDS are stored as 0 (as on
+// processors that deprecate them) and ignored on loads; FNSAVE then initialises the FPU as FNINIT does.
+// Not here: FBLD/FBSTP (reported as unsupported); the control instructions KVM or emulator.cpp handle (FNINIT,
+// FNCLEX, FLDCW, FNSTCW, FNSTSW, FWAIT).
 #pragma once
 
 #include <cstdint>
@@ -41,11 +44,16 @@ struct X87Insn {
     uint8_t modrm { 0 };
     uint64_t ip { 0 };          // the instruction's offset (FIP)
     uint64_t data_offset { 0 }; // the memory operand's effective address (FDP), when modrm.mod != 3
+    bool operand16 { false };   // 16-bit operand size: the 14/94-byte FNSTENV/FNSAVE images
+    bool real_format { false }; // real or virtual-8086 mode: the real-mode FNSTENV/FNSAVE images
 };
 
 /// Whether `opcode`/`modrm` is an instruction x87_execute() handles (it may still report an operand form as
-/// unsupported). These are all waiting instructions: the caller raises #NM/#MF first.
+/// unsupported). The caller raises #NM, and #MF for the waiting ones (all but FNSTENV and FNSAVE: x87_waits()).
 [[nodiscard]] bool x87_handles(uint8_t opcode, uint8_t modrm);
+
+/// Whether the instruction checks for pending unmasked exceptions (#MF) before it runs.
+[[nodiscard]] bool x87_waits(uint8_t opcode, uint8_t modrm);
 
 /// Runs one x87 instruction. `segment` turns the memory operand's effective address into a linear address.
 /// \return the Dirty bits of what changed, or the exception to raise (all state unchanged), or why not emulated.

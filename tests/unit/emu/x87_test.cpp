@@ -455,7 +455,7 @@ TEST(X87, FcmovReadsEflags)
     EXPECT_EQ(st(s, 0), TWO);
 }
 
-TEST(X87, Int64RoundTripAndEnvironmentFormsReported)
+TEST(X87, Int64RoundTripAndFbstpReported)
 {
     FakePhysicalMemory m(1 << 21);
     CpuState s = x87_mode(m);
@@ -467,13 +467,70 @@ TEST(X87, Int64RoundTripAndEnvironmentFormsReported)
     expect_completed(run(s, m, { 0xdf, 0x3f }), s, 2); // fistpll 8(%rdi)
     EXPECT_EQ(m.get64(DATA + 8), 0x8000000000000000ull);
     EXPECT_EQ(s.fpu.fsw & IE, 0);
-    // FNSTENV and FNSAVE are not emulated: reported, nothing changed.
+    // FBSTP is not emulated: reported, nothing changed.
     s = x87_mode(m);
-    auto o = run(s, m, { 0xd9, 0x37 }); // fnstenv (%rdi)
+    set_stack(s, { ONE });
+    auto o = run(s, m, { 0xdf, 0x37 }); // fbstp (%rdi)
     EXPECT_EQ(o.kind, Outcome::Kind::Unsupported);
     EXPECT_EQ(s.rip, CODE);
-    o = run(s, m, { 0xdd, 0x37 }); // fnsave (%rdi)
-    EXPECT_EQ(o.kind, Outcome::Kind::Unsupported);
+    EXPECT_EQ(top(s), 7u);
+}
+
+TEST(X87, FnstenvFnsaveFrstorImages)
+{
+    // 32-bit protected format (64-bit mode uses it): FCW, FSW, full tag word, FIP, opcode << 16, FDP.
+    FakePhysicalMemory m(1 << 21);
+    CpuState s = x87_mode(m);
+    set_stack(s, { ONE, ZERO, INDEFINITE }); // TOP 5: R5 valid (00), R6 zero (01), R7 special (10), others empty
+    s.fpu.fcw = 0x0372;
+    s.fpu.fsw |= 0x1 | 0x80 | 0x8000; // a pending unmasked #I: FNSTENV does not wait
+    s.fpu.fip = 0x1111;
+    s.fpu.fop = 0x5ee;
+    s.fpu.fdp = 0x2222;
+    uint16_t const fsw = s.fpu.fsw;
+    auto o = run(s, m, { 0xd9, 0x37 }); // fnstenv (%rdi)
+    expect_completed(o, s, 2);
+    EXPECT_EQ(m.get16(DATA), 0x0372);
+    EXPECT_EQ(m.get16(DATA + 4), fsw);
+    EXPECT_EQ(s.fpu.fsw & (ES | B), 0); // nothing unmasked any more
+    EXPECT_EQ(m.get16(DATA + 8), 0x93ff); // R7 10, R6 01, R5 00, R4-R0 11
+    EXPECT_EQ(m.get32(DATA + 12), 0x1111u);
+    EXPECT_EQ(m.get32(DATA + 16), 0x5eeu << 16);
+    EXPECT_EQ(m.get32(DATA + 20), 0x2222u);
+    EXPECT_EQ(s.fpu.fcw, 0x037f); // all exceptions masked afterwards
+    EXPECT_EQ(s.fpu.fip, 0x1111u); // a control instruction: the pointers stay
+    // FNSAVE: environment, ST(0)..ST(7), then FNINIT; FRSTOR brings everything back.
+    s = x87_mode(m);
+    set_stack(s, { ONE, THREE });
+    s.fpu.fcw = 0x0b7f;
+    CpuState const saved = s;
+    expect_completed(run(s, m, { 0xdd, 0x37 }), s, 2); // fnsave (%rdi)
+    EXPECT_EQ(s.fpu.fcw, 0x037f);
+    EXPECT_EQ(s.fpu.ftw, 0);
+    EXPECT_EQ(top(s), 0u);
+    EXPECT_EQ(m.get64(DATA + 28), ONE.m);
+    EXPECT_EQ(m.get16(DATA + 28 + 8), ONE.se);
+    EXPECT_EQ(m.get64(DATA + 38), THREE.m);
+    s.rip = CODE;
+    expect_completed(run(s, m, { 0xdd, 0x27 }), s, 2); // frstor (%rdi)
+    EXPECT_EQ(s.fpu.fcw, saved.fpu.fcw);
+    EXPECT_EQ(s.fpu.fsw, saved.fpu.fsw);
+    EXPECT_EQ(s.fpu.ftw, saved.fpu.ftw);
+    EXPECT_EQ(st(s, 0), ONE);
+    EXPECT_EQ(st(s, 1), THREE);
+    // FLDENV of a real-mode 16-bit image (operand size 16 in real mode): FIP bits 19:16 beside the opcode.
+    CpuState r = real_mode();
+    r.reg(Gpr::Rdi) = DATA & 0xffff;
+    r.segment(Seg::Ds).base = DATA & ~0xffffull;
+    m.put(DATA, { 0x7f, 0x03, 0x00, 0x38, 0xff, 0x3f, 0x34, 0x12, 0xee, 0x51, 0x78, 0x56, 0x00, 0x20 });
+    o = run(r, m, { 0xd9, 0x25 }); // fldenv (%di)
+    ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
+    EXPECT_EQ(r.fpu.fcw, 0x037f);
+    EXPECT_EQ(top(r), 7u);
+    EXPECT_EQ(r.fpu.ftw, 0x80); // R7's tag 00, the others 11
+    EXPECT_EQ(r.fpu.fip, 0x51234u);
+    EXPECT_EQ(r.fpu.fop, 0x1ee);
+    EXPECT_EQ(r.fpu.fdp, 0x25678u);
 }
 
 } // namespace
