@@ -11,6 +11,7 @@
 #include "emu/iret.h"
 #include "emu/segmentation.h"
 #include "emu/sse.h"
+#include "emu/x87.h"
 #include "emu/xsave.h"
 
 namespace hako::emu {
@@ -270,6 +271,40 @@ Outcome& op_fnstore(Context& c, uint16_t value)
     if (auto* o = access_failed(c, c.mem.write(std::get<MemOperand>(m).linear, b)))
         return *o;
     return complete(c, 0);
+}
+
+/// The x87 data, arithmetic, comparison and environment instructions (emu/x87.h): #NM, then #MF for the waiting ones.
+Outcome& op_x87(Context& c)
+{
+    uint8_t const modrm = static_cast<uint8_t>((c.insn.raw.modrm.mod << 6) | (c.insn.raw.modrm.reg << 3)
+        | c.insn.raw.modrm.rm);
+    if (auto e = x87_check(c.s, x87_waits(c.insn.opcode, modrm)))
+        return fault(c, *e);
+    X87Insn insn { c.insn.opcode, modrm, c.s.rip, 0, c.insn.operand_width == 16,
+        c.mode == CpuMode::Real || c.mode == CpuMode::Virtual8086 };
+    SegmentLinear segment = [](size_t, Access) -> std::variant<uint64_t, Exception> { return gp0(); };
+    if ((modrm >> 6) != 3) {
+        ZydisDecodedOperand const* mop = nullptr;
+        for (size_t i = 0; i < c.insn.operand_count; ++i)
+            if (c.ops[i].type == ZYDIS_OPERAND_TYPE_MEMORY)
+                mop = &c.ops[i];
+        if (!mop)
+            return unsupported(c, "x87 memory operand not decoded");
+        auto ea = effective_address(c, *mop);
+        if (!ea)
+            return unsupported(c, "memory operand with an unexpected register");
+        insn.data_offset = *ea;
+        Seg const sr = seg_of(mop->mem.segment);
+        segment = [&c, sr, offset = *ea](size_t size, Access access) {
+            return segment_linear(c.s, c.mode, sr, offset, size, access);
+        };
+    }
+    auto r = x87_execute(c.s, c.mem, insn, segment);
+    if (auto* e = std::get_if<Exception>(&r))
+        return fault(c, *e);
+    if (auto* u = std::get_if<Unsupported>(&r))
+        return unsupported(c, u->what);
+    return complete(c, std::get<uint32_t>(r));
 }
 
 // --- LDMXCSR, STMXCSR (SDM vol. 2): #UD without CR4.OSFXSR or with CR0.EM, #NM with CR0.TS, #GP(0) for reserved
@@ -933,6 +968,9 @@ Outcome emulate(CpuState& state, PhysicalMemory& memory)
     case ZYDIS_MNEMONIC_IRETD: return op_iret(c, 32);
     case ZYDIS_MNEMONIC_IRETQ: return op_iret(c, 64);
     default: {
+        if (c.insn.opcode_map == ZYDIS_OPCODE_MAP_DEFAULT && x87_handles(c.insn.opcode, static_cast<uint8_t>(
+                (c.insn.raw.modrm.mod << 6) | (c.insn.raw.modrm.reg << 3) | c.insn.raw.modrm.rm)))
+            return op_x87(c);
         if (sse_computes(c.insn.mnemonic))
             return op_sse_compute(c);
         return unsupported(c, "instruction not emulated");

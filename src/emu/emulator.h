@@ -26,10 +26,17 @@
 //     PSHUFB, PALIGNR, SHUFPS, PUNPCKL/H and UNPCKL/HPS/PD, PACKSSWB/SSDW/USWB/USDW, PEXTRB/W/D/Q, PINSRB/W/D/Q,
 //     PTEST, PMOVMSKB, MOVMSKPS/PD, PCLMULQDQ, and CRC32 (general registers). #UD with CR0.EM or without
 //     CR4.OSFXSR, #NM with CR0.TS, #GP(0) for a misaligned 16-byte operand (except the unaligned moves). MMX forms
-//     and VEX/EVEX encodings are reported as unsupported; floating-point arithmetic is not emulated.
+//     and VEX/EVEX encodings are reported as unsupported; SSE floating-point arithmetic is not emulated.
 //   IRET, IRETD, IRETQ outside real mode (emu/iret.h: protected and IA-32e mode, same and outer privilege level;
 //     KVM's emulator returns from interrupts in real mode only). A task return (EFLAGS.NT) and a return to
 //     virtual-8086 mode are reported as unsupported.
+//   The x87 data, arithmetic and comparison instructions (emu/x87.h): FLD/FST/FSTP (m32/m64/m80, ST(i)), FILD,
+//     FIST(P), FISTTP, FLDZ/FLD1/FLDPI/FLDL2E/FLDL2T/FLDLG2/FLDLN2, FADD/FSUB(R)/FMUL/FDIV(R) and their P and FI
+//     forms, FCOM(P)(P), FUCOM(P)(P), FCOMI(P), FUCOMI(P), FICOM(P), FTST, FXAM, FXCH, FCHS, FABS, FSQRT, FRNDINT,
+//     FSCALE, FPREM(1), FXTRACT, the transcendentals, FCMOVcc, FFREE(P), FINCSTP, FDECSTP, FNOP, FNSTENV, FLDENV,
+//     FNSAVE, FRSTOR: computed by the host's x87 unit (bit-exact under the guest's RC/PC), #NM per CR0.EM/TS, #MF
+//     for a pending unmasked exception (not for FNSTENV/FNSAVE). Not emulated: FBLD, FBSTP, unmasked #O/#U with a
+//     register destination.
 // Everything else is reported as unsupported, with its mnemonic, for the caller's clear error. Undecodable bytes
 // (and LOCK on an instruction that does not take it) raise #UD, as the processor does.
 // Not modelled: CPUID feature checks (the guest only runs what CPUID offers it), single-step (#DB after an

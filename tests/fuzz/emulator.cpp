@@ -1,5 +1,5 @@
 // Fuzzes the userspace instruction emulator: the input chooses the CPU mode, control registers, flags, general
-// registers, x87 state and XSAVE state (XCR0, IA32_XSS, the CPUID leaf 0xD layout, the XSAVE image), the first bytes are the instruction at CS:RIP, and the rest fills a small guest-physical
+// registers, x87 state (control, status, tags, registers) and XSAVE state (XCR0, IA32_XSS, the CPUID leaf 0xD layout, the XSAVE image), the first bytes are the instruction at CS:RIP, and the rest fills a small guest-physical
 // memory (with page tables where the mode pages). The emulator must never crash, and must never reach memory except
 // through PhysicalMemory (ASan checks the fake's buffer; accesses outside it are counted, not performed).
 #include <array>
@@ -64,6 +64,17 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
         r = in.take(2) | ((in.take(1) & 1) ? 0xffffffffffff0000ull : 0);
     s.fpu.fcw = static_cast<uint16_t>(in.take(2));
     s.fpu.fsw = static_cast<uint16_t>(in.take(2));
+    // x87 registers: tags, and values whose sign/exponent and significand ends come from the input (zeros, denormals,
+    // unnormals, infinities, NaNs and ordinary numbers all reachable).
+    s.fpu.ftw = static_cast<uint8_t>(in.take(1));
+    for (auto& r : s.fpu.st) {
+        uint64_t const se = in.take(2);
+        uint64_t const m = (in.take(2) << 48) | in.take(1);
+        for (size_t i = 0; i < 8; ++i)
+            r[i] = static_cast<uint8_t>(m >> (8 * i));
+        r[8] = static_cast<uint8_t>(se);
+        r[9] = static_cast<uint8_t>(se >> 8);
+    }
     s.rip = in.take(2);
     // XSAVE state: XCR0, IA32_XSS and a layout for components 2-9 (offsets and sizes anywhere, even outside the
     // image), XSTATE_BV and some bytes of the image.
@@ -95,7 +106,9 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
         __builtin_trap(); // a fault changes nothing
     if (o.kind != Outcome::Kind::Completed
         && (s.xsave != before.xsave || s.fpu.st != before.fpu.st || s.fpu.fcw != before.fpu.fcw
-            || s.fpu.mxcsr != before.fpu.mxcsr || s.gpr != before.gpr || s.rip != before.rip))
+            || s.fpu.fsw != before.fpu.fsw || s.fpu.ftw != before.fpu.ftw || s.fpu.fip != before.fpu.fip
+            || s.rflags != before.rflags || s.fpu.mxcsr != before.fpu.mxcsr || s.gpr != before.gpr
+            || s.rip != before.rip))
         __builtin_trap(); // nor does an instruction the emulator refuses
     if (o.length > 15)
         __builtin_trap();

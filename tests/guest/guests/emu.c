@@ -18,7 +18,12 @@
  * IRETD at CPL0 in 32-bit protected mode (KVM's emulator only returns from interrupts in real mode): to the next
  * instruction with flags from the stack (CF set, IF kept clear), the stack pointer back where it was.
  *
- * Exit codes: 2 x87 state, 3 #NM, 4 INT3, 5 INTO, 6 MOVBE, 7 CMPXCHG8B, 8 XSAVE/XRSTOR, 9 SSE, 11 IRET.
+ * x87 arithmetic (the GCC -mgeneral-regs-only build has no floating point, so all in asm): 1/3 from FLD1 and FDIV
+ * m64 stored as 80 bits (3FFD:AAAAAAAAAAAAAAAB, rounded to nearest), FILD m32 times FIMUL m16 through FISTP m32 (42),
+ * FLDPI through FSTP m64 (the double nearest pi), FSQRT of FILD 2 (the double nearest sqrt 2), FUCOMIP's CF, FXCH and
+ * FSUBRP's operand order, and the status word afterwards (TOP 0, only PE raised).
+ *
+ * Exit codes: 2 x87 state, 3 #NM, 4 INT3, 5 INTO, 6 MOVBE, 7 CMPXCHG8B, 8 XSAVE/XRSTOR, 9 SSE, 10 x87 arithmetic, 11 IRET.
  */
 #include "guest.h"
 
@@ -287,6 +292,57 @@ static uint16_t fnstsw_ax(void)
     return v;
 }
 
+static void x87_tests(void)
+{
+    static const uint64_t three = 0x4008000000000000ull; /* 3.0 */
+    static const int32_t seven = 7, two = 2;
+    static const int16_t six = 6;
+    static uint8_t third[10];
+    static int32_t product;
+    static uint64_t pi, root2, diff;
+    uint8_t below = 0;
+    __asm__ volatile("fninit\n\t"
+                     "fld1\n\t"
+                     "fdivl %[three]\n\t"
+                     "fstpt %[third]\n\t"
+                     "fildl %[seven]\n\t"
+                     "fimuls %[six]\n\t"
+                     "fistpl %[product]\n\t"
+                     "fldpi\n\t"
+                     "fstpl %[pi]\n\t"
+                     "fildl %[two]\n\t"
+                     "fsqrt\n\t"
+                     "fstpl %[root2]\n\t"
+                     "fld1\n\t"
+                     "fldz\n\t"
+                     "fucomip %%st(1), %%st\n\t"
+                     "setb %[below]\n\t"
+                     "fildl %[seven]\n\t"
+                     "fxch %%st(1)\n\t"
+                     "fsubrp %%st, %%st(1)\n\t" /* AT&T fsubrp = Intel fsubp st(1), st: ST(1) = ST(1) - ST(0) */
+                     "fstpl %[diff]"
+                     : [third] "=m"(third), [product] "=m"(product), [pi] "=m"(pi), [root2] "=m"(root2),
+                       [below] "=m"(below), [diff] "=m"(diff)
+                     : [three] "m"(three), [seven] "m"(seven), [six] "m"(six), [two] "m"(two)
+                     : "memory", "cc");
+    uint16_t sw = fnstsw_ax();
+    uint64_t third_m = 0;
+    for (int i = 7; i >= 0; --i)
+        third_m = (third_m << 8) | third[i];
+    uint16_t third_e = (uint16_t)(third[8] | third[9] << 8);
+    printf("emu: x87 1/3 %x:%x%08x, 7*6 %d, pi %x%08x, sqrt2 %x%08x, below %u, diff %x%08x, fsw %x\n", third_e,
+        (uint32_t)(third_m >> 32), (uint32_t)third_m, product, (uint32_t)(pi >> 32), (uint32_t)pi,
+        (uint32_t)(root2 >> 32), (uint32_t)root2, below, (uint32_t)(diff >> 32), (uint32_t)diff, sw);
+    check(third_e == 0x3ffd && third_m == 0xaaaaaaaaaaaaaaabull, 10, "FLD1 / FDIV m64 = 1/3 to nearest");
+    check(product == 42, 10, "FILD m32 * FIMUL m16 through FISTP m32");
+    check(pi == 0x400921fb54442d18ull, 10, "FLDPI through FSTP m64");
+    check(root2 == 0x3ff6a09e667f3bcdull, 10, "FSQRT 2 through FSTP m64");
+    check(below == 1, 10, "FUCOMIP 0 < 1 sets CF");
+    check(diff == 0x4018000000000000ull, 10, "FXCH, FSUBRP: 7 - 1 = 6");
+    check(((sw >> 11) & 7) == 0 && (sw & 0x7f) == 0x20, 10, "empty stack, only PE raised");
+    printf("emu: x87 ok\n");
+}
+
 int guest_main(void)
 {
     idt_set_handler(3, on_bp);
@@ -367,6 +423,7 @@ cmpxchg:;
         "CMPXCHG8B loads EDX:EAX and clears ZF on a mismatch");
     printf("emu: cmpxchg8b ok\n");
 
+    x87_tests();
     xsave_tests();
     sse_tests();
     iret_tests();
