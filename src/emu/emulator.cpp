@@ -8,6 +8,7 @@
 #include <cstring>
 #include <variant>
 
+#include "emu/bytes.h"
 #include "emu/iret.h"
 #include "emu/segmentation.h"
 #include "emu/sse.h"
@@ -161,20 +162,6 @@ std::variant<MemOperand, Outcome*> memory_operand(Context& c, ZydisDecodedOperan
     if (auto* e = std::get_if<Exception>(&lin))
         return &fault(c, *e);
     return MemOperand { std::get<uint64_t>(lin) };
-}
-
-uint64_t load_le(std::span<uint8_t const> b)
-{
-    uint64_t v = 0;
-    for (size_t i = b.size(); i-- > 0;)
-        v = (v << 8) | b[i];
-    return v;
-}
-
-void store_le(std::span<uint8_t> b, uint64_t v)
-{
-    for (size_t i = 0; i < b.size(); ++i)
-        b[i] = static_cast<uint8_t>(v >> (8 * i));
 }
 
 // --- x87 control instructions (SDM vol. 1 8.1.3-8.1.5, 8.7; vol. 2 FINIT/FNINIT, FCLEX/FNCLEX, FLDCW, FSTCW, FSTSW,

@@ -4,6 +4,7 @@
 #include <array>
 #include <optional>
 
+#include "emu/bytes.h"
 #include "emu/segmentation.h"
 
 namespace hako::emu {
@@ -33,11 +34,8 @@ public:
             return *e;
         if (auto* u = std::get_if<Unsupported>(&r))
             return *u;
-        uint64_t v = 0;
-        for (size_t i = w; i-- > 0;)
-            v = (v << 8) | b[i];
         m_sp = (m_sp + w) & width_mask(m_sp_bits);
-        return v;
+        return load_le(std::span(b).first(w));
     }
     uint64_t sp() const { return m_sp; }
 

@@ -7,6 +7,8 @@
 #include <cstring>
 #include <span>
 
+#include "emu/bytes.h"
+
 namespace hako::emu {
 
 namespace {
@@ -304,20 +306,6 @@ size_t size_of(Fmt f)
     case Fmt::I16: return 2;
     }
     return 4;
-}
-
-uint64_t load_le(std::span<uint8_t const> b)
-{
-    uint64_t v = 0;
-    for (size_t i = b.size(); i-- > 0;)
-        v = (v << 8) | b[i];
-    return v;
-}
-
-void store_le(std::span<uint8_t> b, uint64_t v)
-{
-    for (size_t i = 0; i < b.size(); ++i)
-        b[i] = static_cast<uint8_t>(v >> (8 * i));
 }
 
 int64_t sign_extend(uint64_t v, size_t bytes)
