@@ -14,6 +14,7 @@ scripts/fetch-guests.sh || exit 1
 passed=0
 failed=0
 failures=()
+details=$(mktemp)
 note() { printf '\n=== %s ===\n' "$*"; }
 
 # step NAME CMD...: a check that counts as one test.
@@ -27,6 +28,7 @@ run_ctest() {
   local name=$1 dir=$2; shift 2
   local log
   log=$(mktemp)
+  rm -f "$dir/Testing/Temporary/LastTestsFailed.log"
   ctest --test-dir "$dir" --output-on-failure -j "$JOBS" "$@" 2>&1 | tee "$log"
   local line total nfail
   line=$(grep -E 'tests passed, [0-9]+ tests failed out of [0-9]+' "$log" | tail -n 1)
@@ -39,6 +41,19 @@ run_ctest() {
     [ "$nfail" -eq 0 ] || failures+=("$name: $nfail failed")
   fi
   rm -f "$log"
+  failed_output "$dir" >>"$details"
+}
+
+# failed_output BUILD_DIR: the end of each failed test's output (from ctest's LastTest.log), repeated in the summary so
+# that it is in the last lines a CI log shows.
+failed_output() {
+  local tmp=$1/Testing/Temporary t
+  [ -s "$tmp/LastTestsFailed.log" ] || return 0
+  while IFS=: read -r _ t; do
+    echo "--- $t (last 40 lines of its output) ---"
+    awk -v t="$t" '$0 ~ "Testing: " t "$" {on=1; next} on && /" end time: |^[0-9]+\/[0-9]+ Testing: / {exit} on' \
+      "$tmp/LastTest.log" | tail -n 40
+  done <"$tmp/LastTestsFailed.log"
 }
 
 note "static checks"
@@ -72,6 +87,7 @@ if [ -z "${HAKO_TEST_QUICK:-}" ]; then
 fi
 
 note "summary"
+cat "$details"; rm -f "$details"
 for f in "${failures[@]}"; do echo "FAILED: $f"; done
 echo "${passed} passed, ${failed} failed"
 [ "$failed" -eq 0 ]
