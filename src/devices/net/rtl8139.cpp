@@ -35,6 +35,13 @@ bool config_locked(uint32_t off)
     return off == CONFIG1 || off == CONFIG3 || off == CONFIG4 || off == CONFIG5;
 }
 
+/// Bytes with no register behind them: read as 0, writes ignored. Drivers probe here: iPXE tells an RTL8169 from an
+/// 8139 by whether a value written to 0xda (the 8169's RxMaxSize) reads back.
+bool reserved(uint32_t off)
+{
+    return in(off, RESERVED_DA, 6);
+}
+
 /// Bytes a guest write cannot change (read-only or computed); plain storage otherwise.
 bool read_only(uint32_t off)
 {
@@ -229,6 +236,8 @@ uint8_t Rtl8139::read_byte(uint32_t off)
     default:
         break;
     }
+    if (reserved(off))
+        return 0;
     if (in(off, TCTR, 4)) {
         int64_t const ns = m_clock_ns ? m_clock_ns() - m_tctr_base_ns : 0;
         uint32_t const ticks = static_cast<uint32_t>(static_cast<uint64_t>(ns) * 33 / 1000); // 33 MHz PCI clock
@@ -336,7 +345,7 @@ bool Rtl8139::write_byte(uint32_t off, uint8_t value)
             bad_access("CONFIG write without 9346CR config write enable", off, 1);
         return false;
     }
-    if (!read_only(off))
+    if (!read_only(off) && !reserved(off))
         m_regs[off] = value;
     return false;
 }

@@ -121,6 +121,18 @@ TEST_F(Rtl8139Test, IdentityAndResetValues)
     EXPECT_EQ(r(IDR0, 4, Rtl8139::MMIO_BAR), r(IDR0, 4));
 }
 
+TEST_F(Rtl8139Test, ReservedRegistersReadZeroAndIgnoreWrites)
+{
+    // iPXE's realtek driver writes the RTL8169's RxMaxSize (0xda) and takes a read-back as "this is an 8169" (with
+    // PHYAR at 0x60); on the 8139C+ nothing is there, while the C+ command register (0xe0) is.
+    w(0xda, 0x05f6, 2);
+    EXPECT_EQ(r(0xda, 2), 0u);
+    w(0xdc, 0xffffffff, 4);
+    EXPECT_EQ(r(0xdc, 4), 0u);
+    w(CPCR, 0x000b, 2);
+    EXPECT_EQ(r(CPCR, 2), 0x000bu);
+}
+
 TEST_F(Rtl8139Test, EepromThrough9346CR)
 {
     EXPECT_EQ(ee_read(0), EEPROM_ID);
