@@ -206,6 +206,7 @@ uint8_t Ne2kPci::read_register(uint32_t off)
         case NCR:
         case FIFO: return 0;
         case ISR: return m_isr;
+        case RSR: return m_rsr;
         case CRDA0: return static_cast<uint8_t>(m_rsar);
         case CRDA1: return static_cast<uint8_t>(m_rsar >> 8);
         case RTL8029_ID0: return ID0;

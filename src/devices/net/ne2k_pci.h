@@ -86,9 +86,10 @@ constexpr uint32_t CRDA0 = 0x08;
 constexpr uint32_t CRDA1 = 0x09;
 constexpr uint32_t RTL8029_ID0 = 0x0a;
 constexpr uint32_t RTL8029_ID1 = 0x0b;
-constexpr uint32_t CNTR0 = 0x0c;
-constexpr uint32_t CNTR1 = 0x0d;
-constexpr uint32_t CNTR2 = 0x0e;
+constexpr uint32_t RSR = 0x0c;   // read; RCR when written
+constexpr uint32_t CNTR0 = 0x0d; // frame alignment errors
+constexpr uint32_t CNTR1 = 0x0e; // CRC errors
+constexpr uint32_t CNTR2 = 0x0f; // missed frames
 // Page 0 (write).
 constexpr uint32_t PSTART = 0x01;
 constexpr uint32_t PSTOP = 0x02;

@@ -324,6 +324,8 @@ TEST_F(Ne2kPciTest, ReceiveWritesHeaderFrameAndFcsIntoTheRing)
     EXPECT_EQ(curr(), RX_START + 2);
     auto const hdr = card_read(RX_START * 256, 4);
     EXPECT_EQ(hdr[0], RSR_PRX);
+    // The same status in RSR (page 0, offset 0x0c: the register iPXE's ns8390 driver polls for PRX).
+    EXPECT_EQ(r(0x0c), RSR_PRX);
     EXPECT_EQ(hdr[1], RX_START + 2);
     EXPECT_EQ(hdr[2] | hdr[3] << 8, 308);
     auto const body = card_read(RX_START * 256 + 4, 304);
@@ -380,8 +382,9 @@ TEST_F(Ne2kPciTest, OverflowAtBnryRefusesAndRetries)
     EXPECT_FALSE(m_dev->receive(f));
     EXPECT_TRUE(r(ISR) & ISR_OVW);
     EXPECT_TRUE(m_irq->level);
-    EXPECT_EQ(r(CNTR2), 1u);
+    EXPECT_EQ(r(0x0f), 1u); // CNTR2, the missed-frame tally (DP8390 page 0: RSR 0x0c, CNTR0-2 0x0d-0x0f)
     EXPECT_EQ(r(CNTR2), 0u); // the tally counters clear when read
+    EXPECT_EQ(r(RSR) & RSR_MPA, RSR_MPA);
     EXPECT_EQ(m_dev->stats().rx_no_buffer, 1u);
     EXPECT_EQ(m_backend->retry_requests, 0);
     w(BNRY, 0x48); // the driver took the first frame (pages 0x46-0x48)
