@@ -127,6 +127,16 @@ Result<void> Vm::save_reset_state()
     return ok();
 }
 
+Result<Vm::PicState> Vm::pic_state(bool slave) const
+{
+    kvm_irqchip c {};
+    c.chip_id = slave ? KVM_IRQCHIP_PIC_SLAVE : KVM_IRQCHIP_PIC_MASTER;
+    if (::ioctl(m_fd.get(), KVM_GET_IRQCHIP, &c) < 0)
+        return Error::from_errno(ErrorKind::Kvm, "KVM_GET_IRQCHIP");
+    auto const& p = c.chip.pic;
+    return PicState { p.irr, p.imr, p.isr, p.irq_base, p.priority_add, p.auto_eoi != 0 };
+}
+
 Result<void> Vm::reset_platform()
 {
     for (auto const* saved : { &m_saved_pic_master, &m_saved_pic_slave, &m_saved_ioapic }) {

@@ -55,6 +55,15 @@ public:
     void set_irq_line(uint32_t gsi, bool level);
     /// Saves the irqchip and PIT state as it is now, for reset_platform().
     [[nodiscard]] Result<void> save_reset_state();
+    /// One in-kernel 8259 PIC's registers (KVM_GET_IRQCHIP): what hako needs to tell which interrupt it accepted last.
+    struct PicState {
+        uint8_t irr { 0 }, imr { 0 }, isr { 0 };
+        uint8_t irq_base { 0 };     // ICW2: the vector of IR0
+        uint8_t priority_add { 0 }; // the IR with the highest priority (rotation)
+        bool auto_eoi { false };
+    };
+    /// \param slave false for the master PIC (IRQs 0-7), true for the slave (IRQs 8-15).
+    [[nodiscard]] Result<PicState> pic_state(bool slave) const;
     /// Puts the PIC, IOAPIC and PIT back to the state saved by save_reset_state().
     [[nodiscard]] Result<void> reset_platform();
 

@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <array>
 #include <fmt/format.h>
+#include <string_view>
 
 #include "base/log.h"
 #include "emu/emulator.h"
+#include "emu/interrupt.h"
 
 namespace hako::vmm {
 
@@ -96,6 +98,8 @@ InstructionEmulation::Result InstructionEmulation::handle(kvm::Vcpu& vcpu)
         } else {
             rep = Repeat {};
             ++m_counts[out.mnemonic];
+            if (std::string_view(out.mnemonic).starts_with("iret"))
+                m_nested[vcpu.id()] = 0;
         }
     }
     if (out.exception && out.exception->vector == emu::VEC_PF) {
@@ -115,6 +119,85 @@ InstructionEmulation::Result InstructionEmulation::handle(kvm::Vcpu& vcpu)
         }
     }
     return Result::Resume;
+}
+
+/// The IR of highest priority in service on one PIC (fully nested mode: the one it accepted last), if any.
+static std::optional<uint8_t> newest_in_service(kvm::Vm::PicState const& pic)
+{
+    if (pic.auto_eoi) // no in-service bit is kept
+        return std::nullopt;
+    for (unsigned k = 0; k < 8; ++k) {
+        auto const ir = static_cast<uint8_t>((pic.priority_add + k) & 7);
+        if (pic.isr & (1u << ir))
+            return ir;
+    }
+    return std::nullopt;
+}
+
+InstructionEmulation::Result InstructionEmulation::deliver_refused_interrupt(kvm::Vcpu& vcpu, kvm::Vm const& vm)
+{
+    auto state = vcpu.emu_state();
+    if (!state)
+        return Result::Stop;
+    auto const mode = emu::cpu_mode(*state);
+    if ((mode != emu::CpuMode::Protected16 && mode != emu::CpuMode::Protected32) || !(state->rflags & emu::RFLAGS_IF))
+        return Result::Stop;
+    auto master = vm.pic_state(false);
+    if (!master)
+        return Result::Stop;
+    auto ir = newest_in_service(*master);
+    if (!ir)
+        return Result::Stop;
+    auto vector = static_cast<uint8_t>(master->irq_base + *ir);
+    if (*ir == 2) { // the cascade: the slave's
+        auto slave = vm.pic_state(true);
+        if (!slave)
+            return Result::Stop;
+        if (auto sir = newest_in_service(*slave))
+            vector = static_cast<uint8_t>(slave->irq_base + *sir);
+    }
+    uint64_t const rip = state->rip;
+    {
+        std::lock_guard guard(m_lock);
+        if (++m_nested[vcpu.id()] > MAX_NESTED_DELIVERIES) {
+            HAKO_ERROR("Guest stopped: {} interrupts delivered on vCPU {} without an IRET (last vector {:#x} at RIP "
+                       "{:#x}): its handlers fault with interrupts enabled",
+                MAX_NESTED_DELIVERIES, vcpu.id(), vector, rip);
+            return Result::Stop;
+        }
+    }
+    emu::LinearMemory mem(*state, m_physical);
+    emu::Event event { vector, std::nullopt, true };
+    uint32_t dirty = 0;
+    // The interrupt, then a fault met while delivering it, then a fault met while delivering that one as #DF.
+    for (int attempt = 0; attempt < 3; ++attempt) {
+        auto r = emu::deliver_event(*state, mem, event);
+        if (auto const* u = std::get_if<emu::Unsupported>(&r)) {
+            HAKO_ERROR("Guest stopped: KVM cannot deliver vector {:#x} at RIP {:#x} on vCPU {} ({} mode) on this host "
+                       "and neither can hako: {}", event.vector, rip, vcpu.id(), emu::cpu_mode_name(mode), u->what);
+            return Result::Stop;
+        }
+        if (auto const* d = std::get_if<uint32_t>(&r)) {
+            if (auto w = vcpu.set_emu_state(*state, dirty | *d); !w) {
+                HAKO_ERROR("Guest stopped: writing back the delivery of vector {:#x} on vCPU {}: {}", event.vector,
+                    vcpu.id(), w.error().message());
+                return Result::Stop;
+            }
+            std::lock_guard guard(m_lock);
+            ++m_counts[event.vector == vector ? fmt::format("interrupt {:#x}", vector)
+                                              : fmt::format("interrupt {:#x} ({})", vector, vector_name(event.vector))];
+            return Result::Resume;
+        }
+        auto const& x = std::get<emu::Exception>(r);
+        if (x.vector == emu::VEC_PF) {
+            state->cr2 = x.cr2;
+            dirty |= emu::DIRTY_SREGS;
+        }
+        event = attempt == 0 ? emu::Event { x.vector, x.error_code, true } : emu::Event { 8 /* #DF */, 0u, true };
+    }
+    HAKO_INFO("vCPU {}: triple fault delivering vector {:#x} at RIP {:#x} through the guest's IDT", vcpu.id(), vector,
+        rip);
+    return Result::Stop;
 }
 
 std::map<std::string, uint64_t> InstructionEmulation::counts() const

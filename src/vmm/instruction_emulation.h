@@ -11,6 +11,7 @@
 #include "bus/bus.h"
 #include "emu/memory_access.h"
 #include "kvm/vcpu.h"
+#include "kvm/vm.h"
 #include "memory/guest_memory.h"
 
 namespace hako::vmm {
@@ -40,6 +41,19 @@ public:
     /// instruction keeps faulting without progress, or when KVM refuses the state.
     Result handle(kvm::Vcpu& vcpu);
 
+    /// On a host without VT-x/AMD-V (PVM), KVM cannot deliver every interrupt in legacy protected mode (seen: a guest
+    /// whose code and stack segments are not based at 0, as iPXE's): it accepts the interrupt from the PIC and then
+    /// turns its delivery into a triple fault (KVM_EXIT_SHUTDOWN). When the guest could take an interrupt (protected
+    /// mode, IF set) and the PIC has one in service, this delivers that one (the in-service IR of highest priority, the
+    /// one accepted last) through the guest's IDT (emu::deliver_event); a fault on the way is delivered in turn, a
+    /// second one as #DF. Resume when delivered; Stop when this was not a refused delivery or it cannot be completed
+    /// (a third fault: the triple fault it was), after one clear line.
+    Result deliver_refused_interrupt(kvm::Vcpu& vcpu, kvm::Vm const& vm);
+
+    /// Deliveries in a row on one vCPU without an IRET in between after which hako stops the guest: a handler that
+    /// faults with interrupts enabled would otherwise nest without end.
+    static constexpr uint32_t MAX_NESTED_DELIVERIES = 64;
+
     /// Completed instructions by mnemonic, and faults raised by emulated instructions ("#GP" etc.).
     std::map<std::string, uint64_t> counts() const;
 
@@ -56,6 +70,7 @@ private:
         uint32_t faults { 0 };
     };
     std::map<uint32_t, Repeat> m_repeat; // by vCPU id
+    std::map<uint32_t, uint32_t> m_nested; // deliveries since the last IRET, by vCPU id
 };
 
 } // namespace hako::vmm

@@ -404,6 +404,10 @@ void Machine::vcpu_loop(kvm::Vcpu& vcpu)
         case Reason::Interrupted:
             break;
         case Reason::Shutdown:
+            // Without VT-x/AMD-V, KVM turns some interrupt deliveries in protected mode into this exit: deliver those here.
+            if (!m_hardware_virt && m_emulation
+                && m_emulation->deliver_refused_interrupt(vcpu, *m_vm) == InstructionEmulation::Result::Resume)
+                break;
             if (log_enabled(LogLevel::Info)) {
                 auto const [where, bytes] = locate(vcpu, {});
                 HAKO_INFO("vCPU {}: triple fault at {}: bytes [{}]", vcpu.id(), where, bytes);

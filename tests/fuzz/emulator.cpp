@@ -1,7 +1,10 @@
 // Fuzzes the userspace instruction emulator: the input chooses the CPU mode, control registers, flags, general
-// registers, x87 state (control, status, tags, registers) and XSAVE state (XCR0, IA32_XSS, the CPUID leaf 0xD layout, the XSAVE image), the first bytes are the instruction at CS:RIP, and the rest fills a small guest-physical
-// memory (with page tables where the mode pages). The emulator must never crash, and must never reach memory except
-// through PhysicalMemory (ASan checks the fake's buffer; accesses outside it are counted, not performed).
+// registers, x87 state (control, status, tags, registers), XSAVE state (XCR0, IA32_XSS, the CPUID leaf 0xD layout,
+// the XSAVE image) and the descriptor tables, the first bytes are the instruction at CS:RIP, and the rest fills a
+// small guest-physical memory (with page tables where the mode pages). The emulator must never crash, and must never
+// reach memory except through PhysicalMemory (ASan checks the fake's buffer; accesses outside it are counted, not
+// performed). The same state then takes an event through the IDT (emu::deliver_event, the interrupts KVM cannot
+// deliver on PVM hosts): a fault or a refusal must leave the registers as they were.
 #include <array>
 #include <cstdint>
 #include <cstring>
@@ -9,6 +12,7 @@
 
 #include "../unit/emu/fake_physical_memory.h"
 #include "emu/emulator.h"
+#include "emu/interrupt.h"
 
 using namespace hako::emu;
 
@@ -93,6 +97,12 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
         s.xsave[512 + i] = static_cast<uint8_t>(in.take(1));
     for (size_t i = 160; i < 176; ++i)
         s.xsave[i] = static_cast<uint8_t>(in.take(1));
+    // Descriptor tables (in the small memory or past it) and an event to deliver.
+    s.gdt = { in.take(2), static_cast<uint16_t>(in.take(2)) };
+    s.idt = { in.take(2), static_cast<uint16_t>(in.take(2)) };
+    auto const ev_vector = static_cast<uint8_t>(in.take(1));
+    uint64_t const ev_flags = in.take(1);
+    auto const ev_code = static_cast<uint32_t>(in.take(2));
     // The rest: guest memory, mirrored at CS:RIP's linear address so the instruction is usually found there.
     std::vector<uint8_t> rest(data + in.pos, data + size);
     for (size_t i = 0; i < rest.size() && i < MEM; ++i)
@@ -112,5 +122,15 @@ extern "C" int LLVMFuzzerTestOneInput(uint8_t const* data, size_t size)
         __builtin_trap(); // nor does an instruction the emulator refuses
     if (o.length > 15)
         __builtin_trap();
+
+    CpuState d = before;
+    LinearMemory lin(d, mem);
+    auto r = deliver_event(d, lin,
+        Event { ev_vector, (ev_flags & 1) ? std::optional<uint32_t>(ev_code) : std::nullopt, (ev_flags & 2) != 0 });
+    if (!std::holds_alternative<uint32_t>(r)
+        && (d.rip != before.rip || d.gpr != before.gpr || d.rflags != before.rflags
+            || d.segment(Seg::Cs).selector != before.segment(Seg::Cs).selector
+            || d.segment(Seg::Cs).base != before.segment(Seg::Cs).base))
+        __builtin_trap(); // an event that is not delivered changes no register
     return 0;
 }

@@ -12,53 +12,10 @@ using namespace hako::emu::test;
 
 namespace {
 
-constexpr uint64_t GDT = 0x8000;
-constexpr uint64_t STACK = 0x30000;
-
-// GDT entries (selector = index * 8).
-constexpr uint16_t CODE32_K = 0x08, DATA32_K = 0x10, CODE32_U = 0x18 | 3, DATA32_U = 0x20 | 3, CODE64_K = 0x28,
-                   CODE64_U = 0x30 | 3, NOT_PRESENT = 0x38, DATA_AS_CODE = 0x40, CODE16_K = 0x48, SMALL_CODE = 0x50,
-                   CONFORMING = 0x58;
-
-uint64_t descriptor(uint32_t base, uint32_t limit, uint8_t access, uint8_t flags /* G D/B L AVL */)
-{
-    return (uint64_t(limit) & 0xffff) | (uint64_t(base) & 0xffffff) << 16 | uint64_t(access) << 40
-        | uint64_t((limit >> 16) & 0xf) << 48 | uint64_t(flags & 0xf) << 52 | uint64_t(base >> 24) << 56;
-}
-
-void write_gdt(FakePhysicalMemory& m)
-{
-    m.put64(GDT + 0x00, 0);
-    m.put64(GDT + 0x08, descriptor(0, 0xfffff, 0x9a, 0xc)); // 32-bit code, DPL 0, not accessed
-    m.put64(GDT + 0x10, descriptor(0, 0xfffff, 0x92, 0xc)); // data, DPL 0
-    m.put64(GDT + 0x18, descriptor(0, 0xfffff, 0xfa, 0xc)); // 32-bit code, DPL 3
-    m.put64(GDT + 0x20, descriptor(0, 0xfffff, 0xf2, 0xc)); // data, DPL 3
-    m.put64(GDT + 0x28, descriptor(0, 0xfffff, 0x9b, 0xa)); // 64-bit code, DPL 0
-    m.put64(GDT + 0x30, descriptor(0, 0xfffff, 0xfb, 0xa)); // 64-bit code, DPL 3
-    m.put64(GDT + 0x38, descriptor(0, 0xfffff, 0x1a, 0xc)); // code, not present
-    m.put64(GDT + 0x40, descriptor(0, 0xfffff, 0x92, 0xc)); // data (as a CS)
-    m.put64(GDT + 0x48, descriptor(0, 0xffff, 0x9b, 0x0));  // 16-bit code
-    m.put64(GDT + 0x50, descriptor(0, 0x1000, 0x9b, 0x4));  // 32-bit code, byte-granular limit 0x1000
-    m.put64(GDT + 0x58, descriptor(0, 0xfffff, 0x9e, 0xc)); // conforming code, DPL 0
-}
-
 void push32(FakePhysicalMemory& m, uint64_t& sp, uint32_t v)
 {
     sp -= 4;
     m.put32(sp, v);
-}
-
-// 32-bit flat protected mode, paging off, at CPL 0 with CS = CODE32_K, SS = DS = ES = DATA32_K, ESP = STACK.
-CpuState pm32(FakePhysicalMemory& m)
-{
-    write_gdt(m);
-    CpuState s = protected32();
-    s.gdt = { GDT, 0x5f };
-    s.segment(Seg::Cs).selector = CODE32_K;
-    for (Seg r : { Seg::Ss, Seg::Ds, Seg::Es, Seg::Fs, Seg::Gs })
-        s.segment(r).selector = DATA32_K;
-    s.reg(Gpr::Rsp) = STACK;
-    return s;
 }
 
 // The 32-bit frame IRETD pops: EIP, CS, EFLAGS (then ESP, SS for an outer level), pushed in reverse.
