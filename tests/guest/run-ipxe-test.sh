@@ -1,16 +1,20 @@
 #!/usr/bin/env bash
 # iPXE's option ROM for a NIC (Debian's ipxe-qemu) under SeaBIOS, on hako or QEMU: SeaBIOS must find the ROM in the
 # NIC's expansion ROM BAR and run it, and iPXE must get through its device initialisation to its banner and the
-# "Press Ctrl-B for the iPXE command line" prompt. On hosts without VT-x/AMD-V (PVM, see ../shared/KVM-HERE.md) the
-# guest stops right after that prompt on an instruction KVM's emulator refuses (QEMU: an emulation failure on an
-# iret; hako: the same spot ends in a triple fault), so that prompt is as far as either VMM gets here; the script
-# prints how the run ended and how long each milestone took. On a host with VT-x the prompt still comes first.
+# "Press Ctrl-B for the iPXE command line" prompt.
+# On hosts without VT-x/AMD-V (PVM, see ../shared/KVM-HERE.md) KVM's emulator refuses iPXE's 32-bit iret, and KVM
+# cannot deliver an interrupt to iPXE's protected mode (segments based at its load address; KVM turns the delivery
+# into a triple fault): QEMU stops at the prompt (an emulation failure on an iret); hako emulates the irets and
+# delivers the timer interrupts itself, so on hako iPXE goes on past the prompt, opens the NIC and must get a DHCP
+# lease from slirp (10.0.2.15, gateway 10.0.2.2). The run ends at the last milestone; the script prints how long each
+# milestone took.
 #
 # usage: run-ipxe-test.sh <hako|qemu> <rom> <model>
 #   model: virtio (the ROM declares 1af4:1041, so the NIC is modern-only: hako legacy=off, QEMU disable-legacy=on),
 #          e1000, rtl8139, pcnet (the NIC models of the same names on both VMMs),
 #          ne2k_pci (pxe-ne2k_pci.rom, the RTL8029AS; QEMU runs its default ROM, see below)
-# Environment: HAKO, QEMU, LOG (the serial log; default a temp file), BIOS (default /usr/share/seabios/bios-256k.bin)
+# Environment: HAKO, QEMU, LOG (the serial log; default a temp file), BIOS (default /usr/share/seabios/bios-256k.bin),
+#              IPXE_TIMEOUT (seconds, default 150)
 set -u
 [ $# -eq 3 ] || { sed -n '2,15p' "$0" >&2; exit 2; }
 vmm=$1 rom=$2 model=$3
@@ -38,6 +42,8 @@ case $vmm in
 esac
 echo "run-ipxe-test: ${cmd[*]}"
 milestones=("iPXE (http://ipxe.org) 00:02.0" "${devices_ok:-iPXE initialising devices...ok}" "Press Ctrl-B for the iPXE command line")
+# On hako: the NIC opened with slirp's link up, and the lease.
+[ "$vmm" = hako ] && milestones+=("net0: 52:54:00:12:34:56 using" "net0: 10.0.2.15/255.255.255.0 gw 10.0.2.2")
 start=$(date +%s.%N)
 "${cmd[@]}" </dev/null >"$log" 2>&1 &
 pid=$!
@@ -50,6 +56,7 @@ while :; do
             seen_at[$m]=$(echo "$(date +%s.%N) - $start" | bc)
         fi
     done
+    if [ -n "${seen_at[${milestones[-1]}]:-}" ]; then ended="at the last milestone"; break; fi
     if ! kill -0 "$pid" 2>/dev/null; then
         wait "$pid"; ended="the VMM exited with status $?"; break
     fi
@@ -60,7 +67,7 @@ while :; do
 done
 kill "$pid" 2>/dev/null
 wait "$pid" 2>/dev/null
-grep -a "triple fault\|could not emulate\|Guest stopped" "$log" | sed 's/^/run-ipxe-test: /'
+grep -a "triple fault\|could not emulate\|Guest stopped\|hako emulated" "$log" | sed 's/^/run-ipxe-test: /'
 ok=1
 for m in "${milestones[@]}"; do
     if [ -n "${seen_at[$m]:-}" ]; then
