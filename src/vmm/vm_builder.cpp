@@ -32,6 +32,7 @@
 #include "devices/legacy/i8042.h"
 #include "devices/legacy/port_sink.h"
 #include "devices/legacy/reset_control.h"
+#include "devices/legacy/system_control_a.h"
 #include "devices/legacy/serial.h"
 #include "devices/net/e1000.h"
 #include "devices/net/pcnet.h"
@@ -346,6 +347,7 @@ Result<std::unique_ptr<Machine>> MachineBuilder::build(VmConfig const& config)
     TRY(add_pio(PORT_CMOS, 4, rtc));
 
     TRY(add_pio(PORT_RESET_CF9, 1, std::make_shared<ResetControl>(*m)));
+    TRY(add_pio(PORT_SYSTEM_CONTROL_A, 1, std::make_shared<SystemControlA>(*m)));
     // The ACPI PM register block goes on the I/O bus where the PIIX4 PM function (00:01.3) decodes it, below.
     auto pm = std::make_shared<AcpiPm>(*m, irq(IRQ_SCI), monotonic_ns);
     m->m_devices.push_back(pm);

@@ -66,6 +66,7 @@ constexpr uint16_t PORT_DEBUGCON = 0xe9;
 constexpr uint16_t PORT_FW_DEBUG = 0x402;       // SeaBIOS's debug output port
 constexpr uint16_t PORT_FW_CFG = 0x510;         // 0x510 selector, 0x511 data, 0x514-0x51b DMA address
 constexpr uint16_t PORT_RESET_CF9 = 0xcf9;
+constexpr uint16_t PORT_SYSTEM_CONTROL_A = 0x92; // fast A20 gate and fast reset
 constexpr uint16_t PORT_ACPI_PM_BASE = 0x600;   // PM1a event (4), PM1a control (2), PM timer (4): as QEMU's PIIX4
 constexpr uint16_t PORT_POST = 0x80;            // POST code port: writes are absorbed
 
