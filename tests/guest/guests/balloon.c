@@ -147,7 +147,9 @@ int guest_main(void)
     printf("balloon: driver ready (stats queue %s, deflate-on-oom %s)\n", s_have_stats ? "yes" : "no",
         features & (1ull << F_DEFLATE_ON_OOM) ? "yes" : "no");
 
-    uint32_t actual = 0, settled = 0, last_settled = 0xffffffffu;
+    /* The balloon starts empty (actual 0); each later settle at a new size is one phase. The first target can
+     * arrive before this loop starts, so the start is not counted as a settle. */
+    uint32_t actual = 0, settled = 0, last_settled = 0;
     sti();
     for (;;) {
         /* A stats request: the device gave the buffer back. */
@@ -184,9 +186,8 @@ int guest_main(void)
         }
         if (actual != last_settled) {
             last_settled = actual;
-            if (settled++ > 0 || actual != 0)
-                printf("balloon: settled at %u pages (%u config interrupts)\n", actual, s_config_irqs);
-            if (settled > phases)
+            printf("balloon: settled at %u pages (%u config interrupts)\n", actual, s_config_irqs);
+            if (++settled >= phases)
                 break;
         }
         /* Wait for a configuration change or a stats request. */

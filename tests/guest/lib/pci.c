@@ -41,8 +41,121 @@ void pci_write8(const struct pci_dev* d, uint8_t off, uint8_t v)
     outb((uint16_t)(CONFIG_DATA + (off & 3)), v);
 }
 
+/* ---- What PC firmware does before a driver runs, done here when no firmware did it ----
+ * SeaBIOS (and hako, which boots these guests without firmware) assign every BAR, enable I/O and memory decoding and
+ * route INTx through the PIIX3's PIRQ registers before the guest starts. A minimal firmware such as QEMU's qboot
+ * does none of that, so the drivers here would find unassigned BARs. When not one BAR on bus 0 is assigned, this
+ * assigns them as SeaBIOS does: I/O from 0xc000, 32-bit memory from 0xe0000000 (above the RAM of every test's -m),
+ * naturally aligned, and PIRQ A-D to IRQ 10, 10, 11, 11 (level-triggered in the ELCR) on a PIIX3 ISA bridge. */
+#define PCI_IO_BASE 0xc000u
+#define PCI_IO_END 0x10000u
+#define PCI_MEM_BASE 0xe0000000u
+#define PCI_MEM_END 0xfec00000u
+#define PIIX3_PIRQRC 0x60
+#define ELCR2 0x4d1
+
+static uint8_t header_type(const struct pci_dev* d) { return pci_read8(d, 0x0e) & 0x7f; }
+
+static bool any_bar_assigned(void)
+{
+    for (uint8_t slot = 0; slot < 32; slot++) {
+        for (uint8_t fn = 0; fn < 8; fn++) {
+            struct pci_dev d = { .bus = 0, .slot = slot, .fn = fn };
+            if ((pci_read32(&d, 0) & 0xffff) == 0xffff) {
+                if (fn == 0)
+                    break;
+                continue;
+            }
+            if (header_type(&d) == 0) {
+                for (int bar = 0; bar < 6; bar++) {
+                    uint32_t v = pci_read32(&d, (uint8_t)(0x10 + 4 * bar));
+                    if ((v & 1) ? (v & ~3u) != 0 : (v & ~0xfu) != 0)
+                        return true;
+                }
+            }
+            if (fn == 0 && !(pci_read8(&d, 0x0e) & 0x80))
+                break;
+        }
+    }
+    return false;
+}
+
+static void assign_function(struct pci_dev* d, uint32_t* io_next, uint32_t* mem_next, const uint8_t pirq_irq[4])
+{
+    uint16_t cmd = 0;
+    for (int bar = 0; bar < 6; bar++) {
+        uint8_t off = (uint8_t)(0x10 + 4 * bar);
+        uint32_t old = pci_read32(d, off);
+        pci_write32(d, off, 0xffffffffu);
+        uint32_t mask = pci_read32(d, off);
+        pci_write32(d, off, old);
+        if (mask == 0 || mask == 0xffffffffu)
+            continue;
+        bool io = mask & 1;
+        bool is64 = !io && ((mask >> 1) & 3) == 2;
+        uint32_t size = io ? (~(mask & ~3u) & 0xffffu) + 1 : ~(mask & ~0xfu) + 1;
+        uint32_t* next = io ? io_next : mem_next;
+        uint32_t end = io ? PCI_IO_END : PCI_MEM_END;
+        uint32_t addr = (*next + size - 1) & ~(size - 1);
+        if (size == 0 || addr < *next || addr + size > end || addr + size < addr) {
+            printf("pci: %02x.%x BAR %d (%u bytes) does not fit: left unassigned\n", d->slot, d->fn, bar, size);
+        } else {
+            pci_write32(d, off, addr | (old & (io ? 3u : 0xfu)));
+            *next = addr + size;
+            cmd |= io ? PCI_CMD_IO : PCI_CMD_MEMORY;
+        }
+        if (is64) {
+            pci_write32(d, (uint8_t)(off + 4), 0);
+            bar++;
+        }
+    }
+    if (cmd)
+        pci_write16(d, PCI_COMMAND, (uint16_t)(pci_read16(d, PCI_COMMAND) | cmd));
+    uint8_t pin = pci_read8(d, 0x3d);
+    if (pirq_irq && pin >= 1 && pin <= 4)
+        pci_write8(d, 0x3c, pirq_irq[(pin - 1 + d->slot) & 3]);
+}
+
+static void firmware_setup_once(void)
+{
+    static bool done;
+    if (done)
+        return;
+    done = true;
+    if (any_bar_assigned())
+        return;
+    /* PIIX3 ISA bridge at 00:01.0 (QEMU's -M pc): PIRQ A-D to IRQ 10, 10, 11, 11, level-triggered. */
+    static const uint8_t irqs[4] = { 10, 10, 11, 11 };
+    const uint8_t* pirq_irq = NULL;
+    struct pci_dev isa = { .bus = 0, .slot = 1, .fn = 0 };
+    if (pci_read32(&isa, 0) == 0x70008086u) {
+        for (int i = 0; i < 4; i++)
+            pci_write8(&isa, (uint8_t)(PIIX3_PIRQRC + i), irqs[i]);
+        outb(ELCR2, (uint8_t)(inb(ELCR2) | (1u << (10 - 8)) | (1u << (11 - 8))));
+        pirq_irq = irqs;
+    }
+    uint32_t io_next = PCI_IO_BASE, mem_next = PCI_MEM_BASE;
+    for (uint8_t slot = 0; slot < 32; slot++) {
+        for (uint8_t fn = 0; fn < 8; fn++) {
+            struct pci_dev d = { .bus = 0, .slot = slot, .fn = fn };
+            if ((pci_read32(&d, 0) & 0xffff) == 0xffff) {
+                if (fn == 0)
+                    break;
+                continue;
+            }
+            if (header_type(&d) == 0)
+                assign_function(&d, &io_next, &mem_next, pirq_irq);
+            if (fn == 0 && !(pci_read8(&d, 0x0e) & 0x80))
+                break;
+        }
+    }
+    printf("pci: no firmware had assigned BARs: assigned I/O 0x%x-0x%x, memory 0x%x-0x%x%s\n", PCI_IO_BASE,
+           io_next, PCI_MEM_BASE, mem_next, pirq_irq ? ", PIRQ A-D to IRQ 10, 10, 11, 11" : "");
+}
+
 bool pci_find(bool (*match)(const struct pci_dev* d, void* ctx), void* ctx, unsigned nth, struct pci_dev* out)
 {
+    firmware_setup_once();
     for (uint8_t slot = 0; slot < 32; slot++) {
         for (uint8_t fn = 0; fn < 8; fn++) {
             struct pci_dev d = { .bus = 0, .slot = slot, .fn = fn };
