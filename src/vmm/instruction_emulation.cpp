@@ -160,8 +160,8 @@ InstructionEmulation::Result InstructionEmulation::deliver_refused_interrupt(kvm
     {
         std::lock_guard guard(m_lock);
         if (++m_nested[vcpu.id()] > MAX_NESTED_DELIVERIES) {
-            HAKO_ERROR("Guest stopped: {} interrupts delivered on vCPU {} without an IRET (last vector {:#x} at RIP "
-                       "{:#x}): its handlers fault with interrupts enabled",
+            HAKO_ERROR("vCPU {1}: {0} interrupts delivered without an IRET (last vector {2:#x} at RIP {3:#x}): its "
+                       "handlers fault with interrupts enabled; the triple fault KVM reported stands",
                 MAX_NESTED_DELIVERIES, vcpu.id(), vector, rip);
             return Result::Stop;
         }
@@ -173,14 +173,15 @@ InstructionEmulation::Result InstructionEmulation::deliver_refused_interrupt(kvm
     for (int attempt = 0; attempt < 3; ++attempt) {
         auto r = emu::deliver_event(*state, mem, event);
         if (auto const* u = std::get_if<emu::Unsupported>(&r)) {
-            HAKO_ERROR("Guest stopped: KVM cannot deliver vector {:#x} at RIP {:#x} on vCPU {} ({} mode) on this host "
-                       "and neither can hako: {}", event.vector, rip, vcpu.id(), emu::cpu_mode_name(mode), u->what);
+            HAKO_ERROR("vCPU {2}: KVM cannot deliver vector {0:#x} at RIP {1:#x} ({3} mode) on this host and neither "
+                       "can hako ({4}): the triple fault KVM reported stands",
+                event.vector, rip, vcpu.id(), emu::cpu_mode_name(mode), u->what);
             return Result::Stop;
         }
         if (auto const* d = std::get_if<uint32_t>(&r)) {
             if (auto w = vcpu.set_emu_state(*state, dirty | *d); !w) {
-                HAKO_ERROR("Guest stopped: writing back the delivery of vector {:#x} on vCPU {}: {}", event.vector,
-                    vcpu.id(), w.error().message());
+                HAKO_ERROR("vCPU {1}: writing back the delivery of vector {0:#x}: {2}; the triple fault KVM reported "
+                           "stands", event.vector, vcpu.id(), w.error().message());
                 return Result::Stop;
             }
             std::lock_guard guard(m_lock);
