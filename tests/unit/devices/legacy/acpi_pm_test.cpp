@@ -5,6 +5,7 @@
 #include "arch/x86/layout.h"
 #include "base/bytes.h"
 #include "devices/legacy/acpi_pm.h"
+#include "fake_system.h"
 
 using namespace hako;
 using hako::devices::legacy::AcpiPm;
@@ -22,11 +23,7 @@ public:
     int changes { 0 };
 };
 
-class FakeSystem final : public bus::SystemControl {
-public:
-    void request(bus::SystemEvent event, uint32_t) override { events.push_back(event); }
-    std::vector<bus::SystemEvent> events;
-};
+using FakeSystem = devices::legacy::test::RecordingSystem;
 
 struct AcpiPmTest : ::testing::Test {
     FakeSystem sys;

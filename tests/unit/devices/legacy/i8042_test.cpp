@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "devices/legacy/i8042.h"
+#include "fake_system.h"
 
 using namespace hako;
 using hako::devices::legacy::I8042;
@@ -22,11 +23,7 @@ public:
     int edges { 0 };
 };
 
-class FakeSystem final : public bus::SystemControl {
-public:
-    void request(bus::SystemEvent event, uint32_t) override { events.push_back(event); }
-    std::vector<bus::SystemEvent> events;
-};
+using FakeSystem = devices::legacy::test::RecordingSystem;
 
 struct I8042Test : ::testing::Test {
     FakeSystem sys;

@@ -2,43 +2,30 @@
 // reads as 0, other bits and wide accesses are ignored.
 #include <gtest/gtest.h>
 
-#include <vector>
-
 #include "devices/legacy/system_control_a.h"
+#include "fake_system.h"
 
 using namespace hako;
 using hako::devices::legacy::SystemControlA;
 
-namespace {
-class FakeSystem final : public bus::SystemControl {
-public:
-    void request(bus::SystemEvent event, uint32_t) override { events.push_back(event); }
-    std::vector<bus::SystemEvent> events;
-};
-
-uint8_t rd(SystemControlA& d)
-{
-    uint8_t b = 0;
-    d.read(0, std::span<uint8_t>(&b, 1));
-    return b;
-}
-void wr(SystemControlA& d, uint8_t v) { d.write(0, std::span<uint8_t const>(&v, 1)); }
-} // namespace
+using FakeSystem = devices::legacy::test::RecordingSystem;
+using devices::legacy::test::read_byte;
+using devices::legacy::test::write_byte;
 
 TEST(SystemControlA, A20GateReadsBackAndFastResetResets)
 {
     FakeSystem sys;
     SystemControlA dev(sys);
-    EXPECT_EQ(rd(dev), SystemControlA::A20_GATE); // open at power-on: memory is never masked
-    wr(dev, 0x00);
-    EXPECT_EQ(rd(dev), 0);
-    wr(dev, 0xfe); // what iPXE writes: A20 on, the other bits ignored, no reset
-    EXPECT_EQ(rd(dev), SystemControlA::A20_GATE);
+    EXPECT_EQ(read_byte(dev), SystemControlA::A20_GATE); // open at power-on: memory is never masked
+    write_byte(dev, 0x00);
+    EXPECT_EQ(read_byte(dev), 0);
+    write_byte(dev, 0xfe); // what iPXE writes: A20 on, the other bits ignored, no reset
+    EXPECT_EQ(read_byte(dev), SystemControlA::A20_GATE);
     EXPECT_TRUE(sys.events.empty());
-    wr(dev, SystemControlA::A20_GATE | SystemControlA::FAST_RESET);
+    write_byte(dev, SystemControlA::A20_GATE | SystemControlA::FAST_RESET);
     ASSERT_EQ(sys.events.size(), 1u);
     EXPECT_EQ(sys.events[0], bus::SystemEvent::Reset);
-    EXPECT_EQ(rd(dev), SystemControlA::A20_GATE); // the reset bit reads as 0
+    EXPECT_EQ(read_byte(dev), SystemControlA::A20_GATE); // the reset bit reads as 0
 }
 
 TEST(SystemControlA, WideAccessesAreIgnored)
@@ -51,5 +38,5 @@ TEST(SystemControlA, WideAccessesAreIgnored)
     uint8_t r[2] {};
     dev.read(0, std::span<uint8_t>(r, 2));
     EXPECT_EQ(r[0], 0xff);
-    EXPECT_EQ(rd(dev), SystemControlA::A20_GATE);
+    EXPECT_EQ(read_byte(dev), SystemControlA::A20_GATE);
 }
