@@ -477,6 +477,99 @@ Outcome& op_popcnt(Context& c)
     return complete(c, 0);
 }
 
+// --- LAR, LSL (SDM vol. 2 "LAR", "LSL"): the access rights or the byte-granular limit of the descriptor a selector
+// names, ZF = 1; ZF = 0 and the destination unchanged when the selector is null or beyond its table's limit, the
+// descriptor's type is not one the instruction accepts, or (not a conforming code segment) its DPL is below CPL or
+// the selector's RPL. Presence is not checked. #UD in real and virtual-8086 mode. Linux's paranoid exception entry
+// reads its CPU number this way (LSL of the per-CPU GDT entry) ---
+
+Outcome& op_lar_lsl(Context& c, bool lsl)
+{
+    if (c.mode == CpuMode::Real || c.mode == CpuMode::Virtual8086)
+        return fault(c, ud());
+    auto const& dst = c.ops[0];
+    auto const& src = c.ops[1];
+    auto g = gpr_ref(dst.reg.value);
+    size_t const size = dst.size / 8u;
+    if (dst.type != ZYDIS_OPERAND_TYPE_REGISTER || !g || (size != 2 && size != 4 && size != 8))
+        return unsupported(c, "operand forms");
+    uint16_t selector = 0;
+    if (src.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+        auto sg = gpr_ref(src.reg.value);
+        if (!sg)
+            return unsupported(c, "unexpected register operand");
+        selector = static_cast<uint16_t>(read_gpr(c.s, *sg));
+    } else if (src.type == ZYDIS_OPERAND_TYPE_MEMORY) {
+        auto m = memory_operand(c, src, 2, Access::Read);
+        if (auto* o = std::get_if<Outcome*>(&m))
+            return **o;
+        std::array<uint8_t, 2> b {};
+        if (auto* o = access_failed(c, c.mem.read(std::get<MemOperand>(m).linear, b)))
+            return *o;
+        selector = static_cast<uint16_t>(load_le(std::span<uint8_t const>(b)));
+    } else {
+        return unsupported(c, "operand forms");
+    }
+    auto fail = [&c]() -> Outcome& {
+        c.s.rflags &= ~RFLAGS_ZF;
+        return complete(c, 0);
+    };
+    if ((selector & 0xfffcu) == 0)
+        return fail();
+    auto read = read_descriptor(c.s, c.mem, selector);
+    if (auto* e = std::get_if<Exception>(&read)) {
+        if (e->vector == VEC_GP)
+            return fail(); // beyond the GDT's or LDT's limit: not a fault for LAR/LSL
+        return fault(c, *e);
+    }
+    if (auto* u = std::get_if<Unsupported>(&read))
+        return unsupported(c, u->what);
+    Descriptor const& d = std::get<Descriptor>(read);
+    bool const long_mode = (c.s.efer & EFER_LMA) != 0;
+    if (!d.s()) {
+        bool ok = false;
+        switch (d.type()) {
+        case 0x2: // LDT
+        case 0x9: // available TSS (32-bit; 64-bit in IA-32e mode)
+        case 0xb: // busy TSS
+            ok = true;
+            break;
+        case 0x1: // available 16-bit TSS
+        case 0x3: // busy 16-bit TSS
+            ok = !long_mode;
+            break;
+        case 0x4: // 16-bit call gate
+        case 0x5: // task gate
+            ok = !lsl && !long_mode;
+            break;
+        case 0xc: // 32-bit call gate (64-bit in IA-32e mode)
+            ok = !lsl;
+            break;
+        default: break;
+        }
+        if (!ok)
+            return fail();
+    }
+    bool const conforming = d.code() && (d.type() & 4) != 0;
+    if (!conforming && (d.dpl() < cpu_cpl(c.s) || d.dpl() < (selector & 3)))
+        return fail();
+    uint32_t value = 0;
+    if (lsl) {
+        uint32_t limit = d.raw[0] | (d.raw[1] << 8) | ((d.raw[6] & 0xfu) << 16);
+        if (d.raw[6] & 0x80) // G: 4 KiB units
+            limit = (limit << 12) | 0xfffu;
+        value = limit;
+    } else {
+        uint32_t const dword1 = d.raw[4] | (d.raw[5] << 8) | (d.raw[6] << 16) | (static_cast<uint32_t>(d.raw[7]) << 24);
+        value = dword1 & 0x00f0ff00u;
+    }
+    if (size == 2)
+        value &= 0xffffu;
+    write_gpr(c.s, *g, value);
+    c.s.rflags |= RFLAGS_ZF;
+    return complete(c, 0);
+}
+
 // --- CLAC, STAC (SDM vol. 2): clear or set EFLAGS.AC; #UD at CPL > 0 (virtual-8086 mode included) ---
 
 Outcome& op_clac_stac(Context& c, bool set)
@@ -910,6 +1003,8 @@ Outcome emulate(CpuState& state, PhysicalMemory& memory)
     case ZYDIS_MNEMONIC_CMPXCHG16B: return op_cmpxchg_wide(c, true);
     case ZYDIS_MNEMONIC_INVPCID: return op_invpcid(c);
     case ZYDIS_MNEMONIC_POPCNT: return op_popcnt(c);
+    case ZYDIS_MNEMONIC_LAR: return op_lar_lsl(c, false);
+    case ZYDIS_MNEMONIC_LSL: return op_lar_lsl(c, true);
     case ZYDIS_MNEMONIC_CLAC: return op_clac_stac(c, false);
     case ZYDIS_MNEMONIC_STAC: return op_clac_stac(c, true);
     case ZYDIS_MNEMONIC_XGETBV: return op_xgetbv(c);

@@ -13,6 +13,8 @@
 //   MOVBE r, m and m, r (16/32/64-bit);
 //   POPCNT r, r/m (16/32/64-bit);
 //   CLAC, STAC (#UD at CPL > 0);
+//   LAR, LSL (r, r/m16: access rights or byte-granular limit, ZF; ZF = 0 for a null, out-of-table, wrong-type or
+//     too-privileged selector; #UD in real and virtual-8086 mode);
 //   CMPXCHG8B and CMPXCHG16B (with or without LOCK; atomic through PhysicalMemory::compare_exchange; #GP(0) for an
 //     unaligned CMPXCHG16B operand);
 //   INVPCID (descriptor and type checks; every type flushes the whole TLB: Dirty DIRTY_TLB);

@@ -693,3 +693,150 @@ TEST(Emulator, ClacStacChangeOnlyAcAndAreUndefinedAtCpl3)
     EXPECT_EQ(o.exception->vector, VEC_UD);
     EXPECT_EQ(s.rflags, 2u | RFLAGS_CF | RFLAGS_AC);
 }
+
+
+// LAR and LSL (SDM vol. 2): Linux's paranoid exception entry reads its CPU number as the limit of a per-CPU GDT entry
+// (`lsl rax, eax` with EAX = 0x7b).
+namespace {
+struct LslFixture {
+    FakePhysicalMemory m { 4 << 20 };
+    CpuState s = long_mode(m);
+    static constexpr uint16_t TSS64 = 0x60, CALL_GATE = 0x70, CPUNODE = 0x78 | 3, TSS16 = 0x80;
+    LslFixture()
+    {
+        write_gdt(m);
+        m.put64(GDT + 0x60, descriptor(0, 0x1000, 0x89, 0x0)); // 64-bit TSS (16 bytes), available, DPL 0
+        m.put64(GDT + 0x68, 0);
+        m.put64(GDT + 0x70, descriptor(0, 0x100, 0x8c, 0x0)); // call gate, DPL 0
+        m.put64(GDT + 0x78, descriptor(0, 0x2005, 0xf5, 0x0)); // Linux's CPUNODE: data, DPL 3, limit: node 2, CPU 5
+        m.put64(GDT + 0x80, descriptor(0, 0x100, 0x81, 0x0)); // 16-bit TSS
+        s.gdt = { GDT, 0x87 };
+        s.rflags = 2;
+    }
+    Outcome exec(std::vector<uint8_t> const& code)
+    {
+        s.rip = CODE;
+        return run(s, m, code);
+    }
+};
+} // namespace
+
+TEST(Emulator, LslLoadsTheByteGranularLimitAndSetsZf)
+{
+    LslFixture f;
+    f.s.reg(Gpr::Rax) = LslFixture::CPUNODE;
+    auto o = f.exec({ 0x48, 0x0f, 0x03, 0xc0 }); // lsl rax, eax (the Debian kernel's GET_PERCPU_BASE)
+    ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
+    EXPECT_STREQ(o.mnemonic, "lsl");
+    EXPECT_EQ(f.s.reg(Gpr::Rax), 0x2005u);
+    EXPECT_EQ(f.s.rflags, 2u | RFLAGS_ZF);
+    EXPECT_EQ(f.s.rip, CODE + 4);
+
+    // G set: the limit in 4 KiB units, low 12 bits ones. 32-bit destination zero-extends; memory source (m16).
+    f.m.put(DATA, { uint8_t(DATA32_K), 0 });
+    f.s.reg(Gpr::Rbx) = DATA;
+    f.s.reg(Gpr::Rcx) = ~0ull;
+    o = f.exec({ 0x0f, 0x03, 0x0b }); // lsl ecx, [rbx]
+    ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
+    EXPECT_EQ(f.s.reg(Gpr::Rcx), 0xffffffffu);
+    // 16-bit destination: the low 16 bits of the limit, the rest of the register kept.
+    f.s.reg(Gpr::Rdx) = 0x1111222233334444;
+    f.s.reg(Gpr::Rax) = SMALL_CODE;
+    o = f.exec({ 0x66, 0x0f, 0x03, 0xd0 }); // lsl dx, ax
+    ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
+    EXPECT_EQ(f.s.reg(Gpr::Rdx), 0x1111222233331000u);
+    // System descriptors: a 64-bit TSS has a limit; a call gate does not (ZF = 0, destination unchanged); a 16-bit
+    // TSS is not valid in IA-32e mode.
+    f.s.reg(Gpr::Rax) = LslFixture::TSS64;
+    o = f.exec({ 0x48, 0x0f, 0x03, 0xc0 });
+    EXPECT_EQ(f.s.reg(Gpr::Rax), 0x1000u);
+    EXPECT_TRUE(f.s.rflags & RFLAGS_ZF);
+    for (uint16_t sel : { LslFixture::CALL_GATE, LslFixture::TSS16 }) {
+        f.s.reg(Gpr::Rax) = sel;
+        o = f.exec({ 0x48, 0x0f, 0x03, 0xc0 });
+        ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
+        EXPECT_EQ(f.s.reg(Gpr::Rax), sel) << sel;
+        EXPECT_FALSE(f.s.rflags & RFLAGS_ZF) << sel;
+    }
+}
+
+TEST(Emulator, LslAndLarFailWithZfClearNotAFault)
+{
+    LslFixture f;
+    // A null selector, one beyond the GDT limit, one into an absent LDT... all clear ZF and leave RAX.
+    for (uint16_t sel : { uint16_t(0), uint16_t(3), uint16_t(0x88), uint16_t(0xfff8) }) {
+        f.s.rflags = 2 | RFLAGS_ZF;
+        f.s.reg(Gpr::Rax) = sel;
+        auto o = f.exec({ 0x48, 0x0f, 0x03, 0xc0 });
+        ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
+        EXPECT_FALSE(o.exception.has_value());
+        EXPECT_EQ(f.s.reg(Gpr::Rax), sel);
+        EXPECT_FALSE(f.s.rflags & RFLAGS_ZF) << sel;
+    }
+    // DPL below the RPL: a DPL 0 data segment named with RPL 3 fails, with RPL 0 succeeds.
+    f.s.rflags = 2 | RFLAGS_ZF;
+    f.s.reg(Gpr::Rax) = DATA32_K | 3;
+    f.exec({ 0x48, 0x0f, 0x03, 0xc0 });
+    EXPECT_FALSE(f.s.rflags & RFLAGS_ZF);
+    f.s.reg(Gpr::Rax) = DATA32_K;
+    f.exec({ 0x48, 0x0f, 0x03, 0xc0 });
+    EXPECT_TRUE(f.s.rflags & RFLAGS_ZF);
+    // DPL below the CPL (CPL 3, user-accessible pages): the same segment fails even with RPL 0; a conforming code
+    // segment passes.
+    for (uint64_t table : { 0x1000u, 0x2000u, 0x3000u })
+        f.m.put64(table, f.m.get64(table) | 4);
+    for (uint64_t i = 0; i < 512; ++i)
+        f.m.put64(PT + i * 8, (i * 4096) | 7);
+    f.s.segment(Seg::Ss).dpl = 3;
+    f.s.rflags = 2 | RFLAGS_ZF;
+    f.s.reg(Gpr::Rax) = DATA32_K;
+    auto o = f.exec({ 0x48, 0x0f, 0x03, 0xc0 });
+    ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
+    EXPECT_FALSE(f.s.rflags & RFLAGS_ZF);
+    f.s.reg(Gpr::Rax) = CONFORMING | 3;
+    o = f.exec({ 0x48, 0x0f, 0x03, 0xc0 });
+    ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
+    EXPECT_TRUE(f.s.rflags & RFLAGS_ZF);
+    EXPECT_EQ(f.s.reg(Gpr::Rax), 0xffffffffu);
+}
+
+TEST(Emulator, LarLoadsAccessRights)
+{
+    LslFixture f;
+    f.s.reg(Gpr::Rax) = CODE64_K;
+    f.s.reg(Gpr::Rdx) = ~0ull;
+    auto o = f.exec({ 0x0f, 0x02, 0xd0 }); // lar edx, eax
+    ASSERT_EQ(o.kind, Outcome::Kind::Completed) << o.detail;
+    EXPECT_STREQ(o.mnemonic, "lar");
+    // Second dword of a 64-bit DPL 0 code descriptor (access 0x9b, flags G|L) masked with 0x00f0ff00.
+    EXPECT_EQ(f.s.reg(Gpr::Rdx), 0x00a09b00u);
+    EXPECT_TRUE(f.s.rflags & RFLAGS_ZF);
+    // LAR accepts a call gate, LSL does not.
+    f.s.reg(Gpr::Rax) = LslFixture::CALL_GATE;
+    o = f.exec({ 0x0f, 0x02, 0xd0 });
+    EXPECT_TRUE(f.s.rflags & RFLAGS_ZF);
+    EXPECT_EQ(f.s.reg(Gpr::Rdx), 0x00008c00u);
+    // 16-bit operand size: access rights byte only (& 0xff00).
+    f.s.reg(Gpr::Rax) = DATA32_U;
+    f.s.reg(Gpr::Rdx) = 0x5555;
+    o = f.exec({ 0x66, 0x0f, 0x02, 0xd0 });
+    EXPECT_EQ(f.s.reg(Gpr::Rdx) & 0xffff, 0xf200u);
+}
+
+TEST(Emulator, LslIsUndefinedInRealModeAndFaultsOnItsMemoryOperand)
+{
+    FakePhysicalMemory m(4 << 20);
+    CpuState s = real_mode();
+    auto o = run(s, m, { 0x0f, 0x03, 0xc0 });
+    ASSERT_TRUE(o.exception.has_value());
+    EXPECT_EQ(o.exception->vector, VEC_UD);
+
+    LslFixture f;
+    f.s.reg(Gpr::Rbx) = 0x7fff00000000; // not mapped: #PF, nothing changed
+    f.s.reg(Gpr::Rcx) = 7;
+    o = f.exec({ 0x0f, 0x03, 0x0b });
+    ASSERT_TRUE(o.exception.has_value());
+    EXPECT_EQ(o.exception->vector, VEC_PF);
+    EXPECT_EQ(f.s.reg(Gpr::Rcx), 7u);
+    EXPECT_EQ(f.s.rip, CODE);
+}
