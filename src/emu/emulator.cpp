@@ -555,12 +555,13 @@ Outcome& op_lar_lsl(Context& c, bool lsl)
         return fail();
     uint32_t value = 0;
     if (lsl) {
-        uint32_t limit = d.raw[0] | (d.raw[1] << 8) | ((d.raw[6] & 0xfu) << 16);
+        uint32_t limit = uint32_t { d.raw[0] } | uint32_t { d.raw[1] } << 8 | (d.raw[6] & 0xfu) << 16;
         if (d.raw[6] & 0x80) // G: 4 KiB units
             limit = (limit << 12) | 0xfffu;
         value = limit;
     } else {
-        uint32_t const dword1 = d.raw[4] | (d.raw[5] << 8) | (d.raw[6] << 16) | (static_cast<uint32_t>(d.raw[7]) << 24);
+        uint32_t const dword1 = uint32_t { d.raw[4] } | uint32_t { d.raw[5] } << 8 | uint32_t { d.raw[6] } << 16
+            | uint32_t { d.raw[7] } << 24;
         value = dword1 & 0x00f0ff00u;
     }
     if (size == 2)
