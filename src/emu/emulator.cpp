@@ -442,6 +442,27 @@ Outcome& op_invpcid(Context& c)
     return complete(c, DIRTY_TLB);
 }
 
+/// The value of a general-register or memory source operand (`size` bytes from memory), or the outcome that ended
+/// the instruction (an unsupported form, or the fault of the memory access).
+std::variant<uint64_t, Outcome*> read_gpr_or_memory(Context& c, ZydisDecodedOperand const& src, size_t size)
+{
+    if (src.type == ZYDIS_OPERAND_TYPE_REGISTER) {
+        auto g = gpr_ref(src.reg.value);
+        if (!g)
+            return &unsupported(c, "unexpected register operand");
+        return read_gpr(c.s, *g);
+    }
+    if (src.type != ZYDIS_OPERAND_TYPE_MEMORY)
+        return &unsupported(c, "operand forms");
+    auto m = memory_operand(c, src, size, Access::Read);
+    if (auto* o = std::get_if<Outcome*>(&m))
+        return *o;
+    std::array<uint8_t, 8> b {};
+    if (auto* o = access_failed(c, c.mem.read(std::get<MemOperand>(m).linear, std::span(b).first(size))))
+        return o;
+    return load_le(std::span(b).first(size));
+}
+
 // --- POPCNT (SDM vol. 2 "POPCNT"): the destination gets the number of set bits of the source; ZF = (source == 0),
 // OF SF AF CF PF cleared ---
 
@@ -453,23 +474,10 @@ Outcome& op_popcnt(Context& c)
     size_t const size = dst.size / 8u;
     if (dst.type != ZYDIS_OPERAND_TYPE_REGISTER || !g || (size != 2 && size != 4 && size != 8))
         return unsupported(c, "operand forms");
-    uint64_t value = 0;
-    if (src.type == ZYDIS_OPERAND_TYPE_REGISTER) {
-        auto sg = gpr_ref(src.reg.value);
-        if (!sg)
-            return unsupported(c, "unexpected register operand");
-        value = read_gpr(c.s, *sg);
-    } else if (src.type == ZYDIS_OPERAND_TYPE_MEMORY) {
-        auto m = memory_operand(c, src, size, Access::Read);
-        if (auto* o = std::get_if<Outcome*>(&m))
-            return **o;
-        std::array<uint8_t, 8> b {};
-        if (auto* o = access_failed(c, c.mem.read(std::get<MemOperand>(m).linear, std::span(b).first(size))))
-            return *o;
-        value = load_le(std::span(b).first(size));
-    } else {
-        return unsupported(c, "operand forms");
-    }
+    auto source = read_gpr_or_memory(c, src, size);
+    if (auto* o = std::get_if<Outcome*>(&source))
+        return **o;
+    uint64_t const value = std::get<uint64_t>(source);
     write_gpr(c.s, *g, static_cast<uint64_t>(std::popcount(value)));
     c.s.rflags &= ~(RFLAGS_OF | RFLAGS_SF | RFLAGS_ZF | RFLAGS_AF | RFLAGS_CF | RFLAGS_PF);
     if (value == 0)
@@ -493,23 +501,10 @@ Outcome& op_lar_lsl(Context& c, bool lsl)
     size_t const size = dst.size / 8u;
     if (dst.type != ZYDIS_OPERAND_TYPE_REGISTER || !g || (size != 2 && size != 4 && size != 8))
         return unsupported(c, "operand forms");
-    uint16_t selector = 0;
-    if (src.type == ZYDIS_OPERAND_TYPE_REGISTER) {
-        auto sg = gpr_ref(src.reg.value);
-        if (!sg)
-            return unsupported(c, "unexpected register operand");
-        selector = static_cast<uint16_t>(read_gpr(c.s, *sg));
-    } else if (src.type == ZYDIS_OPERAND_TYPE_MEMORY) {
-        auto m = memory_operand(c, src, 2, Access::Read);
-        if (auto* o = std::get_if<Outcome*>(&m))
-            return **o;
-        std::array<uint8_t, 2> b {};
-        if (auto* o = access_failed(c, c.mem.read(std::get<MemOperand>(m).linear, b)))
-            return *o;
-        selector = static_cast<uint16_t>(load_le(std::span<uint8_t const>(b)));
-    } else {
-        return unsupported(c, "operand forms");
-    }
+    auto source = read_gpr_or_memory(c, src, 2);
+    if (auto* o = std::get_if<Outcome*>(&source))
+        return **o;
+    auto const selector = static_cast<uint16_t>(std::get<uint64_t>(source));
     auto fail = [&c]() -> Outcome& {
         c.s.rflags &= ~RFLAGS_ZF;
         return complete(c, 0);

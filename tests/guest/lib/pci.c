@@ -56,32 +56,59 @@ void pci_write8(const struct pci_dev* d, uint8_t off, uint8_t v)
 
 static uint8_t header_type(const struct pci_dev* d) { return pci_read8(d, 0x0e) & 0x7f; }
 
-static bool any_bar_assigned(void)
+/* Calls visit() for each function on bus 0 (functions 1-7 only of multi-function devices), its IDs, subsystem and
+ * interrupt fields read; stops and returns true as soon as visit() returns true. */
+static bool for_each_function(bool (*visit)(struct pci_dev* d, void* ctx), void* ctx)
 {
     for (uint8_t slot = 0; slot < 32; slot++) {
         for (uint8_t fn = 0; fn < 8; fn++) {
             struct pci_dev d = { .bus = 0, .slot = slot, .fn = fn };
-            if ((pci_read32(&d, 0) & 0xffff) == 0xffff) {
+            uint32_t id = pci_read32(&d, 0);
+            if ((id & 0xffff) == 0xffff) {
                 if (fn == 0)
                     break;
                 continue;
             }
-            if (header_type(&d) == 0) {
-                for (int bar = 0; bar < 6; bar++) {
-                    uint32_t v = pci_read32(&d, (uint8_t)(0x10 + 4 * bar));
-                    if ((v & 1) ? (v & ~3u) != 0 : (v & ~0xfu) != 0)
-                        return true;
-                }
-            }
-            if (fn == 0 && !(pci_read8(&d, 0x0e) & 0x80))
+            d.vendor = (uint16_t)id;
+            d.device = (uint16_t)(id >> 16);
+            uint32_t sub = pci_read32(&d, 0x2c);
+            d.subsys_vendor = (uint16_t)sub;
+            d.subsys_id = (uint16_t)(sub >> 16);
+            d.irq_line = pci_read8(&d, 0x3c);
+            d.irq_pin = pci_read8(&d, 0x3d);
+            bool multi = pci_read8(&d, 0x0e) & 0x80;
+            if (visit(&d, ctx))
+                return true;
+            if (fn == 0 && !multi)
                 break;
         }
     }
     return false;
 }
 
-static void assign_function(struct pci_dev* d, uint32_t* io_next, uint32_t* mem_next, const uint8_t pirq_irq[4])
+static bool has_assigned_bar(struct pci_dev* d, void* ctx)
 {
+    (void)ctx;
+    if (header_type(d) != 0)
+        return false;
+    for (int bar = 0; bar < 6; bar++) {
+        uint32_t v = pci_read32(d, (uint8_t)(0x10 + 4 * bar));
+        if ((v & 1) ? (v & ~3u) != 0 : (v & ~0xfu) != 0)
+            return true;
+    }
+    return false;
+}
+
+struct assignment {
+    uint32_t io_next, mem_next;
+    const uint8_t* pirq_irq; /* IRQ of PIRQ A-D, or NULL */
+};
+
+static bool assign_function(struct pci_dev* d, void* ctx)
+{
+    struct assignment* a = ctx;
+    if (header_type(d) != 0)
+        return false;
     uint16_t cmd = 0;
     for (int bar = 0; bar < 6; bar++) {
         uint8_t off = (uint8_t)(0x10 + 4 * bar);
@@ -94,7 +121,7 @@ static void assign_function(struct pci_dev* d, uint32_t* io_next, uint32_t* mem_
         bool io = mask & 1;
         bool is64 = !io && ((mask >> 1) & 3) == 2;
         uint32_t size = io ? (~(mask & ~3u) & 0xffffu) + 1 : ~(mask & ~0xfu) + 1;
-        uint32_t* next = io ? io_next : mem_next;
+        uint32_t* next = io ? &a->io_next : &a->mem_next;
         uint32_t end = io ? PCI_IO_END : PCI_MEM_END;
         uint32_t addr = (*next + size - 1) & ~(size - 1);
         if (size == 0 || addr < *next || addr + size > end || addr + size < addr) {
@@ -112,8 +139,9 @@ static void assign_function(struct pci_dev* d, uint32_t* io_next, uint32_t* mem_
     if (cmd)
         pci_write16(d, PCI_COMMAND, (uint16_t)(pci_read16(d, PCI_COMMAND) | cmd));
     uint8_t pin = pci_read8(d, 0x3d);
-    if (pirq_irq && pin >= 1 && pin <= 4)
-        pci_write8(d, 0x3c, pirq_irq[(pin - 1 + d->slot) & 3]);
+    if (a->pirq_irq && pin >= 1 && pin <= 4)
+        pci_write8(d, 0x3c, a->pirq_irq[(pin - 1 + d->slot) & 3]);
+    return false;
 }
 
 static void firmware_setup_once(void)
@@ -122,7 +150,7 @@ static void firmware_setup_once(void)
     if (done)
         return;
     done = true;
-    if (any_bar_assigned())
+    if (for_each_function(has_assigned_bar, NULL))
         return;
     /* PIIX3 ISA bridge at 00:01.0 (QEMU's -M pc): PIRQ A-D to IRQ 10, 10, 11, 11, level-triggered. */
     static const uint8_t irqs[4] = { 10, 10, 11, 11 };
@@ -134,56 +162,37 @@ static void firmware_setup_once(void)
         outb(ELCR2, (uint8_t)(inb(ELCR2) | (1u << (10 - 8)) | (1u << (11 - 8))));
         pirq_irq = irqs;
     }
-    uint32_t io_next = PCI_IO_BASE, mem_next = PCI_MEM_BASE;
-    for (uint8_t slot = 0; slot < 32; slot++) {
-        for (uint8_t fn = 0; fn < 8; fn++) {
-            struct pci_dev d = { .bus = 0, .slot = slot, .fn = fn };
-            if ((pci_read32(&d, 0) & 0xffff) == 0xffff) {
-                if (fn == 0)
-                    break;
-                continue;
-            }
-            if (header_type(&d) == 0)
-                assign_function(&d, &io_next, &mem_next, pirq_irq);
-            if (fn == 0 && !(pci_read8(&d, 0x0e) & 0x80))
-                break;
-        }
-    }
+    struct assignment a = { .io_next = PCI_IO_BASE, .mem_next = PCI_MEM_BASE, .pirq_irq = pirq_irq };
+    for_each_function(assign_function, &a);
     printf("pci: no firmware had assigned BARs: assigned I/O 0x%x-0x%x, memory 0x%x-0x%x%s\n", PCI_IO_BASE,
-           io_next, PCI_MEM_BASE, mem_next, pirq_irq ? ", PIRQ A-D to IRQ 10, 10, 11, 11" : "");
+           a.io_next, PCI_MEM_BASE, a.mem_next, pirq_irq ? ", PIRQ A-D to IRQ 10, 10, 11, 11" : "");
+}
+
+struct find {
+    bool (*match)(const struct pci_dev* d, void* ctx);
+    void* ctx;
+    unsigned nth;
+    struct pci_dev* out;
+};
+
+static bool find_nth(struct pci_dev* d, void* ctx)
+{
+    struct find* f = ctx;
+    if (f->match && !f->match(d, f->ctx))
+        return false;
+    if (f->nth > 0) {
+        f->nth--;
+        return false;
+    }
+    *f->out = *d;
+    return true;
 }
 
 bool pci_find(bool (*match)(const struct pci_dev* d, void* ctx), void* ctx, unsigned nth, struct pci_dev* out)
 {
     firmware_setup_once();
-    for (uint8_t slot = 0; slot < 32; slot++) {
-        for (uint8_t fn = 0; fn < 8; fn++) {
-            struct pci_dev d = { .bus = 0, .slot = slot, .fn = fn };
-            uint32_t id = pci_read32(&d, 0);
-            if ((id & 0xffff) == 0xffff) {
-                if (fn == 0)
-                    break;
-                continue;
-            }
-            d.vendor = (uint16_t)id;
-            d.device = (uint16_t)(id >> 16);
-            uint32_t sub = pci_read32(&d, 0x2c);
-            d.subsys_vendor = (uint16_t)sub;
-            d.subsys_id = (uint16_t)(sub >> 16);
-            d.irq_line = pci_read8(&d, 0x3c);
-            d.irq_pin = pci_read8(&d, 0x3d);
-            if (!match || match(&d, ctx)) {
-                if (nth == 0) {
-                    *out = d;
-                    return true;
-                }
-                nth--;
-            }
-            if (fn == 0 && !(pci_read8(&d, 0x0e) & 0x80))
-                break;
-        }
-    }
-    return false;
+    struct find f = { .match = match, .ctx = ctx, .nth = nth, .out = out };
+    return for_each_function(find_nth, &f);
 }
 
 uint64_t pci_bar_address(const struct pci_dev* d, int bar, bool* is_io)
