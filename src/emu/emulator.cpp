@@ -442,6 +442,16 @@ Outcome& op_invpcid(Context& c)
     return complete(c, DIRTY_TLB);
 }
 
+/// The general register a 16-, 32- or 64-bit register destination (operand 0) names; nullopt for other forms.
+std::optional<GprRef> gpr_destination(Context const& c)
+{
+    auto const& dst = c.ops[0];
+    size_t const size = dst.size / 8u;
+    if (dst.type != ZYDIS_OPERAND_TYPE_REGISTER || (size != 2 && size != 4 && size != 8))
+        return std::nullopt;
+    return gpr_ref(dst.reg.value);
+}
+
 /// The value of a general-register or memory source operand (`size` bytes from memory), or the outcome that ended
 /// the instruction (an unsupported form, or the fault of the memory access).
 std::variant<uint64_t, Outcome*> read_gpr_or_memory(Context& c, ZydisDecodedOperand const& src, size_t size)
@@ -468,12 +478,11 @@ std::variant<uint64_t, Outcome*> read_gpr_or_memory(Context& c, ZydisDecodedOper
 
 Outcome& op_popcnt(Context& c)
 {
-    auto const& dst = c.ops[0];
-    auto const& src = c.ops[1];
-    auto g = gpr_ref(dst.reg.value);
-    size_t const size = dst.size / 8u;
-    if (dst.type != ZYDIS_OPERAND_TYPE_REGISTER || !g || (size != 2 && size != 4 && size != 8))
+    auto const g = gpr_destination(c);
+    if (!g)
         return unsupported(c, "operand forms");
+    auto const& src = c.ops[1];
+    size_t const size = c.ops[0].size / 8u;
     auto source = read_gpr_or_memory(c, src, size);
     if (auto* o = std::get_if<Outcome*>(&source))
         return **o;
@@ -495,12 +504,11 @@ Outcome& op_lar_lsl(Context& c, bool lsl)
 {
     if (c.mode == CpuMode::Real || c.mode == CpuMode::Virtual8086)
         return fault(c, ud());
-    auto const& dst = c.ops[0];
-    auto const& src = c.ops[1];
-    auto g = gpr_ref(dst.reg.value);
-    size_t const size = dst.size / 8u;
-    if (dst.type != ZYDIS_OPERAND_TYPE_REGISTER || !g || (size != 2 && size != 4 && size != 8))
+    auto const g = gpr_destination(c);
+    if (!g)
         return unsupported(c, "operand forms");
+    auto const& src = c.ops[1];
+    size_t const size = c.ops[0].size / 8u;
     auto source = read_gpr_or_memory(c, src, 2);
     if (auto* o = std::get_if<Outcome*>(&source))
         return **o;
