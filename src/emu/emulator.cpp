@@ -497,7 +497,8 @@ Outcome& op_popcnt(Context& c)
 // --- LAR, LSL (SDM vol. 2 "LAR", "LSL"): the access rights or the byte-granular limit of the descriptor a selector
 // names, ZF = 1; ZF = 0 and the destination unchanged when the selector is null or beyond its table's limit, the
 // descriptor's type is not one the instruction accepts, or (not a conforming code segment) its DPL is below CPL or
-// the selector's RPL. Presence is not checked. #UD in real and virtual-8086 mode. Linux's paranoid exception entry
+// the selector's RPL. Presence is not checked. #UD in real and virtual-8086 mode. Not modelled: in IA-32e mode the
+// upper half of a 16-byte system descriptor is neither limit-checked nor read. Linux's paranoid exception entry
 // reads its CPU number this way (LSL of the per-CPU GDT entry) ---
 
 Outcome& op_lar_lsl(Context& c, bool lsl)
